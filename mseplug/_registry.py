@@ -1,0 +1,192 @@
+"""Which backend handles an array: lazy detection, caching, plugins.
+
+Detection looks each array *type* up once and caches the answer. A built-in
+backend is only asked when its library is already in ``sys.modules`` (if the
+user never imported torch, no input can be a tensor), so nothing here imports
+a framework. Order: NumPy, torch, JAX; then plugins (registered in-process with
+:func:`register_backend`, or installed under the ``mseplug.backends``
+entry-point group, read once); then the generic Array API backend. Plain
+lists, scalars and objects with ``__array__`` are handled by NumPy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import threading
+import warnings
+from typing import Any
+
+from mseplug._backend import Backend
+
+__all__ = ["Backend", "backend_of", "backends", "get_backend", "register_backend", "resolve"]
+
+# name -> (module that defines it, class name, library whose import makes it relevant)
+_BUILTINS: dict[str, tuple[str, str, str]] = {
+    "numpy": ("mseplug.backends.numpy", "NumpyBackend", "numpy"),
+    "torch": ("mseplug.backends.torch", "TorchBackend", "torch"),
+    "jax": ("mseplug.backends.jax", "JaxBackend", "jax"),
+}
+_GENERIC = ("mseplug.backends.array_api", "ArrayAPIBackend")
+ENTRY_POINT_GROUP = "mseplug.backends"
+
+_lock = threading.RLock()
+_instances: dict[str, Backend] = {}
+_by_type: dict[type, Backend | None] = {}
+_registered: list[Backend] = []
+_entry_points_read = False
+
+
+def _builtin(name: str) -> Backend:
+    backend = _instances.get(name)
+    if backend is None:
+        with _lock:
+            module_name, class_name, _ = _BUILTINS[name] if name in _BUILTINS else (*_GENERIC, "")
+            cls = getattr(importlib.import_module(module_name), class_name)
+            backend = _instances.setdefault(name, cls())
+    return backend
+
+
+def _plugins() -> list[Backend]:
+    """Registered backends, then installed entry-point plugins (read once; failures warn)."""
+    global _entry_points_read
+    if not _entry_points_read:
+        with _lock:
+            if not _entry_points_read:
+                for cls in _load_entry_points():
+                    _add(cls)
+                _entry_points_read = True
+    return _registered
+
+
+def _load_entry_points() -> list[type[Backend]]:
+    from importlib.metadata import entry_points
+
+    loaded = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = point.load()
+            if not (isinstance(cls, type) and issubclass(cls, Backend)):
+                raise TypeError(f"{point.value} is not a mseplug.Backend subclass")
+            loaded.append(cls)
+        except Exception as error:  # a broken plugin must not break mseplug
+            warnings.warn(
+                f"mseplug backend plugin {point.name!r} failed to load and is skipped: {error!r}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return loaded
+
+
+def _add(cls: type[Backend]) -> Backend:
+    backend = cls()
+    _registered[:] = [b for b in _registered if b.name != backend.name] + [backend]
+    _by_type.clear()  # types decided before may now belong to the new backend
+    return backend
+
+
+def _detect(x: Any) -> Backend | None:
+    for name, (_, _, library) in _BUILTINS.items():
+        if library in sys.modules:
+            backend = _builtin(name)
+            if backend.owns(x):
+                return backend
+    for backend in _plugins():
+        if backend.owns(x):
+            return backend
+    generic = _builtin("array_api")
+    return generic if generic.owns(x) else None
+
+
+def backend_of(x: Any) -> Backend | None:
+    """The backend owning ``x``'s type, or ``None`` for lists, scalars and other non-arrays."""
+    kind = type(x)
+    try:
+        return _by_type[kind]
+    except KeyError:
+        pass
+    with _lock:
+        backend = _by_type[kind] = _detect(x)
+    return backend
+
+
+def _by_name(name: Any) -> Backend:
+    if isinstance(name, Backend):
+        return name
+    if isinstance(name, type) and issubclass(name, Backend):
+        return register_backend(name)
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a backend name or a Backend; got {type(name).__name__}")
+    if name in _BUILTINS or name == "array_api":
+        if name in _BUILTINS and not _installed(_BUILTINS[name][2]):
+            raise ValueError(f"backend={name!r} is not installed; installed: {backends()}")
+        return _builtin(name)
+    for backend in _plugins():
+        if backend.name == name:
+            return backend
+    raise ValueError(f"backend={name!r} is unknown; installed backends: {backends()}")
+
+
+def resolve(y_true: Any, y_pred: Any, backend: Any = None) -> Backend:
+    """The backend of one call: the one named, else ``y_pred``'s, else ``y_true``'s, else NumPy."""
+    if backend is not None:
+        return _by_name(backend)
+    found = backend_of(y_pred)
+    if found is None:
+        found = backend_of(y_true)
+    return found if found is not None else _builtin("numpy")
+
+
+def get_backend(*arrays: Any) -> Backend:
+    """The backend that handles these arrays, given in the losses' order ``(y_true, y_pred, ...)``.
+
+    The answer follows ``y_pred`` (the second array) when it is an array of a
+    known library, else the first array that is; lists and scalars go to NumPy.
+
+    Examples
+    --------
+    >>> import numpy as np, mseplug
+    >>> mseplug.get_backend(np.zeros(3), np.ones(3)).name
+    'numpy'
+    """
+    ordered = arrays[1:2] + arrays[:1] + arrays[2:]
+    for array in ordered:
+        found = backend_of(array)
+        if found is not None:
+            return found
+    return _builtin("numpy")
+
+
+def backends() -> tuple[str, ...]:
+    """Names of the backends usable now: built-ins whose library is installed, then plugins.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> "numpy" in mseplug.backends()
+    True
+    """
+    names = [name for name, (_, _, lib) in _BUILTINS.items() if _installed(lib)]
+    names.append("array_api")
+    names.extend(backend.name for backend in _plugins() if backend.name not in names)
+    return tuple(names)
+
+
+def _installed(library: str) -> bool:
+    return library in sys.modules or importlib.util.find_spec(library) is not None
+
+
+def register_backend(backend_cls: type[Backend]) -> Backend:
+    """Register a :class:`Backend` subclass in this process; returns its instance.
+
+    A registered backend is asked after NumPy, torch and JAX and before the
+    generic Array API backend. Registering a name again replaces the old one.
+    """
+    if not (isinstance(backend_cls, type) and issubclass(backend_cls, Backend)):
+        raise TypeError(
+            f"backend_cls must be a subclass of mseplug.Backend; got {backend_cls!r}"
+        )
+    with _lock:
+        _plugins()
+        return _add(backend_cls)

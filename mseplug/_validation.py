@@ -1,0 +1,132 @@
+"""Checks on options, shapes, dtypes and weights, with the messages users see.
+
+Everything here is backend-agnostic: it looks at ``.shape`` tuples, dtype
+*kinds* (one letter, as NumPy's ``dtype.kind``) and Python values, never at a
+framework. The backends call these helpers after converting their inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+LOSS_NAMES = ("mse", "mae", "rmse", "huber")
+REDUCTIONS = ("mean", "sum", "none")
+NAN_POLICIES = ("propagate", "raise", "omit")
+MULTIOUTPUT_MODES = ("uniform_average", "raw_values")
+
+# Dtype kinds (numpy's ``dtype.kind`` letters) that a loss accepts.
+NUMERIC_KINDS = frozenset("fiub")
+_KIND_NAMES = {"c": "complex", "O": "object", "U": "string", "S": "bytes", "V": "void",
+               "M": "datetime", "m": "timedelta", "T": "string"}
+
+
+def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise a typed error naming ``name``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {allowed}; got {type(value).__name__}")
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {allowed}")
+    return value
+
+
+def check_delta(delta: object) -> float:
+    """Huber's ``delta``: a finite real number > 0."""
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)):
+        try:
+            delta = float(delta)  # type: ignore[arg-type]  # NumPy / 0-d array scalars
+        except (TypeError, ValueError):
+            raise TypeError(f"delta must be a real number > 0; got {type(delta).__name__}") from None
+    delta = float(delta)
+    if not (math.isfinite(delta) and delta > 0):
+        raise ValueError(f"delta must be a finite number > 0; got {delta}")
+    return delta
+
+
+def check_input_present(name: str, value: object) -> None:
+    """``None`` and strings are never arrays."""
+    if value is None:
+        raise TypeError(f"{name} is None; expected an array of numbers")
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} is a {type(value).__name__}; expected an array of numbers")
+
+
+def check_kind(name: str, kind: str, dtype: object) -> None:
+    """Reject complex, object, string and other non-real dtypes."""
+    if kind not in NUMERIC_KINDS:
+        what = _KIND_NAMES.get(kind, "non-numeric")
+        raise TypeError(
+            f"{name} has {what} dtype {dtype}; losses are defined for real numbers "
+            "(cast to a float dtype first)"
+        )
+
+
+def common_shape(true_shape: tuple[int, ...], pred_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape both inputs are treated as; never a broadcast.
+
+    Equal shapes pass; ``(n,)`` against ``(n, 1)`` (either way round) is
+    treated as ``(n,)``; a 0-d pair is one sample, ``(1,)``. Anything else,
+    and any empty input, is a ``ValueError`` naming both shapes.
+    """
+    t, p = tuple(true_shape), tuple(pred_shape)
+    if t != p:
+        if t + (1,) == p and len(t) == 1:
+            p = t
+        elif p + (1,) == t and len(p) == 1:
+            t = p
+        else:
+            raise ValueError(
+                f"y_true {t} vs y_pred {p}: shapes differ. mseplug never broadcasts; "
+                "reshape one of them so both have the same shape"
+            )
+    if 0 in t:
+        raise ValueError(f"y_true and y_pred are empty (shape {t}); a loss needs at least one sample")
+    return t if t else (1,)
+
+
+def check_weight_shape(shape: tuple[int, ...], n_samples: int) -> None:
+    """``sample_weight`` is one number per sample, shape ``(n_samples,)``."""
+    if tuple(shape) not in ((n_samples,), ()) or (shape == () and n_samples != 1):
+        raise ValueError(
+            f"sample_weight {tuple(shape)} vs {n_samples} samples: sample_weight needs shape "
+            f"({n_samples},), one weight per sample (axis 0)"
+        )
+
+
+def check_weight_values(total: float, minimum: float, all_finite: bool) -> None:
+    """Finite, non-negative, positive sum: checked from three reductions the backend computed."""
+    if not all_finite:
+        raise ValueError("sample_weight has NaN or infinite values; weights must be finite")
+    if minimum < 0:
+        raise ValueError(f"sample_weight has negative values (min {minimum}); weights must be >= 0")
+    if not total > 0:
+        raise ValueError("sample_weight sums to 0; at least one weight must be positive")
+
+
+def check_output_weights(weights: Any, output_shape: tuple[int, ...]) -> Any:
+    """Validate ``multioutput`` given as output weights; return them as a float64 NumPy vector."""
+    import numpy as np
+
+    try:
+        vector = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            "multioutput must be 'uniform_average', 'raw_values' or an array of output weights; "
+            f"got {type(weights).__name__}"
+        ) from None
+    n_outputs = math.prod(output_shape)
+    if vector.size != n_outputs or vector.ndim > max(1, len(output_shape)):
+        raise ValueError(
+            f"multioutput has {vector.size} weights (shape {vector.shape}) but the inputs have "
+            f"{n_outputs} outputs (shape {output_shape}); give one weight per output"
+        )
+    if not np.all(np.isfinite(vector)) or np.any(vector < 0) or not vector.sum() > 0:
+        raise ValueError("multioutput weights must be finite, >= 0 and not all zero")
+    return vector.reshape(-1)
+
+
+def nan_error(name: str) -> ValueError:
+    return ValueError(
+        f"{name} contains NaN and nan_policy='raise'; use nan_policy='omit' to drop those "
+        "samples or 'propagate' to get NaN"
+    )

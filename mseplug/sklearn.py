@@ -1,0 +1,289 @@
+"""scikit-learn scorers for mseplug's losses.
+
+Use them wherever scikit-learn takes ``scoring=``: ``cross_val_score``,
+``cross_validate``, ``GridSearchCV``, ``RandomizedSearchCV``. They pickle, so
+``n_jobs=2`` works; they accept multi-output targets and, with
+``sklearn.set_config(array_api_dispatch=True)``, the estimator's own arrays
+(for instance torch tensors), and they always return a Python ``float``.
+
+Importing this module does not import scikit-learn: the scorers are built on
+first use (``mse_scorer`` and the others are created when first looked up).
+
+Sign convention
+---------------
+scikit-learn always *maximises* a score, so a loss is reported **negated**,
+as its own ``neg_mean_squared_error`` is: ``mse_scorer`` returns ``-MSE``, the
+best model has the score closest to 0 and ``GridSearchCV.best_score_`` is
+``-(smallest loss)``. That is why :func:`scorers` names its entries ``neg_*``.
+:func:`loss_from_score` undoes the sign, for one score or an array of them:
+``loss_from_score(search.best_score_)`` is the best model's loss.
+
+Sample weights
+--------------
+The scorers pass ``sample_weight`` on to the loss.
+
+- Metadata routing off (scikit-learn's default): a direct call
+  ``scorer(estimator, X, y, sample_weight=w)`` is weighted. In
+  ``cross_validate``, ``GridSearchCV`` and the like, scikit-learn itself sends
+  the weights to ``fit`` only, so scores are unweighted (as with its own
+  scorers).
+- Metadata routing on (``sklearn.set_config(enable_metadata_routing=True)``):
+  these scorers already *request* ``sample_weight`` (as if
+  ``.set_score_request(sample_weight=True)`` had been called), so
+  ``cross_validate(..., params={"sample_weight": w})`` weights every fold's
+  score. To score unweighted while weighting ``fit``, opt out on a scorer of
+  your own: ``make_scorer("mse").set_score_request(sample_weight=False)``
+  (``mse_scorer`` and the others are shared by the whole process).
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.linear_model import Ridge
+>>> from sklearn.model_selection import GridSearchCV
+>>> from mseplug.sklearn import loss_from_score, mse_scorer
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(40, 3))
+>>> y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=40)
+>>> search = GridSearchCV(Ridge(), {"alpha": [0.01, 100.0]}, scoring=mse_scorer, cv=4).fit(X, y)
+>>> search.best_params_
+{'alpha': 0.01}
+>>> bool(search.best_score_ < 0), bool(loss_from_score(search.best_score_) > 0)
+(True, True)
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import TYPE_CHECKING, Any, Callable, Protocol, overload
+
+import numpy as np
+
+import mseplug
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "Scorer",
+    "huber_scorer",
+    "loss_from_score",
+    "mae_scorer",
+    "make_scorer",
+    "mse_scorer",
+    "rmse_scorer",
+    "scorers",
+]
+
+_LOSS_NAMES = ("mse", "mae", "rmse", "huber")
+_OPTIONS = ("backend", "multioutput", "nan_policy")
+_SCORER_NAMES = {"mse_scorer": "mse", "mae_scorer": "mae", "rmse_scorer": "rmse",
+                 "huber_scorer": "huber"}
+
+
+class Scorer(Protocol):
+    """What :func:`make_scorer` returns: a scikit-learn scorer (``greater_is_better=False``)."""
+
+    def __call__(
+        self, estimator: Any, X: Any, y_true: Any, *, sample_weight: Any = None, **kwargs: Any
+    ) -> float: ...
+
+    def set_score_request(self, **kwargs: Any) -> Scorer: ...
+
+
+# The metric functions: module level, so scorers pickle by reference (n_jobs > 1).
+# Each returns the loss itself; the scorer negates it.
+def _mse(y_true: Any, y_pred: Any, *, sample_weight: Any = None, **options: Any) -> float:
+    return float(mseplug.mse(y_true, y_pred, sample_weight=sample_weight, **options))
+
+
+def _mae(y_true: Any, y_pred: Any, *, sample_weight: Any = None, **options: Any) -> float:
+    return float(mseplug.mae(y_true, y_pred, sample_weight=sample_weight, **options))
+
+
+def _rmse(y_true: Any, y_pred: Any, *, sample_weight: Any = None, **options: Any) -> float:
+    return float(mseplug.rmse(y_true, y_pred, sample_weight=sample_weight, **options))
+
+
+def _huber(y_true: Any, y_pred: Any, *, sample_weight: Any = None, **options: Any) -> float:
+    return float(mseplug.huber(y_true, y_pred, sample_weight=sample_weight, **options))
+
+
+_METRICS: dict[str, Callable[..., float]] = {
+    "mse": _mse, "mae": _mae, "rmse": _rmse, "huber": _huber,
+}
+
+
+def _loss_name(loss: object) -> str:
+    if isinstance(loss, str):
+        if loss in _LOSS_NAMES:
+            return loss
+        raise ValueError(f"loss={loss!r} is not one of {_LOSS_NAMES}")
+    if callable(loss):
+        for name in _LOSS_NAMES:
+            if getattr(mseplug, name) is loss:
+                return name
+        raise ValueError(
+            f"loss={loss!r} is not one of mseplug's losses (mseplug.mse, mae, rmse, huber); "
+            "for another function use sklearn.metrics.make_scorer(func, greater_is_better=False)"
+        )
+    raise TypeError(
+        f"loss must be one of {_LOSS_NAMES} or an mseplug loss function; got {type(loss).__name__}"
+    )
+
+
+def _check_options(name: str, options: dict[str, Any]) -> None:
+    allowed = _OPTIONS + (("delta",) if name == "huber" else ())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        hint = ""
+        if "sample_weight" in unknown:
+            hint = "; sample_weight is passed per call or routed as metadata, not fixed here"
+        elif "reduction" in unknown:
+            hint = "; a scorer always uses reduction='mean'"
+        raise TypeError(
+            f"make_scorer() got unexpected option(s) {unknown} for loss {name!r}; "
+            f"allowed: {sorted(allowed)}{hint}"
+        )
+    multioutput = options.get("multioutput", "uniform_average")
+    if isinstance(multioutput, str) and multioutput == "raw_values":
+        raise ValueError(
+            "multioutput='raw_values' gives one loss per output, but a scorer returns one number; "
+            "use 'uniform_average' or output weights"
+        )
+    # Check the values now, through the loss itself, rather than at the first fold
+    # (where cross_val_score would turn the error into a warning and a NaN score).
+    probe = np.zeros((2, *np.shape(multioutput)))
+    values = {key: value for key, value in options.items() if key != "backend"}
+    getattr(mseplug, name)(probe, probe, **values)
+
+
+def make_scorer(loss: str | Callable[..., Any], **options: Any) -> Scorer:
+    """Make a scikit-learn scorer that returns the negated ``loss`` as a Python float.
+
+    Parameters
+    ----------
+    loss : {"mse", "mae", "rmse", "huber"} or callable
+        The loss, by name or as the function itself (``mseplug.mse``, ...).
+    **options
+        The loss's keyword options, fixed for every call: ``multioutput``
+        (``"uniform_average"`` or output weights; not ``"raw_values"``),
+        ``nan_policy``, ``backend`` and, for ``"huber"``, ``delta``.
+        ``sample_weight`` is not an option: it comes with each call.
+
+    Returns
+    -------
+    Scorer
+        A new scorer made by :func:`sklearn.metrics.make_scorer` with
+        ``greater_is_better=False``, requesting ``sample_weight`` under metadata
+        routing (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        If ``loss`` is not a known loss, or an option has a bad value.
+    TypeError
+        If ``loss`` is neither a string nor callable, or an option is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from mseplug.sklearn import make_scorer
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> y = np.array([0.0, 1.0, 2.0, 7.0])
+    >>> model = LinearRegression().fit(X, y)
+    >>> scorer = make_scorer("huber", delta=0.5)
+    >>> round(scorer(model, X, y), 6)
+    -0.37625
+    >>> round(make_scorer("mse")(model, X, y, sample_weight=np.array([1.0, 1.0, 1.0, 0.0])), 6)
+    -1.12
+    """
+    name = _loss_name(loss)
+    _check_options(name, options)
+    import sklearn
+    from sklearn.metrics import make_scorer as sklearn_make_scorer
+
+    scorer = sklearn_make_scorer(_METRICS[name], greater_is_better=False, **options)
+    # set_score_request refuses to run while routing is off; the request is kept
+    # either way and only consulted when routing is on.
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer.set_score_request(sample_weight=True)
+    result: Scorer = scorer
+    return result
+
+
+def scorers() -> dict[str, Scorer]:
+    """New scorers for all four losses, for multi-metric scoring.
+
+    Returns
+    -------
+    dict of str to Scorer
+        ``{"neg_mse": ..., "neg_mae": ..., "neg_rmse": ..., "neg_huber": ...}``,
+        fresh scorers with default options; the ``neg_`` marks negated losses.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from sklearn.model_selection import cross_validate
+    >>> from mseplug.sklearn import loss_from_score, scorers
+    >>> X = np.arange(12.0).reshape(6, 2)
+    >>> y = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 6.0])
+    >>> results = cross_validate(LinearRegression(), X, y, cv=3, scoring=scorers())
+    >>> sorted(key for key in results if key.startswith("test_"))
+    ['test_neg_huber', 'test_neg_mae', 'test_neg_mse', 'test_neg_rmse']
+    >>> bool((loss_from_score(results["test_neg_mse"]) >= 0).all())
+    True
+    """
+    return {f"neg_{name}": make_scorer(name) for name in _LOSS_NAMES}
+
+
+@overload
+def loss_from_score(score: float) -> float: ...
+@overload
+def loss_from_score(score: ArrayLike) -> NDArray[np.float64]: ...
+def loss_from_score(score: Any) -> Any:
+    """Turn a negated score back into the loss (undo scikit-learn's ``neg_`` sign).
+
+    Parameters
+    ----------
+    score : float or array_like
+        What a scorer, ``cross_val_score`` or a search's ``best_score_`` reports.
+
+    Returns
+    -------
+    float or ndarray
+        ``-score``: a float for a number, a float64 array otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mseplug.sklearn import loss_from_score
+    >>> loss_from_score(-0.25)
+    0.25
+    >>> loss_from_score(np.array([-1.0, -0.5]))
+    array([1. , 0.5])
+    """
+    if isinstance(score, numbers.Real):
+        return -float(score)
+    return -np.asarray(score, dtype=np.float64)
+
+
+if TYPE_CHECKING:
+    mse_scorer: Scorer
+    mae_scorer: Scorer
+    rmse_scorer: Scorer
+    huber_scorer: Scorer
+
+
+def __getattr__(name: str) -> Scorer:
+    """Create ``mse_scorer``, ``mae_scorer``, ``rmse_scorer``, ``huber_scorer`` on first use."""
+    loss = _SCORER_NAMES.get(name)
+    if loss is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    scorer = globals().setdefault(name, make_scorer(loss))
+    return scorer
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SCORER_NAMES))
