@@ -24,7 +24,13 @@ class Options(NamedTuple):
 
     @property
     def weighted_outputs(self) -> bool:
+        """Whether ``multioutput`` holds output weights (not one of the mode strings)."""
         return not isinstance(self.multioutput, str)
+
+    @property
+    def uniform(self) -> bool:
+        """Whether outputs combine by their plain mean (or plain sum), the default."""
+        return isinstance(self.multioutput, str) and self.multioutput == "uniform_average"
 
 
 _DEFAULTS: dict[str, Options] = {

@@ -17,7 +17,7 @@ def _output_share(xp: Any, options: Options, weights: Any, k: int, like: Any) ->
     if options.weighted_outputs:
         share = xp.asarray(weights, dtype=like.dtype)
         return share / xp.sum(share) if options.reduction == "mean" else share
-    if options.multioutput == "raw_values":
+    if not options.uniform:  # raw values
         return None
     return xp.ones_like(like) / k if options.reduction == "mean" else xp.ones_like(like)
 

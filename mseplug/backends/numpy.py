@@ -81,11 +81,29 @@ class NumpyBackend(Backend):
         return (
             data.sample_weight is None
             and options.nan_policy != "omit"
-            and (data.y_pred.shape[1] == 1 or (options.multioutput == "uniform_average"
-                                              and not options.loss.root))
+            and (data.y_pred.shape[1] == 1 or (options.uniform and not options.loss.root))
         )
 
     def evaluate(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
+        if (  # the common call: two float arrays of one shape and dtype, default options
+            type(y_pred) is np.ndarray
+            and type(y_true) is np.ndarray
+            and sample_weight is None
+            and options.reduction == "mean"
+            and options.nan_policy == "propagate"
+            and y_true.shape == y_pred.shape
+            and y_true.dtype == y_pred.dtype
+            and y_pred.dtype.kind == "f"
+            and y_pred.ndim <= 1
+            and y_pred.size
+            and isinstance(options.multioutput, str)
+        ):
+            total = kernels.flat_total(
+                options.loss.name, y_true.reshape(-1), y_pred.reshape(-1),
+                self._work_dtype(y_pred.dtype), options.delta,
+            )
+            total /= y_pred.size
+            return np.asarray(total ** 0.5 if options.loss.root else total, dtype=y_pred.dtype)
         data = self.prepare(y_true, y_pred, sample_weight, options)
         if options.reduction == "none":
             return self._elementwise(data, options)
