@@ -32,8 +32,6 @@ def read_chunks(path: Path, *, column: str | None = None, chunk_rows: int = CHUN
                 ) -> Iterator[np.ndarray]:
     """Yield the file's values in row chunks; ``column`` picks one column of a table."""
     suffix = path.suffix.lower()
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
     if suffix == ".npy":
         if column is not None:
             raise ValueError(f"--column applies to .csv and .parquet files, not {path.name}")

@@ -60,6 +60,9 @@ def _score(args: argparse.Namespace) -> int:
     unknown = sorted(set(metrics) - set(LOSS_NAMES))
     if unknown or not metrics:
         raise ValueError(f"--metric {args.metric!r}: unknown {unknown}; choose from {LOSS_NAMES}")
+    for path in (args.true, args.pred, args.weights):
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
     accumulators = {m: mseplug.Accumulator(m, delta=args.delta) for m in metrics}
     streams = [_files.read_chunks(args.true, column=args.column),
                _files.read_chunks(args.pred, column=args.column)]
