@@ -54,7 +54,8 @@ Examples
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING, Any, Callable, Protocol, overload
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import numpy as np
 
@@ -281,7 +282,7 @@ def __getattr__(name: str) -> Scorer:
     loss = _SCORER_NAMES.get(name)
     if loss is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    scorer = globals().setdefault(name, make_scorer(loss))
+    scorer: Scorer = globals().setdefault(name, make_scorer(loss))
     return scorer
 
 

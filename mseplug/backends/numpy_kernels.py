@@ -73,6 +73,9 @@ def flat_total(name: str, y_true: Any, y_pred: Any, dtype: Any, delta: float) ->
     n = y_pred.shape[0]
     if n <= BLOCK:  # one block: a temporary is cheaper than the buffer bookkeeping
         d = np.subtract(y_pred, y_true, dtype=dtype)
+        if name in ("mse", "rmse"):
+            # NumPy's pairwise sum, as np.mean and scikit-learn: identical small results.
+            return float(np.add.reduce(np.multiply(d, d, out=d)))
         return _block_sum(name, d, np.empty_like(d) if name == "huber" else d, delta)
     workers = _threads() if n >= PARALLEL_MIN else 1
     if workers < 2:
