@@ -101,7 +101,10 @@ class Backend:
                 f"{name} is a {type(x).__name__} that cannot be converted to {self.name} "
                 f"arrays ({error}); convert it yourself first"
             ) from None
-        v.check_kind(name, x.dtype.kind, x.dtype)
+        kind = x.dtype.kind
+        if kind == "V" and "float" in x.dtype.name:  # ml_dtypes' bfloat16 from torch or JAX
+            kind = "f"
+        v.check_kind(name, kind, x.dtype)
         return self.from_foreign(x, like) if like is not None else self.from_foreign(x, x)
 
     # -- dtypes ------------------------------------------------------------
