@@ -31,11 +31,12 @@ def _absolute_derivative(xp: Any, r: Any, delta: float) -> Any:
 
 
 def _huber(xp: Any, r: Any, delta: float) -> Any:
-    # With a = |r| and m = min(a, delta): m * (a - m / 2) is a**2 / 2 inside the
-    # band and delta * (a - delta / 2) outside it, with no branch.
+    # With a = |r| and m = min(a, delta): m**2 / 2 + delta * (a - m) is a**2 / 2 inside
+    # the band and delta * (a - delta / 2) outside it, with no branch. Written so that
+    # autodiff gives delta * sign(r) even at r = ±inf (m * (a - m / 2) would give inf * 0).
     a = xp.abs(r)
     m = xp.minimum(a, xp.asarray(delta, dtype=a.dtype))
-    return m * (a - 0.5 * m)
+    return 0.5 * (m * m) + delta * (a - m)
 
 
 def _huber_derivative(xp: Any, r: Any, delta: float) -> Any:

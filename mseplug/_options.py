@@ -28,6 +28,11 @@ class Options(NamedTuple):
         return not isinstance(self.multioutput, str)
 
     @property
+    def raw(self) -> bool:
+        """Whether each output gets its own value (``multioutput="raw_values"``)."""
+        return isinstance(self.multioutput, str) and self.multioutput == "raw_values"
+
+    @property
     def uniform(self) -> bool:
         """Whether outputs combine by their plain mean (or plain sum), the default."""
         return isinstance(self.multioutput, str) and self.multioutput == "uniform_average"

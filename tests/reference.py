@@ -99,4 +99,4 @@ def loss_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
             scale = np.where(root > 0, scale / (2 * np.where(root > 0, root, 1.0)), 0.0)
     else:
         scale = v
-    return (de * scale[None, :]).reshape(pred_shape)
+    return np.where(drop, 0.0, de * scale[None, :]).reshape(pred_shape)

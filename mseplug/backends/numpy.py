@@ -81,6 +81,7 @@ class NumpyBackend(Backend):
         return (
             data.sample_weight is None
             and options.nan_policy != "omit"
+            and not options.weighted_outputs
             and (data.y_pred.shape[1] == 1 or (options.uniform and not options.loss.root))
         )
 
@@ -116,7 +117,8 @@ class NumpyBackend(Backend):
                 total /= data.y_pred.size
                 if options.loss.root:
                     total **= 0.5
-            return np.asarray(total, dtype=data.dtype)
+            value = np.asarray(total, dtype=data.dtype)
+            return value.reshape(data.output_shape) if options.raw else value
         total, weight = self.statistics(data, options)
         value = _reduce.finalize(np, options, total, weight, data.output_shape, data.output_weights)
         return np.asarray(value, dtype=data.dtype)
