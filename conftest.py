@@ -6,10 +6,10 @@ collect_ignore = [
     f"mseplug/{path}"
     for path, library in {
         "torch.py": "torch",
-        "backends/torch.py": "torch",
-        "backends/torch_autograd.py": "torch",
-        "backends/jax.py": "jax",
-        "backends/jax_kernels.py": "jax",
+        "_backends/torch.py": "torch",
+        "_backends/torch_autograd.py": "torch",
+        "_backends/jax.py": "jax",
+        "_backends/jax_kernels.py": "jax",
         "sklearn.py": "sklearn",
     }.items()
     if importlib.util.find_spec(library) is None

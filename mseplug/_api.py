@@ -6,7 +6,8 @@ formula do, and its options by keyword.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mseplug._options import make_options
 from mseplug._registry import resolve

@@ -12,8 +12,9 @@ import importlib.util
 import math
 import timeit
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -47,15 +48,7 @@ def numpy_rows(n: int, repeat: int) -> list[Row]:
     for dtype in (np.float32, np.float64):
         a = rng.standard_normal(n).astype(dtype)
         b = rng.standard_normal(n).astype(dtype)
-        name = np.dtype(dtype).name
-        ours = median_time(lambda: mseplug.mse(a, b), repeat=repeat)
-        rows.append((f"numpy mse n={n:.0e} {name}", "np.mean((a-b)**2)", ours,
-                     median_time(lambda: np.mean((a - b) ** 2), repeat=repeat), ">= 3"))
-        rows.append((f"numpy mse n={n:.0e} {name}", "np.dot(a, b) (bandwidth)", ours,
-                     median_time(lambda: np.dot(a, b), repeat=repeat), ">= 0.6"))
-        rows.append((f"numpy mae n={n:.0e} {name}", "np.mean(np.abs(a-b))",
-                     median_time(lambda: mseplug.mae(a, b), repeat=repeat),
-                     median_time(lambda: np.mean(np.abs(a - b)), repeat=repeat), ">= 2.5"))
+        rows.extend(_large_rows(a, b, repeat))
     small_a, small_b = rng.standard_normal(8), rng.standard_normal(8)
     ours = median_time(lambda: mseplug.mse(small_a, small_b), repeat=repeat)
     rows.append(("numpy mse n=8", "np.mean((a-b)**2)", ours,
@@ -67,6 +60,20 @@ def numpy_rows(n: int, repeat: int) -> list[Row]:
                      median_time(lambda: mean_squared_error(small_a, small_b), repeat=repeat),
                      ">= 25"))
     return rows
+
+
+def _large_rows(a: np.ndarray, b: np.ndarray, repeat: int) -> list[Row]:
+    case = f"n={a.size:.0e} {a.dtype.name}"
+    ours = median_time(lambda: mseplug.mse(a, b), repeat=repeat)
+    return [
+        (f"numpy mse {case}", "np.mean((a-b)**2)", ours,
+         median_time(lambda: np.mean((a - b) ** 2), repeat=repeat), ">= 3"),
+        (f"numpy mse {case}", "np.dot(a, b) (bandwidth)", ours,
+         median_time(lambda: np.dot(a, b), repeat=repeat), ">= 0.6"),
+        (f"numpy mae {case}", "np.mean(np.abs(a-b))",
+         median_time(lambda: mseplug.mae(a, b), repeat=repeat),
+         median_time(lambda: np.mean(np.abs(a - b)), repeat=repeat), ">= 2.5"),
+    ]
 
 
 def accuracy_and_memory(n: int) -> list[str]:

@@ -7,8 +7,9 @@ definition to agree with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 Elementwise = Callable[[Any, Any, float], Any]
 

@@ -24,11 +24,11 @@ __all__ = ["Backend", "backend_of", "backends", "get_backend", "register_backend
 
 # name -> (module that defines it, class name, library whose import makes it relevant)
 _BUILTINS: dict[str, tuple[str, str, str]] = {
-    "numpy": ("mseplug.backends.numpy", "NumpyBackend", "numpy"),
-    "torch": ("mseplug.backends.torch", "TorchBackend", "torch"),
-    "jax": ("mseplug.backends.jax", "JaxBackend", "jax"),
+    "numpy": ("mseplug._backends.numpy", "NumpyBackend", "numpy"),
+    "torch": ("mseplug._backends.torch", "TorchBackend", "torch"),
+    "jax": ("mseplug._backends.jax", "JaxBackend", "jax"),
 }
-_GENERIC = ("mseplug.backends.array_api", "ArrayAPIBackend")
+_GENERIC = ("mseplug._backends.array_api", "ArrayAPIBackend")
 ENTRY_POINT_GROUP = "mseplug.backends"
 
 _lock = threading.RLock()

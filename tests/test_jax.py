@@ -16,8 +16,8 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 import mseplug  # noqa: E402
+from mseplug._backends import jax_kernels  # noqa: E402
 from mseplug._options import make_options  # noqa: E402
-from mseplug.backends import jax_kernels  # noqa: E402
 
 optax = pytest.importorskip("optax")
 
@@ -50,7 +50,7 @@ def _torch_backend() -> Any:
     """torch, if both torch and mseplug's torch backend are installed; else ``None``."""
     if importlib.util.find_spec("torch") is None:
         return None
-    if importlib.util.find_spec("mseplug.backends.torch") is None:
+    if importlib.util.find_spec("mseplug._backends.torch") is None:
         return None
     import torch
 

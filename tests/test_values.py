@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import RTOL, reference
 
 import mseplug
+from conftest import RTOL, reference
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 

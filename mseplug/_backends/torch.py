@@ -9,7 +9,7 @@ average, ``nan_policy="propagate"``) and two float32/float64 tensors of equal
 shape, dtype and device, a call is one fused kernel (``mse_loss``,
 ``l1_loss``, ``huber_loss``) after a few attribute compares. Everything else
 goes through :meth:`TorchBackend.prepare` and the kernels of
-:mod:`mseplug.backends.torch_autograd`.
+:mod:`mseplug._backends.torch_autograd`.
 
 Checks that read values back to the host (sample weights finite, >= 0 and
 with a positive sum; ``nan_policy="raise"``) cost a device sync. They are
@@ -39,8 +39,8 @@ import torch
 
 from mseplug import _validation as v
 from mseplug._backend import Backend, Prepared
+from mseplug._backends import torch_autograd as K
 from mseplug._options import _DEFAULTS, Options
-from mseplug.backends import torch_autograd as K
 
 Tensor = torch.Tensor
 _HALF = (torch.float16, torch.bfloat16)

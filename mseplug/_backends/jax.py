@@ -42,8 +42,8 @@ from jax.core import Tracer
 
 from mseplug import _validation as v
 from mseplug._backend import Backend, Prepared
+from mseplug._backends import jax_kernels as kernels
 from mseplug._options import Options
-from mseplug.backends import jax_kernels as kernels
 
 
 class _Call(NamedTuple):

@@ -9,8 +9,8 @@ import numpy as np
 from mseplug import _reduce
 from mseplug import _validation as v
 from mseplug._backend import Backend, Prepared
+from mseplug._backends import numpy_kernels as kernels
 from mseplug._options import Options
-from mseplug.backends import numpy_kernels as kernels
 
 _FLOAT64 = np.dtype(np.float64)
 _FLOAT32 = np.dtype(np.float32)

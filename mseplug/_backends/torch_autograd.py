@@ -12,7 +12,7 @@ Everything here stays in torch's autograd graph and composes with
 Examples
 --------
 >>> import torch
->>> from mseplug.backends.torch_autograd import safe_sqrt
+>>> from mseplug._backends.torch_autograd import safe_sqrt
 >>> x = torch.zeros(2, requires_grad=True)
 >>> safe_sqrt(x).sum().backward()
 >>> x.grad.tolist()
