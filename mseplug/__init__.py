@@ -10,6 +10,7 @@ Examples
 from mseplug._accumulate import Accumulator
 from mseplug._api import grad, huber, mae, mse, rmse, value_and_grad
 from mseplug._backend import Backend
+from mseplug._overflow import LossOverflowWarning
 from mseplug._registry import backends, get_backend, register_backend
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Accumulator",
     "Backend",
+    "LossOverflowWarning",
     "backends",
     "get_backend",
     "grad",

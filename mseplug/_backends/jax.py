@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
+from mseplug import _overflow
 from mseplug import _validation as v
 from mseplug._backend import Backend, Prepared
 from mseplug._backends import jax_kernels as kernels
@@ -169,7 +170,12 @@ class JaxBackend(Backend):
     def evaluate(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
         call = self._inputs(y_true, y_pred, sample_weight, options)
         kernel = kernels.evaluate_kernel(kernels.kernel_options(options))
-        return kernel(call.y_true, call.y_pred, call.sample_weight, call.output_weights)
+        value = kernel(call.y_true, call.y_pred, call.sample_weight, call.output_weights)
+        if value.ndim == 0 and not isinstance(value, Tracer) and bool(jnp.isinf(value)):
+            # Eager only (under jit the value is a tracer): inf from finite inputs is an overflow.
+            if bool(jnp.isfinite(call.y_true).all()) and bool(jnp.isfinite(call.y_pred).all()):
+                _overflow.warn(value.dtype)
+        return value
 
     def value_and_grad(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from mseplug import _reduce
+from mseplug import _overflow, _reduce
 from mseplug import _validation as v
 from mseplug._backend import Backend, Prepared
 from mseplug._backends import numpy_kernels as kernels
@@ -14,6 +15,22 @@ from mseplug._options import Options
 
 _FLOAT64 = np.dtype(np.float64)
 _FLOAT32 = np.dtype(np.float32)
+_LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32)}
+
+
+def _result(value: Any, dtype: np.dtype) -> np.ndarray:
+    """A float64 value in the result dtype; beyond the dtype's range it is inf, with a warning."""
+    largest = _LARGEST.get(dtype)
+    if largest is not None:
+        if isinstance(value, float):
+            overflow = largest < abs(value) < math.inf
+        else:
+            overflow = bool(np.any((np.abs(value) > largest) & np.isfinite(value)))
+        if overflow:
+            _overflow.warn(dtype.name)
+            with np.errstate(over="ignore"):
+                return np.asarray(value, dtype=dtype)
+    return np.asarray(value, dtype=dtype)
 
 
 class NumpyBackend(Backend):
@@ -71,9 +88,10 @@ class NumpyBackend(Backend):
         return _FLOAT32 if dtype.itemsize < 4 else dtype
 
     def statistics(self, data: Prepared, options: Options) -> tuple[Any, Any]:
+        # Residuals in float64: float32 squares cannot overflow here.
         return kernels.column_totals(
             options.loss.name, data.y_true, data.y_pred, data.sample_weight,
-            options.nan_policy == "omit", self._work_dtype(data.dtype), options.delta,
+            options.nan_policy == "omit", _FLOAT64, options.delta,
         )
 
     def _flat(self, data: Prepared, options: Options) -> bool:
@@ -99,29 +117,29 @@ class NumpyBackend(Backend):
             and y_pred.size
             and isinstance(options.multioutput, str)
         ):
-            total = kernels.flat_total(
-                options.loss.name, y_true.reshape(-1), y_pred.reshape(-1),
-                self._work_dtype(y_pred.dtype), options.delta,
-            )
-            total /= y_pred.size
-            return np.asarray(total ** 0.5 if options.loss.root else total, dtype=y_pred.dtype)
+            return self._flat_value(options, y_true.reshape(-1), y_pred.reshape(-1), y_pred.dtype)
         data = self.prepare(y_true, y_pred, sample_weight, options)
         if options.reduction == "none":
             return self._elementwise(data, options)
         if self._flat(data, options):
-            total = kernels.flat_total(
-                options.loss.name, data.y_true.reshape(-1), data.y_pred.reshape(-1),
-                self._work_dtype(data.dtype), options.delta,
+            value = self._flat_value(
+                options, data.y_true.reshape(-1), data.y_pred.reshape(-1), data.dtype
             )
-            if options.reduction == "mean":
-                total /= data.y_pred.size
-                if options.loss.root:
-                    total **= 0.5
-            value = np.asarray(total, dtype=data.dtype)
             return value.reshape(data.output_shape) if options.raw else value
         total, weight = self.statistics(data, options)
         value = _reduce.finalize(np, options, total, weight, data.output_shape, data.output_weights)
-        return np.asarray(value, dtype=data.dtype)
+        return _result(value, data.dtype)
+
+    def _flat_value(self, options: Options, y_true: Any, y_pred: Any, dtype: np.dtype) -> Any:
+        """The value from the grand total over 1-D views (no per-output statistics needed)."""
+        # Huber's two dot products lose digits in float32 when the residuals are large.
+        work = _FLOAT64 if options.loss.name == "huber" else self._work_dtype(dtype)
+        total = kernels.flat_total(options.loss.name, y_true, y_pred, work, options.delta)
+        if options.reduction == "mean":
+            total /= y_pred.size
+            if options.loss.root:
+                total **= 0.5
+        return _result(total, dtype)
 
     def _elementwise(self, data: Prepared, options: Options) -> Any:
         work = self._work_dtype(data.dtype)
@@ -148,4 +166,4 @@ class NumpyBackend(Backend):
         if options.nan_policy == "omit":
             grad[np.isnan(data.y_true) | np.isnan(data.y_pred)] = 0
         grad = grad.reshape(data.pred_shape).astype(data.dtype, copy=False)
-        return np.asarray(value, dtype=data.dtype), grad
+        return _result(value, data.dtype), grad

@@ -9,6 +9,7 @@ over a small thread pool: NumPy releases the GIL inside these calls.
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -56,11 +57,12 @@ def _range_total(name: str, a: Any, b: Any, lo: int, hi: int, dtype: Any, delta:
     buffer = np.empty(size, dtype)
     spare = np.empty(size, dtype) if name == "huber" else buffer
     total = 0.0
-    for start in range(lo, hi, BLOCK):
-        stop = min(start + BLOCK, hi)
-        d = buffer[: stop - start]
-        np.subtract(b[start:stop], a[start:stop], out=d, dtype=dtype)
-        total += _block_sum(name, d, spare[: stop - start], delta)
+    with np.errstate(over="ignore"):  # an overflow here is redone in float64 (flat_total)
+        for start in range(lo, hi, BLOCK):
+            stop = min(start + BLOCK, hi)
+            d = buffer[: stop - start]
+            np.subtract(b[start:stop], a[start:stop], out=d, dtype=dtype)
+            total += _block_sum(name, d, spare[: stop - start], delta)
     return total
 
 
@@ -68,15 +70,30 @@ def flat_total(name: str, y_true: Any, y_pred: Any, dtype: Any, delta: float) ->
     """Σ over every element of ``loss(y_pred - y_true)``, in float64.
 
     ``y_true`` and ``y_pred`` are 1-D views of equal length; ``dtype`` is the
-    dtype the residual is computed in (float32 or float64).
+    dtype the residual of a large input is computed in (float32 or float64).
+    When float32 squares overflow although the inputs are finite, the sum is
+    redone in float64, so the total is right whenever float64 can hold it.
     """
     n = y_pred.shape[0]
-    if n <= BLOCK:  # one block: a temporary is cheaper than the buffer bookkeeping
-        d = np.subtract(y_pred, y_true, dtype=dtype)
+    if n <= BLOCK:  # one block: a float64 temporary is cheaper than the buffer bookkeeping
+        d = np.subtract(y_pred, y_true, dtype=np.float64)
         if name in ("mse", "rmse"):
             # NumPy's pairwise sum, as np.mean and scikit-learn: identical small results.
             return float(np.add.reduce(np.multiply(d, d, out=d)))
         return _block_sum(name, d, np.empty_like(d) if name == "huber" else d, delta)
+    total = _parallel_total(name, y_true, y_pred, dtype, delta)
+    if (
+        math.isinf(total)
+        and dtype != np.float64
+        and np.isfinite(y_true).all()
+        and np.isfinite(y_pred).all()
+    ):
+        return _parallel_total(name, y_true, y_pred, np.float64, delta)
+    return total
+
+
+def _parallel_total(name: str, y_true: Any, y_pred: Any, dtype: Any, delta: float) -> float:
+    n = y_pred.shape[0]
     workers = _threads() if n >= PARALLEL_MIN else 1
     if workers < 2:
         return _range_total(name, y_true, y_pred, 0, n, dtype, delta)

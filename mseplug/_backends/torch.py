@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mseplug import _overflow
 from mseplug import _validation as v
 from mseplug._backend import Backend, Prepared
 from mseplug._backends import torch_autograd as K
@@ -74,6 +75,24 @@ def _device_error(name: str, x: Tensor, like: Tensor) -> ValueError:
         f"{name} is on device {x.device} but y_pred is on device {like.device}; move them to one "
         f"device first, e.g. {name}.to(y_pred.device)"
     )
+
+
+def _overflow_checked(value: Tensor, y_true: Tensor, y_pred: Tensor) -> Tensor:
+    """Warn when an eager CPU loss is inf although its inputs are finite (docs/conventions.md).
+
+    Costs one read of a CPU scalar; skipped on accelerators (it would be a
+    device sync), while compiling and under ``torch.func``, where inf stays silent.
+    """
+    if (
+        value.is_cpu
+        and value.ndim == 0
+        and K.host_checks_possible(value)
+        and math.isinf(value.item())
+        and bool(torch.isfinite(y_true).all())
+        and bool(torch.isfinite(y_pred).all())
+    ):
+        _overflow.warn(value.dtype)
+    return value
 
 
 class TorchBackend(Backend):
@@ -193,14 +212,14 @@ class TorchBackend(Backend):
             and y_pred.numel()
             and (not options.loss.root or y_pred.ndim <= 1)
         ):
-            return kernel(y_pred, y_true)
+            return _overflow_checked(kernel(y_pred, y_true), y_true, y_pred)
         data = self.prepare(y_true, y_pred, sample_weight, options)
         if options.reduction == "none":
             losses = K.elementwise_losses(options, data.y_true, data.y_pred, data.sample_weight)
             return losses.reshape(data.pred_shape).to(data.dtype)
         total, weight = K.totals(options, data.y_true, data.y_pred, data.sample_weight)
         value = K.finalize(options, total, weight, data.output_shape, data.output_weights)
-        return value.to(data.dtype)
+        return _overflow_checked(value.to(data.dtype), data.y_true, data.y_pred)
 
     def value_and_grad(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any
@@ -214,6 +233,12 @@ class TorchBackend(Backend):
         pred = self._tensor(y_pred, "y_pred", None)
         true = self._tensor(y_true, "y_true", pred)
         pred = pred.to(self._result_dtype(true, pred))
+        if options.nan_policy == "raise" and K.host_checks_possible(pred):
+            # Inside grad_and_value ``p`` is functorch-wrapped, so prepare() skips this check.
+            v.common_shape(tuple(true.shape), tuple(pred.shape))  # a shape error comes first
+            for name, array in (("y_true", true), ("y_pred", pred)):
+                if bool(torch.isnan(array).any()):
+                    raise v.nan_error(name)
 
         def loss(p: Tensor) -> Tensor:
             value = self.evaluate(options, true, p, sample_weight)
