@@ -53,4 +53,6 @@ def gradient_scale(
             # d sqrt(m) = dm / (2 sqrt(m)); at a perfect fit (m == 0) the gradient is 0, never NaN.
             positive = root > 0
             scale = xp.where(positive, scale / (2 * xp.where(positive, root, 1)), 0)
+            # An overflowed mean (inf) must not give 1 / inf = 0, a finite wrong gradient.
+            scale = xp.where(xp.isinf(root), root, scale)
     return scale

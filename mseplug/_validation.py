@@ -121,7 +121,10 @@ def check_output_weights(weights: Any, output_shape: tuple[int, ...]) -> Any:
             f"{n_outputs} outputs (shape {output_shape}); give one weight per output"
         )
     if not np.all(np.isfinite(vector)) or np.any(vector < 0) or not vector.sum() > 0:
-        raise ValueError("multioutput weights must be finite, >= 0 and not all zero")
+        raise ValueError(
+            "multioutput weights must be finite, >= 0 and not all zero; got "
+            f"{np.array2string(vector, threshold=8, separator=', ')}"
+        )
     return vector.reshape(-1)
 
 

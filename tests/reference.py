@@ -97,6 +97,9 @@ def loss_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
             m = (e * w[:, None]).sum(axis=0) / kept_weight
             root = np.sqrt(m)
             scale = np.where(root > 0, scale / (2 * np.where(root > 0, root, 1.0)), 0.0)
+            # Convention: an infinite RMSE (overflow or an infinite input) has a non-finite
+            # gradient, never 1 / inf = 0 (docs/conventions.md).
+            scale = np.where(np.isinf(root), np.inf, scale)
     else:
         scale = v
     return np.where(drop, 0.0, de * scale[None, :]).reshape(pred_shape)

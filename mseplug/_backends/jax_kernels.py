@@ -61,7 +61,10 @@ def safe_sqrt(x: Any) -> Any:
     (0.0, 0.25)
     """
     zero = x == 0
-    return jnp.where(zero, jnp.zeros_like(x), jnp.sqrt(jnp.where(zero, jnp.ones_like(x), x)))
+    root = jnp.where(zero, jnp.zeros_like(x), jnp.sqrt(jnp.where(zero, jnp.ones_like(x), x)))
+    # An overflowed sum of squares (x = inf) would get the derivative 0, a finite wrong
+    # gradient; ``x * x`` keeps the value inf and makes the gradient inf (docs/conventions.md).
+    return jnp.where(jnp.isinf(x), x * x, root)
 
 
 class _Conventions:

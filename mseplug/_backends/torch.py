@@ -233,12 +233,10 @@ class TorchBackend(Backend):
         pred = self._tensor(y_pred, "y_pred", None)
         true = self._tensor(y_true, "y_true", pred)
         pred = pred.to(self._result_dtype(true, pred))
-        if options.nan_policy == "raise" and K.host_checks_possible(pred):
-            # Inside grad_and_value ``p`` is functorch-wrapped, so prepare() skips this check.
-            v.common_shape(tuple(true.shape), tuple(pred.shape))  # a shape error comes first
-            for name, array in (("y_true", true), ("y_pred", pred)):
-                if bool(torch.isnan(array).any()):
-                    raise v.nan_error(name)
+        if (options.nan_policy == "raise" or sample_weight is not None) and K.host_checks_possible(pred):
+            # Inside grad_and_value every tensor is functorch-wrapped and prepare() cannot read
+            # values: check NaN under "raise" and the weights' values here, once, outside it.
+            self.prepare(true, pred, sample_weight, options)
 
         def loss(p: Tensor) -> Tensor:
             value = self.evaluate(options, true, p, sample_weight)

@@ -78,7 +78,11 @@ def safe_sqrt(x: Tensor) -> Tensor:
     double ``torch.where`` needs four; it also holds under ``torch.compile``
     (inductor lowers the backward to the same select) and ``torch.func``.
     """
-    return torch.sqrt(torch.relu(x))
+    root = torch.sqrt(torch.relu(x))
+    # A float32 sum of squares that overflowed (x = inf) would get the derivative
+    # 1 / (2·sqrt(inf)) = 0: a finite wrong gradient. ``x * x`` keeps the value inf and
+    # makes the gradient inf, so the overflow shows (docs/conventions.md).
+    return torch.where(torch.isinf(x), x * x, root)
 
 
 def elementwise(name: str, r: Tensor, delta: float) -> Tensor:
