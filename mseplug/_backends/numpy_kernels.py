@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,6 +24,7 @@ BLOCK = 1 << 13
 PARALLEL_MIN = 1 << 21
 
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
 def _threads() -> int:
@@ -34,9 +36,12 @@ def _threads() -> int:
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
+    """The shared worker pool, created once (its size is read on first use)."""
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mseplug")
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mseplug")
     return _pool
 
 
