@@ -8,7 +8,8 @@ within twice that. Tolerances are in ``TOLERANCE`` and in docs/conventions.md.
 
 Reproduce a failure with ``pytest tests/test_equivalence.py --hypothesis-seed=N``
 (hypothesis prints the seed and the falsifying example); the number of cases is
-``MSEPLUG_HYPOTHESIS_EXAMPLES`` (default 300).
+``MSEPLUG_HYPOTHESIS_EXAMPLES`` (default 300). With ``CI`` set, the cases are
+derandomized (the same every run; see tests/conftest.py).
 """
 
 from __future__ import annotations
