@@ -171,7 +171,7 @@ class JaxBackend(Backend):
         call = self._inputs(y_true, y_pred, sample_weight, options)
         kernel = kernels.evaluate_kernel(kernels.kernel_options(options))
         value = kernel(call.y_true, call.y_pred, call.sample_weight, call.output_weights)
-        if value.ndim == 0 and not isinstance(value, Tracer) and bool(jnp.isinf(value)):
+        if value.ndim == 0 and not isinstance(value, Tracer) and np.isinf(np.asarray(value)):
             # Eager only (under jit the value is a tracer): inf from finite inputs is an overflow.
             if bool(jnp.isfinite(call.y_true).all()) and bool(jnp.isfinite(call.y_pred).all()):
                 _overflow.warn(value.dtype)
