@@ -11,6 +11,7 @@ from typing import Any
 
 from mseplug._options import make_options
 from mseplug._registry import resolve
+from mseplug._validation import nonscalar_error
 
 ArrayLike = Any
 
@@ -224,9 +225,7 @@ def value_and_grad(
     chosen = resolve(y_true, y_pred, backend)
     value, gradient = chosen.value_and_grad(options, y_true, y_pred, sample_weight)
     if getattr(value, "ndim", 0) != 0:
-        raise ValueError(
-            f"grad needs a scalar loss; multioutput='raw_values' gave shape {tuple(value.shape)}"
-        )
+        raise nonscalar_error(tuple(value.shape))
     return value, gradient
 
 

@@ -128,6 +128,13 @@ def check_output_weights(weights: Any, output_shape: tuple[int, ...]) -> Any:
     return vector.reshape(-1)
 
 
+def nonscalar_error(output_shape: tuple[int, ...]) -> ValueError:
+    """``grad`` of ``multioutput="raw_values"`` over several outputs: no scalar to differentiate."""
+    return ValueError(
+        f"grad needs a scalar loss; multioutput='raw_values' gave shape {tuple(output_shape)}"
+    )
+
+
 def nan_error(name: str) -> ValueError:
     return ValueError(
         f"{name} contains NaN and nan_policy='raise'; use nan_policy='omit' to drop those "

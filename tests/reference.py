@@ -39,13 +39,23 @@ def _as_2d(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray, tuple[int,
     return t.reshape(n, -1), p.reshape(n, -1), pred_shape
 
 
+def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
+    return np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(n)
+
+
+def _output_share(multioutput: Any, k: int, reduction: str) -> np.ndarray:
+    """How much each output counts: its weight, normalised for the mean."""
+    v = np.ones(k) if isinstance(multioutput, str) else np.asarray(multioutput, np.float64).reshape(k)
+    return v / v.sum() if reduction == "mean" else v
+
+
 def loss_value(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
                multioutput: Any = "uniform_average", reduction: str = "mean",
                nan_policy: str = "propagate", delta: float = 1.0) -> np.ndarray:
     """The loss as float64, following the contract's definitions."""
     t, p, pred_shape = _as_2d(y_true, y_pred)
     n, k = t.shape
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(n)
+    w = _sample_weights(sample_weight, n)
     e = _elementwise(loss, p - t, delta)
     wk = np.repeat(w[:, None], k, axis=1)
     if nan_policy == "omit":
@@ -64,13 +74,7 @@ def loss_value(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None
         if np.ndim(y_true) > np.ndim(y_pred):
             out_shape = ()
         return per_output.reshape(out_shape)
-    if isinstance(multioutput, str):
-        v = np.ones(k)
-    else:
-        v = np.asarray(multioutput, np.float64).reshape(k)
-    if reduction == "mean":
-        v = v / v.sum()
-    return np.asarray(np.sum(v * per_output))
+    return np.asarray(np.sum(_output_share(multioutput, k, reduction) * per_output))
 
 
 def loss_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
@@ -79,17 +83,13 @@ def loss_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
     """d loss / d y_pred in float64 for a scalar loss (chain rule, by hand)."""
     t, p, pred_shape = _as_2d(y_true, y_pred)
     n, k = t.shape
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(n)
+    w = _sample_weights(sample_weight, n)
     drop = (np.isnan(t) | np.isnan(p)) if nan_policy == "omit" else np.zeros((n, k), bool)
     r = np.where(drop, 0.0, p - t)
     de = _derivative(loss, r, delta) * w[:, None]
     de = np.where(drop, 0.0, de)
-    if isinstance(multioutput, str):
-        v = np.ones(k)
-    else:
-        v = np.asarray(multioutput, np.float64).reshape(k)
+    v = _output_share(multioutput, k, reduction)
     if reduction == "mean":
-        v = v / v.sum()
         kept_weight = np.where(drop, 0.0, w[:, None]).sum(axis=0)
         scale = v / kept_weight
         if loss == "rmse":

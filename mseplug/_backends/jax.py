@@ -181,11 +181,8 @@ class JaxBackend(Backend):
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any
     ) -> tuple[Any, Any]:
         call = self._inputs(y_true, y_pred, sample_weight, options)
-        raw = isinstance(options.multioutput, str) and options.multioutput == "raw_values"
-        if raw and call.shape[1:] != ():
-            raise ValueError(
-                f"grad needs a scalar loss; multioutput='raw_values' gave shape {call.shape[1:]}"
-            )
+        if options.raw and call.shape[1:] != ():
+            raise v.nonscalar_error(call.shape[1:])
         kernel = kernels.value_and_grad_kernel(kernels.kernel_options(options))
         value, grad = kernel(call.y_true, call.y_pred, call.sample_weight, call.output_weights)
         return value, grad

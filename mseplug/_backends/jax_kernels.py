@@ -149,7 +149,7 @@ def value(true: Any, pred: Any, weight: Any, output_weights: Any, options: Optio
     losses, keep = _losses(t, p, w, options)
     if options.reduction == "none":
         return jnp.reshape(losses, pred.shape).astype(dtype)
-    if keep is None and not options.loss.root and options.multioutput == "uniform_average":
+    if keep is None and not options.loss.root and options.uniform:
         total = jnp.sum(losses)  # one flat reduction, as the hand-written jnp expression
         if options.reduction == "mean":
             count = t.shape[0] if w is None else jnp.sum(w)

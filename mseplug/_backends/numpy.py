@@ -115,7 +115,7 @@ class NumpyBackend(Backend):
             and y_pred.dtype.kind == "f"
             and y_pred.ndim <= 1
             and y_pred.size
-            and isinstance(options.multioutput, str)
+            and not options.weighted_outputs
         ):
             return self._flat_value(options, y_true.reshape(-1), y_pred.reshape(-1), y_pred.dtype)
         data = self.prepare(y_true, y_pred, sample_weight, options)

@@ -241,10 +241,7 @@ class TorchBackend(Backend):
         def loss(p: Tensor) -> Tensor:
             value = self.evaluate(options, true, p, sample_weight)
             if value.ndim != 0:
-                raise ValueError(
-                    "grad needs a scalar loss; multioutput='raw_values' gave shape "
-                    f"{tuple(value.shape)}"
-                )
+                raise v.nonscalar_error(tuple(value.shape))
             return value
 
         gradient, value = torch.func.grad_and_value(loss)(pred)

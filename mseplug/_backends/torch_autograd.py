@@ -49,10 +49,7 @@ def native_kernel(options: Options) -> Callable[[Tensor, Tensor], Tensor] | None
     is then the mean over samples averaged over outputs). RMSE's kernel is only
     valid for a single output; :class:`TorchBackend` checks that.
     """
-    multioutput = options.multioutput
-    if options.nan_policy != "propagate" or not isinstance(multioutput, str):
-        return None
-    if multioutput != "uniform_average":
+    if options.nan_policy != "propagate" or not options.uniform:
         return None
     enum = _REDUCTION[options.reduction]
     name = options.loss.name
@@ -151,7 +148,7 @@ def finalize(
             share = share / share.sum()
         share_t = torch.as_tensor(share, dtype=per_output.dtype, device=per_output.device)
         return torch.sum(share_t * per_output)
-    if options.multioutput == "raw_values":
+    if options.raw:
         return per_output.reshape(output_shape)
     return per_output.mean() if options.reduction == "mean" else per_output.sum()
 
