@@ -1,4 +1,4 @@
-"""mseplug: MSE, MAE, RMSE and Huber with one interface across NumPy, PyTorch, JAX and the Array API.
+"""mseplug: regression losses with one interface across NumPy, PyTorch, JAX and the Array API.
 
 Examples
 --------
@@ -9,23 +9,30 @@ Examples
 
 from mseplug._accumulate import Accumulator
 from mseplug._api import grad, huber, mae, mse, rmse, value_and_grad
-from mseplug._backend import Backend
+from mseplug._backend_registry import backends, get_backend, register_backend
+from mseplug._engine import Backend
+from mseplug._loss import Loss, Param
+from mseplug._loss_registry import get_loss, losses, register_loss
 from mseplug._overflow import LossOverflowWarning
-from mseplug._registry import backends, get_backend, register_backend
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Accumulator",
     "Backend",
+    "Loss",
     "LossOverflowWarning",
+    "Param",
     "backends",
     "get_backend",
+    "get_loss",
     "grad",
     "huber",
+    "losses",
     "mae",
     "mse",
     "register_backend",
+    "register_loss",
     "rmse",
     "value_and_grad",
 ]

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from mseplug import _reduce
-from mseplug._options import Options, make_options
-from mseplug._registry import resolve
+from mseplug._backend_registry import dispatch
+from mseplug._loss_registry import options_for
+from mseplug._options import Options
 
 
 class Accumulator:
@@ -21,9 +22,12 @@ class Accumulator:
 
     Parameters
     ----------
-    loss : {"mse", "mae", "rmse", "huber"}
-    multioutput, nan_policy, delta
+    loss : str, loss function or Loss
+        A registered loss (see :func:`mseplug.losses`).
+    multioutput, nan_policy
         As for the loss functions (``reduction`` is always ``"mean"``).
+    **params
+        The loss's parameters, e.g. ``delta=2.0`` for ``"huber"``.
 
     Examples
     --------
@@ -41,14 +45,14 @@ class Accumulator:
 
     def __init__(
         self,
-        loss: str = "mse",
+        loss: Any = "mse",
         *,
         multioutput: Any = "uniform_average",
         nan_policy: str = "propagate",
-        delta: float = 1.0,
+        **params: Any,
     ) -> None:
-        self.options: Options = make_options(
-            loss, multioutput=multioutput, nan_policy=nan_policy, delta=delta
+        self.options: Options = options_for(
+            loss, multioutput=multioutput, nan_policy=nan_policy, **params
         )
         self.reset()
 
@@ -65,12 +69,11 @@ class Accumulator:
 
     def update(self, y_true: Any, y_pred: Any, *, sample_weight: Any = None) -> None:
         """Add one chunk of samples (any library; checked as by the loss functions)."""
-        backend = resolve(y_true, y_pred)
-        data = backend.prepare(y_true, y_pred, sample_weight, self.options)
-        total, weight = backend.statistics(data, self.options)
+        backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
+        (total, weight), checked = backend.statistics(self.options, y_true, y_pred, sample_weight)
         self._add(
             _to_float64(backend, total), _to_float64(backend, weight),
-            data.y_pred.shape[0], data.output_shape, data.output_weights,
+            checked.shape[0], checked.shape[1:], checked.output_weights,
         )
 
     def _add(self, total: Any, weight: Any, count: int, shape: Any, output_weights: Any) -> None:
@@ -92,8 +95,8 @@ class Accumulator:
         """Add ``other``'s statistics (same loss and options) into this one; returns ``self``."""
         if not isinstance(other, Accumulator):
             raise TypeError(f"other must be an Accumulator; got {type(other).__name__}")
-        if (other.options.loss, other.options.delta, other.options.nan_policy) != (
-            self.options.loss, self.options.delta, self.options.nan_policy
+        if (other.options.loss, other.options.params, other.options.nan_policy) != (
+            self.options.loss, self.options.params, self.options.nan_policy
         ):
             raise ValueError(f"cannot merge {other!r} into {self!r}: options differ")
         if other.total is not None:
@@ -106,9 +109,14 @@ class Accumulator:
         if self.total is None or self.output_shape is None:
             raise ValueError("Accumulator.compute() before any update: no samples seen")
         value = _reduce.finalize(
-            np, self.options, self.total, self.weight, self.output_shape, self.output_weights
+            np, self.options, self.total, self.weight, self.output_shape, self.output_weights,
+            _sqrt,
         )
         return np.asarray(value, dtype=np.float64)
+
+
+def _sqrt(xp: Any, x: Any) -> Any:
+    return xp.sqrt(x)
 
 
 def _to_float64(backend: Any, array: Any) -> np.ndarray:

@@ -1,21 +1,31 @@
-"""The public loss functions: check options -> resolve the backend -> compute.
+"""The public functions: one per built-in loss, and ``grad`` / ``value_and_grad`` for any loss.
 
-Every function takes ``(y_true, y_pred)`` positionally, as scikit-learn and the
-formula do, and its options by keyword.
+Each built-in below is registered from its :class:`~mseplug.Loss` record
+(:mod:`mseplug._losses`); the ``def`` gives readers and static tools its
+signature and docstring, and :func:`mseplug._loss_registry.builtin` supplies
+the body every loss shares: check options, resolve the backend from
+``y_pred``, run the engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from mseplug._options import make_options
-from mseplug._registry import resolve
-from mseplug._validation import nonscalar_error
+from mseplug import _losses
+from mseplug import _validation as v
+from mseplug._backend_registry import dispatch
+from mseplug._loss_registry import builtin, options_for
+from mseplug._typing import Array, ArrayLike, Multioutput, NanPolicy, Reduction
 
-ArrayLike = Any
 
-_SHARED_PARAMETERS = """
+@builtin(_losses.MSE)
+def mse(
+    y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
+    multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
+    nan_policy: NanPolicy = "propagate", backend: Any = None,
+) -> Array:
+    """Mean squared error, ``Σᵢ wᵢ (ŷᵢ - yᵢ)² / Σᵢ wᵢ``.
+
     Parameters
     ----------
     y_true : array_like of shape (n_samples,) or (n_samples, *outputs)
@@ -38,84 +48,13 @@ _SHARED_PARAMETERS = """
         renormalises by the weight that remains (its ``"none"`` entry is 0).
     backend : str or Backend, optional
         Force a backend (see :func:`mseplug.backends`); inputs are converted.
-"""
 
-_RETURNS = """
     Returns
     -------
     loss : array
         A 0-d array of ``y_pred``'s library and promoted dtype (an array for
         ``"raw_values"`` or ``reduction="none"``), still part of any autodiff graph.
-"""
 
-
-def mse(
-    y_true: ArrayLike,
-    y_pred: ArrayLike,
-    *,
-    sample_weight: ArrayLike | None = None,
-    multioutput: str | ArrayLike = "uniform_average",
-    reduction: str = "mean",
-    nan_policy: str = "propagate",
-    backend: Any = None,
-) -> Any:
-    options = make_options(
-        "mse", multioutput=multioutput, reduction=reduction, nan_policy=nan_policy
-    )
-    return resolve(y_true, y_pred, backend).evaluate(options, y_true, y_pred, sample_weight)
-
-
-def mae(
-    y_true: ArrayLike,
-    y_pred: ArrayLike,
-    *,
-    sample_weight: ArrayLike | None = None,
-    multioutput: str | ArrayLike = "uniform_average",
-    reduction: str = "mean",
-    nan_policy: str = "propagate",
-    backend: Any = None,
-) -> Any:
-    options = make_options(
-        "mae", multioutput=multioutput, reduction=reduction, nan_policy=nan_policy
-    )
-    return resolve(y_true, y_pred, backend).evaluate(options, y_true, y_pred, sample_weight)
-
-
-def rmse(
-    y_true: ArrayLike,
-    y_pred: ArrayLike,
-    *,
-    sample_weight: ArrayLike | None = None,
-    multioutput: str | ArrayLike = "uniform_average",
-    reduction: str = "mean",
-    nan_policy: str = "propagate",
-    backend: Any = None,
-) -> Any:
-    options = make_options(
-        "rmse", multioutput=multioutput, reduction=reduction, nan_policy=nan_policy
-    )
-    return resolve(y_true, y_pred, backend).evaluate(options, y_true, y_pred, sample_weight)
-
-
-def huber(
-    y_true: ArrayLike,
-    y_pred: ArrayLike,
-    *,
-    sample_weight: ArrayLike | None = None,
-    multioutput: str | ArrayLike = "uniform_average",
-    reduction: str = "mean",
-    nan_policy: str = "propagate",
-    backend: Any = None,
-    delta: float = 1.0,
-) -> Any:
-    options = make_options(
-        "huber", multioutput=multioutput, reduction=reduction, nan_policy=nan_policy, delta=delta
-    )
-    return resolve(y_true, y_pred, backend).evaluate(options, y_true, y_pred, sample_weight)
-
-
-mse.__doc__ = f"""Mean squared error, ``Σᵢ wᵢ (ŷᵢ - yᵢ)² / Σᵢ wᵢ``.
-{_SHARED_PARAMETERS}{_RETURNS}
     Examples
     --------
     Two house prices, 120K and 60K, predicted as 100K and 80K: the raw errors
@@ -127,10 +66,27 @@ mse.__doc__ = f"""Mean squared error, ``Σᵢ wᵢ (ŷᵢ - yᵢ)² / Σᵢ wᵢ
     >>> float(mseplug.mse([[1.0, 2.0], [3.0, 4.0]], [[1.0, 3.0], [3.0, 6.0]],
     ...                   multioutput="raw_values")[1])
     2.5
-"""
+    """
 
-mae.__doc__ = f"""Mean absolute error, ``Σᵢ wᵢ |ŷᵢ - yᵢ| / Σᵢ wᵢ``.
-{_SHARED_PARAMETERS}{_RETURNS}
+
+@builtin(_losses.MAE)
+def mae(
+    y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
+    multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
+    nan_policy: NanPolicy = "propagate", backend: Any = None,
+) -> Array:
+    """Mean absolute error, ``Σᵢ wᵢ |ŷᵢ - yᵢ| / Σᵢ wᵢ``; less swayed by outliers than MSE.
+
+    Parameters
+    ----------
+    y_true, y_pred, sample_weight, multioutput, reduction, nan_policy, backend
+        As for :func:`mse`.
+
+    Returns
+    -------
+    loss : array
+        As for :func:`mse`.
+
     Examples
     --------
     >>> import mseplug
@@ -138,76 +94,95 @@ mae.__doc__ = f"""Mean absolute error, ``Σᵢ wᵢ |ŷᵢ - yᵢ| / Σᵢ wᵢ`
     20000.0
     >>> float(mseplug.mae([1.0, 2.0, 3.0], [2.0, 2.0, 5.0], sample_weight=[1.0, 1.0, 0.0]))
     0.5
-"""
+    """
 
-rmse.__doc__ = f"""Root mean squared error: the square root of each output's MSE, then averaged.
+
+@builtin(_losses.RMSE)
+def rmse(
+    y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
+    multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
+    nan_policy: NanPolicy = "propagate", backend: Any = None,
+) -> Array:
+    """Root mean squared error: the square root of each output's MSE, then averaged.
 
     As scikit-learn's ``root_mean_squared_error``, the root is taken per output
     before ``multioutput`` combines them; ``reduction`` must be ``"mean"``.
-{_SHARED_PARAMETERS}{_RETURNS}
+    The result is in the target's units.
+
+    Parameters
+    ----------
+    y_true, y_pred, sample_weight, multioutput, reduction, nan_policy, backend
+        As for :func:`mse`.
+
+    Returns
+    -------
+    loss : array
+        As for :func:`mse`.
+
     Examples
     --------
     >>> import mseplug
     >>> float(mseplug.rmse([120_000.0, 60_000.0], [100_000.0, 80_000.0]))
     20000.0
-"""
+    """
 
-huber.__doc__ = f"""Huber loss: ``½r²`` where ``|r| <= delta``, else ``delta·(|r| - ½delta)``.
+
+@builtin(_losses.HUBER)
+def huber(
+    y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
+    multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
+    nan_policy: NanPolicy = "propagate", backend: Any = None, delta: float = 1.0,
+) -> Array:
+    """Huber loss: ``½r²`` where ``|r| <= delta``, else ``delta·(|r| - ½delta)``.
 
     The same elementwise loss as ``torch.nn.functional.huber_loss`` and
-    ``optax.huber_loss``, averaged like :func:`mse`.
-{_SHARED_PARAMETERS}
+    ``optax.huber_loss``, averaged like :func:`mse`: quadratic near zero,
+    linear (so less swayed by outliers) far away.
+
+    Parameters
+    ----------
+    y_true, y_pred, sample_weight, multioutput, reduction, nan_policy, backend
+        As for :func:`mse`.
     delta : float, default 1.0
         Where the loss turns from quadratic to linear; finite and > 0.
-{_RETURNS}
+
+    Returns
+    -------
+    loss : array
+        As for :func:`mse`.
+
     Examples
     --------
     >>> import mseplug
     >>> float(mseplug.huber([0.0, 0.0], [0.5, 3.0], delta=1.0))
     1.3125
-"""
-
-_FUNCTIONS: dict[Callable[..., Any], str] = {mse: "mse", mae: "mae", rmse: "rmse", huber: "huber"}
-
-
-def _loss_name(loss: Any) -> str:
-    if isinstance(loss, str):
-        return loss
-    name = _FUNCTIONS.get(loss)
-    if name is None:
-        raise TypeError(
-            "loss must be 'mse', 'mae', 'rmse', 'huber' or one of mseplug's loss functions; "
-            f"got {loss!r}"
-        )
-    return name
+    """
 
 
 def value_and_grad(
-    loss: str | Callable[..., Any],
-    y_true: ArrayLike,
-    y_pred: ArrayLike,
-    *,
-    sample_weight: ArrayLike | None = None,
-    multioutput: str | ArrayLike = "uniform_average",
-    reduction: str = "mean",
-    nan_policy: str = "propagate",
-    backend: Any = None,
-    delta: float = 1.0,
-) -> tuple[Any, Any]:
+    loss: Any, y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
+    backend: Any = None, **options: Any,
+) -> tuple[Array, Array]:
     """The loss and its gradient with respect to ``y_pred``.
 
     The gradient has ``y_pred``'s library, shape, device and promoted dtype.
-    NumPy gradients are analytic; torch and JAX use their autodiff with
-    mseplug's conventions: the MAE subgradient at a zero residual is 0, the
-    RMSE gradient at a perfect fit is 0, and ``nan_policy="omit"`` gives
-    finite gradients (0 at the dropped elements).
+    NumPy (and the generic Array API backend) give the analytic gradient from
+    the loss's derivative; torch and JAX use their autodiff, which follows the
+    same derivative. The conventions hold everywhere: the MAE subgradient at a
+    zero residual is 0, the RMSE gradient at a perfect fit is 0, and
+    ``nan_policy="omit"`` gives finite gradients (0 at the dropped elements).
 
     Parameters
     ----------
-    loss : {"mse", "mae", "rmse", "huber"} or one of the loss functions
-    y_true, y_pred, **options
-        As for the loss; the loss must be a scalar (not ``reduction="none"``,
-        not ``"raw_values"`` over several outputs).
+    loss : str, loss function or Loss
+        A registered loss by name (see :func:`mseplug.losses`), its function
+        (``mseplug.mse``) or its :class:`~mseplug.Loss` record.
+    y_true, y_pred, sample_weight, backend
+        As for the loss.
+    **options
+        ``multioutput``, ``reduction``, ``nan_policy`` and the loss's
+        parameters (``delta=`` for Huber). The loss must be a scalar: not
+        ``reduction="none"``, not ``"raw_values"`` over several outputs.
 
     Examples
     --------
@@ -216,25 +191,17 @@ def value_and_grad(
     >>> float(value), g.tolist()
     (0.5, [1.0, 0.0])
     """
-    options = make_options(
-        _loss_name(loss), multioutput=multioutput, reduction=reduction, nan_policy=nan_policy,
-        delta=delta,
-    )
-    if options.reduction == "none":
+    checked = options_for(loss, **options)
+    if checked.reduction == "none":
         raise ValueError("grad needs a scalar loss; reduction='none' gives one value per element")
-    chosen = resolve(y_true, y_pred, backend)
-    value, gradient = chosen.value_and_grad(options, y_true, y_pred, sample_weight)
+    chosen, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight, backend)
+    value, gradient = chosen.value_and_grad(checked, y_true, y_pred, sample_weight)
     if getattr(value, "ndim", 0) != 0:
-        raise nonscalar_error(tuple(value.shape))
+        raise v.nonscalar_error(tuple(value.shape))
     return value, gradient
 
 
-def grad(
-    loss: str | Callable[..., Any],
-    y_true: ArrayLike,
-    y_pred: ArrayLike,
-    **options: Any,
-) -> Any:
+def grad(loss: Any, y_true: ArrayLike, y_pred: ArrayLike, **options: Any) -> Array:
     """The gradient of ``loss`` with respect to ``y_pred``; see :func:`value_and_grad`.
 
     Examples

@@ -16,8 +16,6 @@ import numpy as np
 
 import mseplug
 
-LOSSES = ("mse", "mae", "rmse", "huber")
-
 
 def _libraries() -> dict[str, tuple[Callable[[np.ndarray], Any], Callable[[Any], np.ndarray]]]:
     """Installed libraries: (from NumPy, to NumPy) converters, in a fixed order."""
@@ -61,7 +59,7 @@ def rows() -> tuple[list[str], list[list[str]]]:
     header = ["problem", "loss", *libs, "max |Δ value|", "max |Δ grad|"]
     table = []
     for title, y_true, y_pred, options in problems():
-        for loss in LOSSES:
+        for loss in mseplug.losses():
             values, grads = [], []
             for to_lib, to_numpy in libs.values():
                 extra = {k: to_lib(v) for k, v in options.items()}

@@ -1,66 +1,77 @@
-"""The four losses as data: an elementwise function, its derivative, and whether to take a root.
+"""The built-in losses as data: small pure functions of the residual ``r = y_pred - y_true``.
 
-Each function works on any Array API namespace ``xp`` and a residual
-``r = y_pred - y_true``. Backends with faster native kernels use these as the
-definition to agree with.
+Each function works on any Array API namespace ``xp``. A loss's derivative
+is also its gradient convention on every backend: ``sign(0) == 0`` gives MAE
+and pinball a zero subgradient at a zero residual, and torch and JAX
+differentiate the derivative for Hessians. Native kernels (NumPy's blocked
+sums, torch's fused losses) are optional speed-ups named in ``native``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from mseplug._loss import Loss, Param
+from mseplug._typing import Array, Namespace
 
-Elementwise = Callable[[Any, Any, float], Any]
+_NUMPY = "mseplug._backends.numpy_kernels"
+_TORCH = "mseplug._backends.torch_kernels"
 
 
-def _squared(xp: Any, r: Any, delta: float) -> Any:
+def squared_error(xp: Namespace, r: Array) -> Array:
+    """``e(r) = r²``."""
     return r * r
 
 
-def _squared_derivative(xp: Any, r: Any, delta: float) -> Any:
+def squared_error_derivative(xp: Namespace, r: Array) -> Array:
+    """``e'(r) = 2r``."""
     return 2 * r
 
 
-def _absolute(xp: Any, r: Any, delta: float) -> Any:
+def absolute_error(xp: Namespace, r: Array) -> Array:
+    """``e(r) = |r|``."""
     return xp.abs(r)
 
 
-def _absolute_derivative(xp: Any, r: Any, delta: float) -> Any:
-    # sign(0) == 0: the subgradient convention shared by every backend.
+def absolute_error_derivative(xp: Namespace, r: Array) -> Array:
+    """``e'(r) = sign(r)``: the subgradient 0 at ``r = 0``, on every backend."""
     return xp.sign(r)
 
 
-def _huber(xp: Any, r: Any, delta: float) -> Any:
-    # With a = |r| and m = min(a, delta): m**2 / 2 + delta * (a - m) is a**2 / 2 inside
-    # the band and delta * (a - delta / 2) outside it, with no branch. Written so that
-    # autodiff gives delta * sign(r) even at r = ±inf (m * (a - m / 2) would give inf * 0).
-    a = xp.abs(r)
-    m = xp.minimum(a, xp.asarray(delta, dtype=a.dtype))
-    return 0.5 * (m * m) + delta * (a - m)
+def huber(xp: Namespace, r: Array, delta: float) -> Array:
+    """``e(r) = r²/2`` for ``|r| <= δ``, else ``δ(|r| - δ/2)``.
+
+    Written as ``c²/2 + δ(|r| - |c|)`` with ``c = clip(r, -δ, δ)``: no branch,
+    finite derivative ``δ·sign(r)`` at ``r = ±inf``, and second derivative 1
+    at ``r = 0`` under plain autodiff too.
+    """
+    c = xp.clip(r, -delta, delta)
+    return 0.5 * (c * c) + delta * (xp.abs(r) - xp.abs(c))
 
 
-def _huber_derivative(xp: Any, r: Any, delta: float) -> Any:
+def huber_derivative(xp: Namespace, r: Array, delta: float) -> Array:
+    """``e'(r) = clip(r, -δ, δ)``."""
     return xp.clip(r, -delta, delta)
 
 
-@dataclass(frozen=True)
-class Loss:
-    """One loss: ``elementwise(xp, r, delta)``, ``derivative(xp, r, delta)`` and ``root``.
+MSE = Loss(
+    "mse", squared_error, squared_error_derivative,
+    native={"numpy": f"{_NUMPY}:SQUARED", "torch": f"{_TORCH}:SQUARED"},
+    doc="Mean squared error, ``Σᵢ wᵢ (ŷᵢ - yᵢ)² / Σᵢ wᵢ``.",
+)
+MAE = Loss(
+    "mae", absolute_error, absolute_error_derivative,
+    native={"numpy": f"{_NUMPY}:ABSOLUTE", "torch": f"{_TORCH}:ABSOLUTE"},
+    doc="Mean absolute error, ``Σᵢ wᵢ |ŷᵢ - yᵢ| / Σᵢ wᵢ``.",
+)
+RMSE = Loss(
+    "rmse", squared_error, squared_error_derivative, root=True,
+    native={"numpy": f"{_NUMPY}:SQUARED", "torch": f"{_TORCH}:SQUARED"},
+    doc="Root mean squared error: the square root of each output's MSE, then averaged.",
+)
+HUBER = Loss(
+    "huber", huber, huber_derivative,
+    params={"delta": Param(1.0, low=0.0, doc="Where the loss turns from quadratic to linear")},
+    native={"numpy": f"{_NUMPY}:HUBER", "torch": f"{_TORCH}:HUBER"},
+    doc="Huber loss: ``½r²`` where ``|r| <= delta``, else ``delta·(|r| - ½delta)``.",
+)
 
-    ``root`` is RMSE's square root of each output's mean, taken before the
-    outputs are combined (as scikit-learn's ``root_mean_squared_error``).
-    """
-
-    name: str
-    elementwise: Elementwise
-    derivative: Elementwise
-    root: bool = False
-
-
-MSE = Loss("mse", _squared, _squared_derivative)
-MAE = Loss("mae", _absolute, _absolute_derivative)
-RMSE = Loss("rmse", _squared, _squared_derivative, root=True)
-HUBER = Loss("huber", _huber, _huber_derivative)
-
-LOSSES: dict[str, Loss] = {loss.name: loss for loss in (MSE, MAE, RMSE, HUBER)}
+BUILTINS = (MSE, MAE, RMSE, HUBER)

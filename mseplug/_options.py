@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mseplug import _validation as v
-from mseplug._losses import LOSSES, Loss
+from mseplug._typing import MULTIOUTPUT_MODES, NAN_POLICIES, REDUCTIONS
+
+if TYPE_CHECKING:
+    from mseplug._loss import Loss
+
+#: Stand-in for output weights in a hashable (static) ``Options``; the weights travel as an array.
+WEIGHTED = ("output weights",)
 
 
 class Options(NamedTuple):
-    """What to compute: the loss, its ``delta``, and how to reduce and treat NaN.
+    """What to compute: the loss, its parameter values, and how to reduce and treat NaN.
 
     ``multioutput`` is ``"uniform_average"``, ``"raw_values"`` or the user's
-    output weights as given; the weights are checked against the output
-    shape once the inputs are known (:func:`output_weights`).
+    output weights as given (checked against the output shape once the
+    inputs are known). ``params`` are the loss's parameter values in its
+    declaration order.
     """
 
     loss: Loss
-    delta: float
     reduction: str
     nan_policy: str
     multioutput: Any
+    params: tuple[Any, ...]
 
     @property
     def weighted_outputs(self) -> bool:
@@ -37,39 +45,66 @@ class Options(NamedTuple):
         """Whether outputs combine by their plain mean (or plain sum), the default."""
         return isinstance(self.multioutput, str) and self.multioutput == "uniform_average"
 
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        """The parameter values by name."""
+        return dict(zip(self.loss.params, self.params))
 
-_DEFAULTS: dict[str, Options] = {
-    name: Options(loss, 1.0, "mean", "propagate", "uniform_average") for name, loss in LOSSES.items()
-}
+    def static(self) -> Options:
+        """The hashable part, for caches of compiled kernels: no weights, no parameter values.
+
+        ``"raise"`` computes as ``"propagate"`` (its check runs before the kernel).
+        """
+        nan_policy = "propagate" if self.nan_policy == "raise" else self.nan_policy
+        multioutput = WEIGHTED if self.weighted_outputs else self.multioutput
+        return Options(self.loss, self.reduction, nan_policy, multioutput, ())
+
+
+_cache: dict[tuple[Any, ...], Options] = {}
+_CACHE_SIZE = 1024
 
 
 def make_options(
-    loss: str,
+    loss: Loss,
     *,
     multioutput: Any = "uniform_average",
     reduction: str = "mean",
     nan_policy: str = "propagate",
-    delta: Any = 1.0,
+    params: Mapping[str, Any] | None = None,
 ) -> Options:
-    """Check every option and return them as :class:`Options` (cached for the defaults)."""
-    if (
-        reduction == "mean"
-        and nan_policy == "propagate"
-        and delta == 1.0
-        and isinstance(multioutput, str)
-        and multioutput == "uniform_average"
-        and loss in _DEFAULTS
-    ):
-        return _DEFAULTS[loss]
-    spec = LOSSES[v.check_choice("loss", loss, v.LOSS_NAMES)]
-    v.check_choice("reduction", reduction, v.REDUCTIONS)
-    v.check_choice("nan_policy", nan_policy, v.NAN_POLICIES)
+    """Check every option and the loss's parameters; return them as :class:`Options`.
+
+    Calls with string options and plain-number parameters are cached, so a
+    repeated call costs one dictionary lookup.
+    """
+    items = tuple(params.items()) if params else ()
+    key = None
+    if isinstance(multioutput, str) and all(type(value) is float for _, value in items):
+        # id(loss): the cached Options holds the loss, so the id cannot be reused meanwhile.
+        key = (id(loss), multioutput, reduction, nan_policy, items)
+        try:
+            return _cache[key]
+        except (KeyError, TypeError):
+            pass
+    options = _check(loss, multioutput, reduction, nan_policy, dict(items))
+    if key is not None and len(_cache) < _CACHE_SIZE:
+        _cache[key] = options
+    return options
+
+
+def _check(loss: Loss, multioutput: Any, reduction: str, nan_policy: str,
+           params: dict[str, Any]) -> Options:
+    v.check_choice("reduction", reduction, REDUCTIONS)
+    v.check_choice("nan_policy", nan_policy, NAN_POLICIES)
     if isinstance(multioutput, str):
-        v.check_choice("multioutput", multioutput, v.MULTIOUTPUT_MODES)
+        v.check_choice("multioutput", multioutput, MULTIOUTPUT_MODES)
     elif multioutput is None:
         raise TypeError("multioutput must be 'uniform_average', 'raw_values' or output weights; got None")
     elif reduction == "none":
         raise ValueError("multioutput output weights do not apply with reduction='none'")
-    if spec.root and reduction != "mean":
-        raise ValueError(f"rmse needs reduction='mean' (a root of a sum is no RMSE); got {reduction!r}")
-    return Options(spec, v.check_delta(delta), reduction, nan_policy, multioutput)
+    if loss.root and reduction != "mean":
+        raise ValueError(
+            f"{loss.name} takes the root of each output's mean, so it needs reduction='mean' "
+            f"(a root of a sum is no {loss.name}); got {reduction!r}"
+        )
+    return Options(loss, reduction, nan_policy, multioutput, loss.check_params(params))

@@ -2,48 +2,55 @@
 
 The statistics of one call (or of a stream, in the Accumulator) are, per
 output ``k``: ``S[k] = Σᵢ wᵢ·e(rᵢₖ)`` and ``W[k] = Σᵢ wᵢ`` over the samples
-kept. Everything below works on any Array API namespace ``xp``.
+kept. Everything below works on any Array API namespace ``xp``; output
+weights arrive as an array of ``S``'s library, device and dtype.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from mseplug._options import Options
+from mseplug._typing import Array, Namespace
+
+Root = Callable[[Namespace, Array], Array]
 
 
-def _output_share(xp: Any, options: Options, weights: Any, k: int, like: Any) -> Any:
+def _output_share(xp: Namespace, options: Options, output_weights: Array | None, like: Array
+                  ) -> Array | None:
     """How much each output counts in the combined value (``None``: raw values)."""
-    if options.weighted_outputs:
-        share = xp.asarray(weights, dtype=like.dtype)
-        return share / xp.sum(share) if options.reduction == "mean" else share
-    if not options.uniform:  # raw values
+    mean = options.reduction == "mean"
+    if output_weights is not None:
+        return output_weights / xp.sum(output_weights) if mean else output_weights
+    if options.raw:
         return None
-    return xp.ones_like(like) / k if options.reduction == "mean" else xp.ones_like(like)
+    ones = xp.ones_like(like)
+    return ones / like.shape[0] if mean else ones
 
 
 def finalize(
-    xp: Any, options: Options, total: Any, weight: Any, output_shape: tuple[int, ...], weights: Any
-) -> Any:
+    xp: Namespace, options: Options, total: Array, weight: Array,
+    output_shape: tuple[int, ...], output_weights: Array | None, root: Root,
+) -> Array:
     """The loss value from ``total`` (``S``, shape ``(K,)``) and ``weight`` (``W``).
 
-    ``weights`` are the checked output weights (or ``None``). Returns a 0-d
-    array, or an array of ``output_shape`` for ``multioutput="raw_values"``.
+    ``root(xp, x)`` is the backend's square root (with its gradient convention).
+    Returns a 0-d array, or an array of ``output_shape`` for ``multioutput="raw_values"``.
     """
     per_output = total / weight if options.reduction == "mean" else total
     if options.loss.root:
-        per_output = xp.sqrt(per_output)
-    share = _output_share(xp, options, weights, per_output.shape[0], per_output)
+        per_output = root(xp, per_output)
+    share = _output_share(xp, options, output_weights, per_output)
     if share is None:
         return xp.reshape(per_output, output_shape)
     return xp.sum(share * per_output)
 
 
 def gradient_scale(
-    xp: Any, options: Options, total: Any, weight: Any, weights: Any
-) -> Any:
+    xp: Namespace, options: Options, total: Array, weight: Array, output_weights: Array | None
+) -> Array:
     """Per-output factor ``c[k]`` with ``d loss / d y_pred[i, k] = c[k] · wᵢ · e'(rᵢₖ)``."""
-    scale = _output_share(xp, options, weights, total.shape[0], total)
+    scale = _output_share(xp, options, output_weights, total)
     if scale is None:  # raw values of a single output: the value itself
         scale = xp.ones_like(total)
     if options.reduction == "mean":

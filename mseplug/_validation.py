@@ -10,11 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-LOSS_NAMES = ("mse", "mae", "rmse", "huber")
-REDUCTIONS = ("mean", "sum", "none")
-NAN_POLICIES = ("propagate", "raise", "omit")
-MULTIOUTPUT_MODES = ("uniform_average", "raw_values")
-
 # Dtype kinds (numpy's ``dtype.kind`` letters) that a loss accepts.
 NUMERIC_KINDS = frozenset("fiub")
 _KIND_NAMES = {"c": "complex", "O": "object", "U": "string", "S": "bytes", "V": "void",
@@ -28,19 +23,6 @@ def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not one of {allowed}")
     return value
-
-
-def check_delta(delta: object) -> float:
-    """Huber's ``delta``: a finite real number > 0."""
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)):
-        try:
-            delta = float(delta)  # type: ignore[arg-type]  # NumPy / 0-d array scalars
-        except (TypeError, ValueError):
-            raise TypeError(f"delta must be a real number > 0; got {type(delta).__name__}") from None
-    delta = float(delta)
-    if not (math.isfinite(delta) and delta > 0):
-        raise ValueError(f"delta must be a finite number > 0; got {delta}")
-    return delta
 
 
 def check_input_present(name: str, value: object) -> None:

@@ -7,8 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-from mseplug._validation import LOSS_NAMES
+from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,12 +19,14 @@ def _parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="evaluate prediction files, streamed in chunks")
     score.add_argument("true", type=Path, help="targets: .npy, .csv or .parquet")
     score.add_argument("pred", type=Path, help="predictions, same rows and columns")
-    score.add_argument("--metric", default="mse,mae,rmse,huber",
-                       help="comma-separated losses (default: all four)")
+    score.add_argument("--metric", default=None,
+                       help="comma-separated losses (default: every registered loss)")
     score.add_argument("--weights", type=Path, help="sample weights, one per row")
     score.add_argument("--column", help="the column to use from .csv/.parquet files")
     score.add_argument("--backend", default="numpy", help="backend computing each chunk")
-    score.add_argument("--delta", type=float, default=1.0, help="Huber's delta")
+    score.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="a loss parameter, e.g. delta=2 (Huber) or alpha=0.9 (pinball); "
+                            "each metric takes the parameters it has")
     score.add_argument("--format", choices=("table", "json"), default="table")
     score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     bench = commands.add_parser("bench", help="the performance table on this machine")
@@ -54,16 +55,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _score(args: argparse.Namespace) -> int:
     import mseplug
     from mseplug import _files, _progress
-    from mseplug._registry import resolve
+    from mseplug._backend_registry import resolve
 
-    metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
-    unknown = sorted(set(metrics) - set(LOSS_NAMES))
+    known = mseplug.losses()
+    metrics = list(known) if args.metric is None else [
+        m.strip() for m in args.metric.split(",") if m.strip()]
+    unknown = sorted(set(metrics) - set(known))
     if unknown or not metrics:
-        raise ValueError(f"--metric {args.metric!r}: unknown {unknown}; choose from {LOSS_NAMES}")
+        raise ValueError(f"--metric {args.metric!r}: unknown {unknown}; choose from {known}")
+    params = _params(args.param)
+    takes = {m: mseplug.get_loss(m).loss.params for m in metrics}
+    unused = sorted(set(params) - {name for names in takes.values() for name in names})
+    if unused:
+        raise ValueError(f"--param {unused[0]}: none of the metrics {metrics} takes it")
     for path in (args.true, args.pred, args.weights):
         if path is not None and not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
-    accumulators = {m: mseplug.Accumulator(m, delta=args.delta) for m in metrics}
+    accumulators = {
+        m: mseplug.Accumulator(m, **{k: v for k, v in params.items() if k in takes[m]})
+        for m in metrics
+    }
     streams = [_files.read_chunks(args.true, column=args.column),
                _files.read_chunks(args.pred, column=args.column)]
     if args.weights is not None:
@@ -89,3 +100,16 @@ def _score(args: argparse.Namespace) -> int:
             print(f"{metric:<8}  {value:.10g}")
         print(f"({rows} rows)")
     return 0
+
+
+def _params(settings: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for setting in settings:
+        name, equals, value = setting.partition("=")
+        try:
+            params[name.strip()] = float(value)
+        except ValueError:
+            equals = ""
+        if not equals or not name.strip():
+            raise ValueError(f"--param {setting!r}: expected NAME=NUMBER, e.g. delta=2")
+    return params

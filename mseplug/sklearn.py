@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 import numpy as np
 
 import mseplug
+from mseplug._loss_registry import loss_function
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
@@ -75,10 +76,8 @@ __all__ = [
     "scorers",
 ]
 
-_LOSS_NAMES = ("mse", "mae", "rmse", "huber")
 _OPTIONS = ("backend", "multioutput", "nan_policy")
-_SCORER_NAMES = {"mse_scorer": "mse", "mae_scorer": "mae", "rmse_scorer": "rmse",
-                 "huber_scorer": "huber"}
+_SUFFIX = "_scorer"
 
 
 class Scorer(Protocol):
@@ -91,49 +90,57 @@ class Scorer(Protocol):
     def set_score_request(self, **kwargs: Any) -> Scorer: ...
 
 
-# The metric functions: module level, so scorers pickle by reference (n_jobs > 1).
-# Each returns the loss itself; the scorer negates it.
-def _mse(y_true: Any, y_pred: Any, *, sample_weight: Any = None, **options: Any) -> float:
-    return float(mseplug.mse(y_true, y_pred, sample_weight=sample_weight, **options))
+class LossMetric:
+    """The metric a scorer calls: one loss as a function returning a Python float.
+
+    It pickles with its loss's definition (so ``n_jobs > 1`` works for any loss
+    whose functions pickle) and reads ``mse`` in a scorer's repr.
+    """
+
+    def __init__(self, loss: mseplug.Loss) -> None:
+        self.loss = loss
+        self.__name__ = loss.name
+        self._function = loss_function(loss)
+
+    def __call__(self, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
+                 **options: Any) -> float:
+        return float(self._function(y_true, y_pred, sample_weight=sample_weight, **options))
+
+    def __repr__(self) -> str:
+        return self.loss.name
+
+    def __reduce__(self) -> Any:
+        loss = self.loss
+        fields = (loss.name, loss.elementwise, loss.derivative, dict(loss.params), loss.root,
+                  dict(loss.native), loss.doc)
+        return (_metric, fields)
 
 
-def _mae(y_true: Any, y_pred: Any, *, sample_weight: Any = None, **options: Any) -> float:
-    return float(mseplug.mae(y_true, y_pred, sample_weight=sample_weight, **options))
+def _metric(*fields: Any) -> LossMetric:
+    return LossMetric(mseplug.Loss(*fields))
 
 
-def _rmse(y_true: Any, y_pred: Any, *, sample_weight: Any = None, **options: Any) -> float:
-    return float(mseplug.rmse(y_true, y_pred, sample_weight=sample_weight, **options))
-
-
-def _huber(y_true: Any, y_pred: Any, *, sample_weight: Any = None, **options: Any) -> float:
-    return float(mseplug.huber(y_true, y_pred, sample_weight=sample_weight, **options))
-
-
-_METRICS: dict[str, Callable[..., float]] = {
-    "mse": _mse, "mae": _mae, "rmse": _rmse, "huber": _huber,
-}
-
-
-def _loss_name(loss: object) -> str:
+def _loss(loss: object) -> mseplug.Loss:
     if isinstance(loss, str):
-        if loss in _LOSS_NAMES:
-            return loss
-        raise ValueError(f"loss={loss!r} is not one of {_LOSS_NAMES}")
+        return mseplug.get_loss(loss).loss
+    record = getattr(loss, "loss", None)
+    if isinstance(loss, mseplug.Loss):
+        return loss
+    if callable(loss) and isinstance(record, mseplug.Loss):
+        return record
     if callable(loss):
-        for name in _LOSS_NAMES:
-            if getattr(mseplug, name) is loss:
-                return name
         raise ValueError(
-            f"loss={loss!r} is not one of mseplug's losses (mseplug.mse, mae, rmse, huber); "
+            f"loss={loss!r} is not one of mseplug's losses ({', '.join(mseplug.losses())}); "
             "for another function use sklearn.metrics.make_scorer(func, greater_is_better=False)"
         )
     raise TypeError(
-        f"loss must be one of {_LOSS_NAMES} or an mseplug loss function; got {type(loss).__name__}"
+        f"loss must be a loss name (one of {mseplug.losses()}) or an mseplug loss function; "
+        f"got {type(loss).__name__}"
     )
 
 
-def _check_options(name: str, options: dict[str, Any]) -> None:
-    allowed = _OPTIONS + (("delta",) if name == "huber" else ())
+def _check_options(loss: mseplug.Loss, options: dict[str, Any]) -> None:
+    allowed = _OPTIONS + tuple(loss.params)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         hint = ""
@@ -142,7 +149,7 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
         elif "reduction" in unknown:
             hint = "; a scorer always uses reduction='mean'"
         raise TypeError(
-            f"make_scorer() got unexpected option(s) {unknown} for loss {name!r}; "
+            f"make_scorer() got unexpected option(s) {unknown} for loss {loss.name!r}; "
             f"allowed: {sorted(allowed)}{hint}"
         )
     multioutput = options.get("multioutput", "uniform_average")
@@ -151,11 +158,9 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
             "multioutput='raw_values' gives one loss per output, but a scorer returns one number; "
             "use 'uniform_average' or output weights"
         )
-    # Check the values now, through the loss itself, rather than at the first fold
-    # (where cross_val_score would turn the error into a warning and a NaN score).
-    probe = np.zeros((2, *np.shape(multioutput)))
-    values = {key: value for key, value in options.items() if key != "backend"}
-    getattr(mseplug, name)(probe, probe, **values)
+    # Check the values now rather than at the first fold (where cross_val_score would turn
+    # the error into a warning and a NaN score).
+    loss.options(**{key: value for key, value in options.items() if key != "backend"})
 
 
 def make_scorer(loss: str | Callable[..., Any], **options: Any) -> Scorer:
@@ -163,12 +168,14 @@ def make_scorer(loss: str | Callable[..., Any], **options: Any) -> Scorer:
 
     Parameters
     ----------
-    loss : {"mse", "mae", "rmse", "huber"} or callable
-        The loss, by name or as the function itself (``mseplug.mse``, ...).
+    loss : str or callable
+        A registered loss (see :func:`mseplug.losses`), by name or as its
+        function (``mseplug.mse``, ...).
     **options
         The loss's keyword options, fixed for every call: ``multioutput``
         (``"uniform_average"`` or output weights; not ``"raw_values"``),
-        ``nan_policy``, ``backend`` and, for ``"huber"``, ``delta``.
+        ``nan_policy``, ``backend`` and the loss's parameters (``delta`` for
+        ``"huber"``, ``alpha`` for ``"pinball"``).
         ``sample_weight`` is not an option: it comes with each call.
 
     Returns
@@ -199,12 +206,12 @@ def make_scorer(loss: str | Callable[..., Any], **options: Any) -> Scorer:
     >>> round(make_scorer("mse")(model, X, y, sample_weight=np.array([1.0, 1.0, 1.0, 0.0])), 6)
     -1.12
     """
-    name = _loss_name(loss)
-    _check_options(name, options)
+    record = _loss(loss)
+    _check_options(record, options)
     import sklearn
     from sklearn.metrics import make_scorer as sklearn_make_scorer
 
-    scorer = sklearn_make_scorer(_METRICS[name], greater_is_better=False, **options)
+    scorer = sklearn_make_scorer(LossMetric(record), greater_is_better=False, **options)
     # set_score_request refuses to run while routing is off; the request is kept
     # either way and only consulted when routing is on.
     with sklearn.config_context(enable_metadata_routing=True):
@@ -214,13 +221,14 @@ def make_scorer(loss: str | Callable[..., Any], **options: Any) -> Scorer:
 
 
 def scorers() -> dict[str, Scorer]:
-    """New scorers for all four losses, for multi-metric scoring.
+    """New scorers for every registered loss, for multi-metric scoring.
 
     Returns
     -------
     dict of str to Scorer
-        ``{"neg_mse": ..., "neg_mae": ..., "neg_rmse": ..., "neg_huber": ...}``,
-        fresh scorers with default options; the ``neg_`` marks negated losses.
+        ``{"neg_mse": ..., "neg_mae": ..., ...}``, one per name in
+        :func:`mseplug.losses`, fresh scorers with default options; the
+        ``neg_`` marks negated losses.
 
     Examples
     --------
@@ -231,12 +239,12 @@ def scorers() -> dict[str, Scorer]:
     >>> X = np.arange(12.0).reshape(6, 2)
     >>> y = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 6.0])
     >>> results = cross_validate(LinearRegression(), X, y, cv=3, scoring=scorers())
-    >>> sorted(key for key in results if key.startswith("test_"))
-    ['test_neg_huber', 'test_neg_mae', 'test_neg_mse', 'test_neg_rmse']
+    >>> {"test_neg_mse", "test_neg_mae", "test_neg_rmse", "test_neg_huber"} <= set(results)
+    True
     >>> bool((loss_from_score(results["test_neg_mse"]) >= 0).all())
     True
     """
-    return {f"neg_{name}": make_scorer(name) for name in _LOSS_NAMES}
+    return {f"neg_{name}": make_scorer(name) for name in mseplug.losses()}
 
 
 @overload
@@ -278,13 +286,13 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Scorer:
-    """Create ``mse_scorer``, ``mae_scorer``, ``rmse_scorer``, ``huber_scorer`` on first use."""
-    loss = _SCORER_NAMES.get(name)
-    if loss is None:
+    """Create ``<loss>_scorer`` (``mse_scorer``, ..., for every registered loss) on first use."""
+    loss = name[: -len(_SUFFIX)] if name.endswith(_SUFFIX) else ""
+    if loss not in mseplug.losses():
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     scorer: Scorer = globals().setdefault(name, make_scorer(loss))
     return scorer
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SCORER_NAMES))
+    return sorted(set(globals()) | {f"{loss}{_SUFFIX}" for loss in mseplug.losses()})

@@ -1,9 +1,10 @@
-"""Drop-in ``torch.nn`` losses: ``MSELoss``, ``MAELoss``, ``RMSELoss`` and ``HuberLoss``.
+"""``torch.nn`` losses: ``Loss(name)`` for any registered loss, and named drop-ins.
 
-They replace ``torch.nn.MSELoss``, ``L1Loss`` and ``HuberLoss`` in a training
-loop: ``__init__(reduction="mean", ...)`` and ``forward(input, target)`` in
-torch's order (``input`` is the prediction, ``target`` the truth), plus
-mseplug's keywords: ``sample_weight`` in :meth:`forward`, ``multioutput`` and
+:class:`MSELoss`, :class:`MAELoss` and :class:`HuberLoss` replace
+``torch.nn.MSELoss``, ``L1Loss`` and ``HuberLoss`` in a training loop:
+``__init__(reduction="mean", ...)`` and ``forward(input, target)`` in torch's
+order (``input`` is the prediction, ``target`` the truth), plus mseplug's
+keywords: ``sample_weight`` in :meth:`Loss.forward`, ``multioutput`` and
 ``nan_policy`` in the constructor. Unlike torch, shapes that differ raise a
 ``ValueError`` instead of being broadcast with a warning, mixed float dtypes
 promote, and integer targets are accepted.
@@ -30,58 +31,78 @@ from typing import Any, ClassVar
 
 import torch
 
-from mseplug import _registry
-from mseplug._options import Options, make_options
+import mseplug
 
-__all__ = ["HuberLoss", "MAELoss", "MSELoss", "RMSELoss"]
+__all__ = ["HuberLoss", "Loss", "MAELoss", "MSELoss", "RMSELoss"]
+
+_OPTIONS = ("reduction", "multioutput", "nan_policy")
 
 
 def _setting(name: str) -> property:
     """An option attribute; assigning it (torch allows it for ``reduction``) re-checks options."""
 
-    def getter(self: _RegressionLoss) -> Any:
+    def getter(self: Loss) -> Any:
         return self._settings[name]
 
-    def setter(self: _RegressionLoss, value: Any) -> None:
-        settings = {**self._settings, name: value}
-        self._options = self._make_options(settings)
-        self._settings = settings
+    def setter(self: Loss, value: Any) -> None:
+        self._configure({**self._settings, name: value})
 
     return property(getter, setter, doc=f"The loss's ``{name}`` option (checked when set).")
 
 
-class _RegressionLoss(torch.nn.Module):
-    """Shared machinery: options checked once at construction, one backend call per forward."""
+class Loss(torch.nn.Module):
+    """Any registered mseplug loss as a ``torch.nn.Module``.
 
-    _loss: ClassVar[str]
-    _shown: ClassVar[tuple[str, ...]] = ("reduction", "multioutput", "nan_policy")
+    Parameters
+    ----------
+    loss : str
+        A registered loss (see :func:`mseplug.losses`).
+    reduction : {"mean", "sum", "none"}, default "mean"
+        Weighted mean over samples, the sum of the weighted elementwise losses,
+        or the weighted elementwise losses themselves (``input``'s shape).
+    multioutput : {"uniform_average", "raw_values"} or array_like, default "uniform_average"
+        How trailing dimensions (outputs) combine; see :func:`mseplug.mse`.
+    nan_policy : {"propagate", "raise", "omit"}, default "propagate"
+        ``"omit"`` drops elements whose target or prediction is NaN (zero gradient there).
+    **params
+        The loss's parameters (``delta=`` for ``"huber"``, ``alpha=`` for ``"pinball"``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from mseplug.torch import Loss
+    >>> loss_fn = Loss("huber", delta=0.5)
+    >>> loss_fn
+    Loss('huber', reduction='mean', delta=0.5, multioutput='uniform_average', nan_policy='propagate')
+    >>> float(loss_fn(torch.tensor([0.0, 2.0]), torch.tensor([0.0, 0.0])))
+    0.4375
+    """
 
     reduction = _setting("reduction")
     multioutput = _setting("multioutput")
     nan_policy = _setting("nan_policy")
 
     def __init__(
-        self,
-        reduction: str = "mean",
-        *,
-        multioutput: Any = "uniform_average",
-        nan_policy: str = "propagate",
-        delta: float = 1.0,
+        self, loss: str, reduction: str = "mean", *, multioutput: Any = "uniform_average",
+        nan_policy: str = "propagate", **params: Any,
     ) -> None:
         super().__init__()
-        settings = {
-            "reduction": reduction, "multioutput": multioutput, "nan_policy": nan_policy,
-            "delta": delta,
-        }
-        self._options: Options = self._make_options(settings)
-        self._settings: dict[str, Any] = settings
+        self._record: mseplug.Loss = mseplug.get_loss(loss).loss
+        self._configure({"reduction": reduction, "multioutput": multioutput,
+                         "nan_policy": nan_policy, **params})
 
-    def _make_options(self, settings: dict[str, Any]) -> Options:
-        return make_options(self._loss, **settings)
+    def _configure(self, settings: dict[str, Any]) -> None:
+        options = {key: settings[key] for key in _OPTIONS}
+        params = {key: value for key, value in settings.items() if key not in _OPTIONS}
+        self._options = self._record.options(**options, **params)
+        self._settings = settings
 
-    def forward(
-        self, input: torch.Tensor, target: Any, sample_weight: Any = None
-    ) -> torch.Tensor:
+    @property
+    def params(self) -> dict[str, Any]:
+        """The loss's parameter values."""
+        return self._options.param_dict
+
+    def forward(self, input: torch.Tensor, target: Any, sample_weight: Any = None) -> torch.Tensor:
         """The loss of predictions ``input`` against ``target`` (torch's argument order).
 
         Parameters
@@ -98,30 +119,35 @@ class _RegressionLoss(torch.nn.Module):
         Tensor
             0-d (or per output / per element, by ``multioutput`` and ``reduction``).
         """
-        return _BACKEND.evaluate(self._options, target, input, sample_weight)
+        return _TORCH.evaluate(self._options, target, input, sample_weight)
 
     def extra_repr(self) -> str:
-        shown = []
-        for name in self._shown:
+        shown = [] if type(self)._name else [repr(self._record.name)]
+        shown.append(f"reduction={self._settings['reduction']!r}")
+        shown += [f"{name}={value!r}" for name, value in self.params.items()]
+        for name in ("multioutput", "nan_policy"):
             value = self._settings[name]
-            if hasattr(value, "tolist"):
-                value = value.tolist()
-            shown.append(f"{name}={value!r}")
+            shown.append(f"{name}={value.tolist() if hasattr(value, 'tolist') else value!r}")
         return ", ".join(shown)
 
+    _name: ClassVar[str] = ""
 
-class MSELoss(_RegressionLoss):
+
+class _Named(Loss):
+    """A loss module for one fixed loss: torch's ``(reduction, *, ...)`` constructor."""
+
+    def __init__(
+        self, reduction: str = "mean", *, multioutput: Any = "uniform_average",
+        nan_policy: str = "propagate", **params: Any,
+    ) -> None:
+        super().__init__(self._name, reduction, multioutput=multioutput, nan_policy=nan_policy,
+                         **params)
+
+
+class MSELoss(_Named):
     """Mean squared error; a drop-in for ``torch.nn.MSELoss``.
 
-    Parameters
-    ----------
-    reduction : {"mean", "sum", "none"}, default "mean"
-        Weighted mean over samples, the sum of the weighted elementwise losses,
-        or the weighted elementwise losses themselves (``input``'s shape).
-    multioutput : {"uniform_average", "raw_values"} or array_like, default "uniform_average"
-        How trailing dimensions (outputs) combine; see :func:`mseplug.mse`.
-    nan_policy : {"propagate", "raise", "omit"}, default "propagate"
-        ``"omit"`` drops elements whose target or prediction is NaN (zero gradient there).
+    Parameters are those of :class:`Loss`, without ``loss``.
 
     Examples
     --------
@@ -133,19 +159,11 @@ class MSELoss(_RegressionLoss):
     3.0
     """
 
-    _loss = "mse"
-
-    def __init__(
-        self, reduction: str = "mean", *, multioutput: Any = "uniform_average",
-        nan_policy: str = "propagate",
-    ) -> None:
-        super().__init__(reduction, multioutput=multioutput, nan_policy=nan_policy)
+    _name = "mse"
 
 
-class MAELoss(_RegressionLoss):
+class MAELoss(_Named):
     """Mean absolute error; a drop-in for ``torch.nn.L1Loss`` (subgradient 0 at a zero residual).
-
-    Parameters are those of :class:`MSELoss`.
 
     Examples
     --------
@@ -155,20 +173,13 @@ class MAELoss(_RegressionLoss):
     1.0
     """
 
-    _loss = "mae"
-
-    def __init__(
-        self, reduction: str = "mean", *, multioutput: Any = "uniform_average",
-        nan_policy: str = "propagate",
-    ) -> None:
-        super().__init__(reduction, multioutput=multioutput, nan_policy=nan_policy)
+    _name = "mae"
 
 
-class RMSELoss(_RegressionLoss):
+class RMSELoss(_Named):
     """Root mean squared error, per output then averaged; its gradient at a perfect fit is 0.
 
-    Parameters are those of :class:`MSELoss`, except that ``reduction`` must
-    be ``"mean"`` (a root of a sum is no RMSE).
+    ``reduction`` must be ``"mean"`` (a root of a sum is no RMSE).
 
     Examples
     --------
@@ -178,16 +189,10 @@ class RMSELoss(_RegressionLoss):
     3.0
     """
 
-    _loss = "rmse"
-
-    def __init__(
-        self, reduction: str = "mean", *, multioutput: Any = "uniform_average",
-        nan_policy: str = "propagate",
-    ) -> None:
-        super().__init__(reduction, multioutput=multioutput, nan_policy=nan_policy)
+    _name = "rmse"
 
 
-class HuberLoss(_RegressionLoss):
+class HuberLoss(_Named):
     """Huber loss; a drop-in for ``torch.nn.HuberLoss`` (same argument order).
 
     Parameters
@@ -196,7 +201,7 @@ class HuberLoss(_RegressionLoss):
     delta : float, default 1.0
         Where the loss turns from quadratic to linear; finite and > 0.
     multioutput, nan_policy
-        As for :class:`MSELoss`.
+        As for :class:`Loss`.
 
     Examples
     --------
@@ -208,9 +213,7 @@ class HuberLoss(_RegressionLoss):
     1.3125
     """
 
-    _loss = "huber"
-    _shown = ("reduction", "delta", "multioutput", "nan_policy")
-
+    _name = "huber"
     delta = _setting("delta")
 
     def __init__(
@@ -220,4 +223,4 @@ class HuberLoss(_RegressionLoss):
         super().__init__(reduction, multioutput=multioutput, nan_policy=nan_policy, delta=delta)
 
 
-_BACKEND: Any = _registry._builtin("torch")
+_TORCH: mseplug.Backend = mseplug.get_backend(torch.empty(0))

@@ -17,7 +17,7 @@ jnp = pytest.importorskip("jax.numpy")
 
 import mseplug  # noqa: E402
 from mseplug._backends import jax_kernels  # noqa: E402
-from mseplug._options import make_options  # noqa: E402
+from mseplug._engine import loss_value  # noqa: E402
 
 optax = pytest.importorskip("optax")
 
@@ -417,16 +417,16 @@ def test_eager_call_is_one_jitted_kernel_compiled_once(data: Any) -> None:
     jaxpr = jax.make_jaxpr(lambda a, b: mseplug.huber(a, b, delta=0.5))(y, p).jaxpr
     assert len(jaxpr.eqns) == 1 and jaxpr.eqns[0].primitive.name in ("jit", "pjit")
     mseplug.huber(y, p, delta=0.5)
-    before = jax_kernels.evaluate_kernel.cache_info()
-    for _ in range(3):
-        mseplug.huber(y + 1, p, delta=0.5)
-    after = jax_kernels.evaluate_kernel.cache_info()
+    before = jax_kernels.compiled.cache_info()
+    for delta in (0.5, 0.7, 2.0):  # parameter values are arguments: no new kernel
+        mseplug.huber(y + 1, p, delta=delta)
+    after = jax_kernels.compiled.cache_info()
     assert after.misses == before.misses and after.hits == before.hits + 3
-    options = jax_kernels.kernel_options(make_options("huber", delta=0.5))
-    kernel = jax_kernels.evaluate_kernel(options)
+    options = mseplug.get_loss("huber").loss.options(delta=0.5).static()
+    kernel = jax_kernels.compiled(loss_value, mseplug.get_backend(p), options)
     if hasattr(kernel, "_cache_size"):
         size = kernel._cache_size()
-        mseplug.huber(y * 2, p, delta=0.5)
+        mseplug.huber(y * 2, p, delta=1.5)
         assert kernel._cache_size() == size  # same shapes and dtypes: no retrace
 
 

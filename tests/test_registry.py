@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import mseplug
-from mseplug import _registry
+from mseplug import _backend_registry as _registry
 
 
 def run_python(code: str, *, path: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -298,7 +298,7 @@ RACE = """
     sys.setswitchinterval(1e-6)  # switch threads as often as possible
     import numpy as np
     import mseplug
-    from mseplug import _registry
+    from mseplug import _backend_registry as _registry
     {setup}
     N, ROUNDS = 8, 6
     report = {{"wrong": [], "errors": [], "backends": set(), "instances": [], "rounds": 0}}

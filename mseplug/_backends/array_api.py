@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mseplug._backend import Backend
+from mseplug._engine import Backend
 
 
 class ArrayAPIBackend(Backend):

@@ -1,22 +1,22 @@
-"""The JAX backend: jitted kernels that work on concrete arrays and on tracers alike.
+"""The JAX backend: the engine's kernels compiled once, on concrete arrays and tracers alike.
 
-Every call runs one ``jax.jit``-compiled kernel, cached per static
-configuration (loss, delta, reduction, NaN policy, multioutput mode; ``jit``
-itself keys on shapes and dtypes), so an eager call pays one dispatch, not one
-per operation. Inside ``jax.jit``, ``grad``, ``vmap`` or ``lax.scan`` the same
-kernel is traced into the caller's computation: options are static, nothing
-branches on traced values and nothing forces a device sync.
+Every call runs one ``jax.jit``-compiled engine kernel, cached per static
+configuration (loss, reduction, NaN policy, multioutput mode; ``jit`` itself
+keys on shapes and dtypes, and parameter values are ordinary arguments), so
+an eager call pays one dispatch, not one per operation. Inside ``jax.jit``,
+``grad``, ``vmap`` or ``lax.scan`` the same kernel is traced into the
+caller's computation: nothing branches on traced values and nothing forces a
+device sync.
 
 Checks on *shapes and dtypes* always run (they are static). Checks on
-*values* (``nan_policy="raise"``, and sample weights being finite,
-non-negative with a positive sum) need the numbers, so they run on each input
-that is concrete (a NumPy array or a ``jax.Array`` that is not a tracer) and
-are skipped for traced inputs, where they would need a device sync.
+*values* (``nan_policy="raise"``, sample weights finite, non-negative with a
+positive sum, parameters in range) need the numbers, so they run on each
+input that is concrete and are skipped for traced inputs.
 
-Gradients (``mseplug.grad`` / ``value_and_grad``) are ``jax.value_and_grad``
-of the same kernel, with mseplug's conventions: MAE's subgradient at a zero
-residual is 0 (a ``jax.custom_jvp``), RMSE's gradient at a perfect fit is 0,
-and ``nan_policy="omit"`` gives finite gradients (0 at dropped elements).
+Gradients (``mseplug.grad`` / ``value_and_grad``, and ``jax.grad`` of any
+loss) follow the loss's derivative: MAE's subgradient at a zero residual is
+0, RMSE's gradient at a perfect fit is 0, ``nan_policy="omit"`` gives finite
+gradients (0 at dropped elements), and Hessians differentiate the derivative.
 
 Examples
 --------
@@ -28,12 +28,14 @@ Array(3., dtype=float32)
 [0.0, 0.0, 0.0]
 >>> jax.jit(jax.vmap(lambda p: mseplug.rmse(y, p)))(jnp.stack([y, y + 1])).tolist()
 [0.0, 1.0]
+>>> float(jax.hessian(lambda p: mseplug.huber(jnp.zeros(1), p))(jnp.zeros(1))[0, 0])
+1.0
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -42,19 +44,11 @@ from jax.core import Tracer
 
 from mseplug import _overflow
 from mseplug import _validation as v
-from mseplug._backend import Backend, Prepared
 from mseplug._backends import jax_kernels as kernels
+from mseplug._engine import Backend, Checked, loss_value
+from mseplug._loss import Loss
 from mseplug._options import Options
-
-
-class _Call(NamedTuple):
-    """The checked operands of one call (``jax.Array``, tracer or NumPy array each)."""
-
-    y_true: Any
-    y_pred: Any
-    sample_weight: Any
-    output_weights: Any
-    shape: tuple[int, ...]  # the common (n, *outputs) shape
+from mseplug._typing import Array, DType, Namespace
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,6 +92,7 @@ class JaxBackend(Backend):
     def namespace(self, x: Any) -> Any:
         return jnp
 
+    # -- conversion --------------------------------------------------------------------
     def to_numpy(self, x: Any) -> np.ndarray:
         if not _concrete(x):
             raise TypeError(
@@ -106,7 +101,7 @@ class JaxBackend(Backend):
             )
         return np.asarray(x)
 
-    def from_foreign(self, x: Any, like: Any) -> Any:
+    def from_foreign(self, x: np.ndarray, like: Any) -> Any:
         array = jnp.asarray(x)
         if isinstance(like, jax.Array) and _concrete(like):
             devices = like.devices()
@@ -114,89 +109,74 @@ class JaxBackend(Backend):
                 array = jax.device_put(array, next(iter(devices)))
         return array
 
-    # -- checks --------------------------------------------------------------
-    def _operand(self, x: Any, name: str, like: Any) -> Any:
-        """``x`` as a ``jax.Array``/tracer or NumPy array (``jit`` takes both), kind-checked."""
-        if not isinstance(x, (jax.Array, np.ndarray)):
-            x = self.convert(x, name, like)
-        v.check_kind(name, _kind(x.dtype), x.dtype)
-        return x
+    def convert(self, x: Any, name: str, like: Any = None) -> Any:
+        if isinstance(x, (jax.Array, np.ndarray)):  # jit takes NumPy arrays as they are
+            return x
+        return super().convert(x, name, like)
 
-    def _check_nan(self, name: str, x: Any) -> None:
-        if _kind(x.dtype) != "f" or not _concrete(x):
-            return
+    def asarray_like(self, xp: Namespace, values: Any, like: Array) -> Array:
+        return jnp.asarray(values, dtype=like.dtype)
+
+    # -- dtypes ------------------------------------------------------------------------------
+    def kind(self, xp: Namespace, dtype: DType) -> str:
+        return _kind(dtype)
+
+    def default_float(self, xp: Namespace) -> DType:
+        return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+    def result_dtype(self, xp: Namespace, true_dtype: DType, pred_dtype: DType) -> DType:
+        return jax.dtypes.canonicalize_dtype(super().result_dtype(xp, true_dtype, pred_dtype))
+
+    def sum_dtype(self, xp: Namespace, dtype: DType) -> DType:
+        return dtype  # float64 only exists with jax_enable_x64; XLA's sums are tree-shaped
+
+    # -- value checks (concrete inputs only) ----------------------------------------------------
+    def readable(self, x: Array) -> bool:
+        return _concrete(x)
+
+    def any_nan(self, xp: Namespace, x: Array) -> bool:
         if isinstance(x, np.ndarray):
-            found = bool(np.isnan(x).any())
-        else:
-            with jax.ensure_compile_time_eval():  # a concrete constant inside an outer trace
-                found = bool(kernels.any_nan(x))
-        if found:
-            raise v.nan_error(name)
+            return bool(np.isnan(x).any())
+        with jax.ensure_compile_time_eval():  # a concrete constant inside an outer trace
+            return bool(kernels.any_nan(x))
 
-    def _check_weight(self, weight: Any) -> None:
+    def weight_summary(self, xp: Namespace, weight: Array) -> tuple[float, float, bool]:
         if isinstance(weight, np.ndarray):
-            v.check_weight_values(*kernels.numpy_weight_summary(weight))
-        elif _concrete(weight):
-            with jax.ensure_compile_time_eval():
-                summary = kernels.weight_summary(weight)
-            total, minimum, finite = np.asarray(summary).tolist()
-            v.check_weight_values(total, minimum, bool(finite))
+            return kernels.numpy_weight_summary(weight)
+        with jax.ensure_compile_time_eval():
+            summary = kernels.weight_summary(weight)
+        total, minimum, finite = np.asarray(summary).tolist()
+        return total, minimum, bool(finite)
 
-    def _output_weights(self, weights: Any, output_shape: tuple[int, ...]) -> Any:
+    def output_weights(self, weights: Any, output_shape: tuple[int, ...]) -> Any:
         if _concrete(weights):
             return v.check_output_weights(weights, output_shape)
         v.check_output_weights(np.ones(weights.shape), output_shape)  # traced: shape only
         return jnp.reshape(weights, (-1,))
 
-    def _inputs(self, y_true: Any, y_pred: Any, sample_weight: Any, options: Options) -> _Call:
-        """Convert and check one call's inputs; values only where they are concrete."""
-        pred = self._operand(y_pred, "y_pred", None)
-        true = self._operand(y_true, "y_true", pred)
-        shape = v.common_shape(tuple(true.shape), tuple(pred.shape))
-        if options.nan_policy == "raise":
-            self._check_nan("y_true", true)
-            self._check_nan("y_pred", pred)
-        weight = None
-        if sample_weight is not None:
-            weight = self._operand(sample_weight, "sample_weight", pred)
-            v.check_weight_shape(tuple(weight.shape), shape[0])
-            self._check_weight(weight)
-        output_weights = None
-        if options.weighted_outputs:
-            output_weights = self._output_weights(options.multioutput, shape[1:])
-        return _Call(true, pred, weight, output_weights, shape)
+    # -- kernels --------------------------------------------------------------------------------
+    def elementwise(self, xp: Namespace, loss: Loss, r: Array, params: tuple[Any, ...]) -> Array:
+        return kernels.differentiable_elementwise(loss, r, params)
 
-    # -- the engine ------------------------------------------------------------
-    def evaluate(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
-        call = self._inputs(y_true, y_pred, sample_weight, options)
-        kernel = kernels.evaluate_kernel(kernels.kernel_options(options))
-        value = kernel(call.y_true, call.y_pred, call.sample_weight, call.output_weights)
-        if value.ndim == 0 and not isinstance(value, Tracer) and np.isinf(np.asarray(value)):
+    def sqrt(self, xp: Namespace, x: Array) -> Array:
+        return kernels.safe_sqrt(x)
+
+    def run(self, kernel: Any, options: Options, *arrays: Any) -> Any:
+        return kernels.compiled(kernel, self, options.static())(*arrays)
+
+    def finish(self, value: Array, checked: Checked) -> Array:
+        if value.ndim == 0 and _concrete(value) and np.isinf(np.asarray(value)):
             # Eager only (under jit the value is a tracer): inf from finite inputs is an overflow.
-            if bool(jnp.isfinite(call.y_true).all()) and bool(jnp.isfinite(call.y_pred).all()):
+            if bool(jnp.isfinite(checked.y_true).all()) and bool(jnp.isfinite(checked.y_pred).all()):
                 _overflow.warn(value.dtype)
         return value
 
     def value_and_grad(
-        self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any
+        self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
     ) -> tuple[Any, Any]:
-        call = self._inputs(y_true, y_pred, sample_weight, options)
-        if options.raw and call.shape[1:] != ():
-            raise v.nonscalar_error(call.shape[1:])
-        kernel = kernels.value_and_grad_kernel(kernels.kernel_options(options))
-        value, grad = kernel(call.y_true, call.y_pred, call.sample_weight, call.output_weights)
-        return value, grad
-
-    def prepare(self, y_true: Any, y_pred: Any, sample_weight: Any, options: Options) -> Prepared:
-        """Checked ``(n, K)`` inputs for :meth:`statistics` (the Accumulator's path)."""
-        call = self._inputs(y_true, y_pred, sample_weight, options)
-        true, pred = jnp.asarray(call.y_true), jnp.asarray(call.y_pred)
-        weight = None if call.sample_weight is None else jnp.asarray(call.sample_weight)
-        dtype = kernels.result_dtype(true.dtype, pred.dtype)
-        true_2d, pred_2d, weight = kernels.columns(true, pred, weight)
-        return Prepared(jnp, true_2d, pred_2d, weight, tuple(pred.shape), call.shape[1:], dtype,
-                        call.output_weights)
-
-    def statistics(self, data: Prepared, options: Options) -> tuple[Any, Any]:
-        kernel = kernels.statistics_kernel(kernels.kernel_options(options))
-        return kernel(data.y_true, data.y_pred, data.sample_weight)
+        """``jax.value_and_grad`` of the compiled value kernel, with respect to ``y_pred``."""
+        c = self.check(options, y_true, y_pred, sample_weight)
+        if options.raw and c.shape[1:] != ():
+            raise v.nonscalar_error(c.shape[1:])
+        kernel = kernels.compiled_value_and_grad(loss_value, self, options.static())
+        return kernel(c.y_true, c.y_pred, c.sample_weight, c.output_weights, options.params)

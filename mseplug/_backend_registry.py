@@ -18,9 +18,17 @@ import threading
 import warnings
 from typing import Any
 
-from mseplug._backend import Backend
+from mseplug._engine import Backend
 
-__all__ = ["Backend", "backend_of", "backends", "get_backend", "register_backend", "resolve"]
+__all__ = [
+    "backend_named",
+    "backend_of",
+    "backends",
+    "dispatch",
+    "get_backend",
+    "register_backend",
+    "resolve",
+]
 
 # name -> (module that defines it, class name, library whose import makes it relevant)
 _BUILTINS: dict[str, tuple[str, str, str]] = {
@@ -38,7 +46,8 @@ _registered: list[Backend] = []
 _entry_points_read = False
 
 
-def _builtin(name: str) -> Backend:
+def backend_named(name: str) -> Backend:
+    """The built-in backend ``name`` (``"numpy"``, ``"torch"``, ``"jax"``, ``"array_api"``)."""
     backend = _instances.get(name)
     if backend is None:
         with _lock:
@@ -89,13 +98,13 @@ def _add(cls: type[Backend]) -> Backend:
 def _detect(x: Any) -> Backend | None:
     for name, (_, _, library) in _BUILTINS.items():
         if library in sys.modules:
-            backend = _builtin(name)
+            backend = backend_named(name)
             if backend.owns(x):
                 return backend
     for backend in _plugins():
         if backend.owns(x):
             return backend
-    generic = _builtin("array_api")
+    generic = backend_named("array_api")
     return generic if generic.owns(x) else None
 
 
@@ -121,7 +130,7 @@ def _by_name(name: Any) -> Backend:
     if name in _BUILTINS or name == "array_api":
         if name in _BUILTINS and not _installed(_BUILTINS[name][2]):
             raise ValueError(f"backend={name!r} is not installed; installed: {backends()}")
-        return _builtin(name)
+        return backend_named(name)
     for backend in _plugins():
         if backend.name == name:
             return backend
@@ -135,7 +144,34 @@ def resolve(y_true: Any, y_pred: Any, backend: Any = None) -> Backend:
     found = backend_of(y_pred)
     if found is None:
         found = backend_of(y_true)
-    return found if found is not None else _builtin("numpy")
+    return found if found is not None else backend_named("numpy")
+
+
+def dispatch(
+    y_true: Any, y_pred: Any, sample_weight: Any, backend: Any = None
+) -> tuple[Backend, Any, Any, Any]:
+    """The backend of one call, and its inputs with other backends' arrays turned into NumPy.
+
+    The chosen backend converts NumPy arrays, lists and scalars itself; an
+    array of another backend (a JAX array with a torch prediction, say) is
+    handed over as NumPy by the backend that owns it.
+    """
+    chosen = resolve(y_true, y_pred, backend)
+    return (chosen, _handed_over(chosen, y_true, "y_true"), _handed_over(chosen, y_pred, "y_pred"),
+            _handed_over(chosen, sample_weight, "sample_weight"))
+
+
+def _handed_over(chosen: Backend, x: Any, name: str) -> Any:
+    owner = backend_of(x) if x is not None else None
+    if owner is None or owner is chosen:
+        return x
+    try:
+        return owner.to_numpy(x)
+    except Exception as error:
+        raise TypeError(
+            f"{name} is a {type(x).__name__} that cannot be converted to {chosen.name} "
+            f"arrays ({error}); convert it yourself first"
+        ) from None
 
 
 def get_backend(*arrays: Any) -> Backend:
@@ -155,7 +191,7 @@ def get_backend(*arrays: Any) -> Backend:
         found = backend_of(array)
         if found is not None:
             return found
-    return _builtin("numpy")
+    return backend_named("numpy")
 
 
 def backends() -> tuple[str, ...]:

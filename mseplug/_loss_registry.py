@@ -1,0 +1,278 @@
+"""The registry of losses: each registered :class:`~mseplug.Loss` and its public function.
+
+Built-in losses register when ``mseplug`` is imported; installed plugins
+(entry-point group ``mseplug.losses``, each entry a ``Loss``) are read once,
+on first use of a name the process does not know yet or of :func:`losses`;
+a broken plugin warns and is skipped. Every list of loss names in mseplug is
+derived from here.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import inspect
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from mseplug._backend_registry import dispatch
+from mseplug._loss import Loss
+from mseplug._options import Options, make_options
+from mseplug._typing import Array, ArrayLike
+
+ENTRY_POINT_GROUP = "mseplug.losses"
+
+_lock = threading.RLock()
+_records: dict[str, Loss] = {}
+_functions: dict[str, LossFunction] = {}
+_entry_points_read = False
+
+
+class LossFunction(Protocol):
+    """A registered loss as a function: ``mseplug.mse`` and every ``register_loss`` result."""
+
+    loss: Loss
+
+    def __call__(
+        self, y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
+        multioutput: Any = "uniform_average", reduction: str = "mean",
+        nan_policy: str = "propagate", backend: Any = None, **params: Any,
+    ) -> Array: ...
+
+
+def loss_function(loss: Loss, *, doc: str | None = None) -> LossFunction:
+    """The public function of ``loss`` (not registered): checks options, then runs the engine."""
+    defaults = make_options(loss)
+
+    def function(
+        y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
+        multioutput: Any = "uniform_average", reduction: str = "mean",
+        nan_policy: str = "propagate", backend: Any = None, **params: Any,
+    ) -> Array:
+        if (multioutput is _UNIFORM and reduction is _MEAN and nan_policy is _PROPAGATE
+                and not params):
+            options = defaults
+        else:
+            options = make_options(loss, multioutput=multioutput, reduction=reduction,
+                                   nan_policy=nan_policy, params=params)
+        chosen, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight, backend)
+        return chosen.evaluate(options, y_true, y_pred, sample_weight)
+
+    function.__name__ = function.__qualname__ = loss.name
+    function.__module__ = "mseplug"
+    function.__doc__ = doc if doc is not None else _generated_doc(loss)
+    function.__signature__ = _signature(loss)  # type: ignore[attr-defined]
+    function.loss = loss  # type: ignore[attr-defined]
+    result: LossFunction = function  # type: ignore[assignment]
+    return result
+
+
+_UNIFORM, _MEAN, _PROPAGATE = "uniform_average", "mean", "propagate"
+
+
+def _signature(loss: Loss) -> inspect.Signature:
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [
+        inspect.Parameter("y_true", positional), inspect.Parameter("y_pred", positional),
+        inspect.Parameter("sample_weight", keyword, default=None),
+        inspect.Parameter("multioutput", keyword, default=_UNIFORM),
+        inspect.Parameter("reduction", keyword, default=_MEAN),
+        inspect.Parameter("nan_policy", keyword, default=_PROPAGATE),
+        inspect.Parameter("backend", keyword, default=None),
+    ]
+    parameters += [inspect.Parameter(name, keyword, default=spec.default)
+                   for name, spec in loss.params.items()]
+    return inspect.Signature(parameters)
+
+
+def _generated_doc(loss: Loss) -> str:
+    summary = loss.doc or f"The {loss.name} loss, averaged over samples like mseplug.mse."
+    params = "".join(
+        f"    {name} : float, default {spec.default:g}\n        {spec.doc or 'The parameter'}; "
+        f"{spec.describe()}.\n" for name, spec in loss.params.items()
+    )
+    return (
+        f"{summary}\n\n    Parameters\n    ----------\n    y_true, y_pred, sample_weight, "
+        "multioutput, reduction, nan_policy, backend\n        As for :func:`mseplug.mse`.\n"
+        f"{params}"
+    )
+
+
+def register_loss(loss: Loss, *, replace: bool = False) -> LossFunction:
+    """Register ``loss`` in this process; return its function.
+
+    The function takes the keywords of :func:`mseplug.mse` plus the loss's
+    parameters, and the loss works at once everywhere a built-in does:
+    :func:`mseplug.grad`, :class:`mseplug.Accumulator`, ``mseplug.torch.Loss``,
+    ``mseplug.sklearn.make_scorer``, ``mseplug score --metric``.
+
+    Parameters
+    ----------
+    loss : Loss
+        The loss record.
+    replace : bool, default False
+        Replace a registered loss of the same name (otherwise a ``ValueError``).
+
+    Returns
+    -------
+    callable
+        ``f(y_true, y_pred, *, sample_weight=None, multioutput=..., reduction=...,
+        nan_policy=..., backend=None, **params)``.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> def quartic(xp, r):
+    ...     return (r * r) ** 2
+    >>> def quartic_derivative(xp, r):
+    ...     return 4 * r ** 3
+    >>> mean_quartic = mseplug.register_loss(
+    ...     mseplug.Loss("mean_quartic_example", quartic, quartic_derivative), replace=True)
+    >>> float(mean_quartic([0.0, 0.0], [1.0, 2.0]))
+    8.5
+    >>> mseplug.grad("mean_quartic_example", [0.0, 0.0], [1.0, 2.0]).tolist()
+    [2.0, 16.0]
+    """
+    if not isinstance(loss, Loss):
+        raise TypeError(f"register_loss needs a mseplug.Loss; got {type(loss).__name__}")
+    with _lock:
+        _read_entry_points()
+        return _register(loss, replace=replace)
+
+
+def _register(loss: Loss, *, replace: bool, doc: str | None = None) -> LossFunction:
+    existing = _records.get(loss.name)
+    if existing is not None and existing is not loss and not replace:
+        raise ValueError(
+            f"a loss named {loss.name!r} is registered already; pass replace=True to replace it"
+        )
+    function = loss_function(loss, doc=doc)
+    _records[loss.name] = loss
+    _functions[loss.name] = function
+    return function
+
+
+def builtin(loss: Loss) -> Callable[[Callable[..., Any]], LossFunction]:
+    """Decorator: register a built-in ``loss`` with the decorated def's signature and docstring.
+
+    The def documents the function for readers and static tools; its body is
+    never run. Its keyword-only parameters must be the loss's own.
+    """
+
+    def register(documented: Callable[..., Any]) -> LossFunction:
+        declared = [name for name, p in inspect.signature(documented).parameters.items()
+                    if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        expected = list(_signature(loss).parameters)[2:]
+        if declared != expected:
+            raise TypeError(f"{documented.__name__}: keywords {declared} differ from {expected}")
+        with _lock:
+            return _register(loss, replace=False, doc=documented.__doc__)
+
+    return register
+
+
+def _read_entry_points() -> None:
+    global _entry_points_read
+    if _entry_points_read:
+        return
+    with _lock:
+        if _entry_points_read:
+            return
+        _entry_points_read = True
+        from importlib.metadata import entry_points
+
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                loss = point.load()
+                if not isinstance(loss, Loss):
+                    raise TypeError(f"{point.value} is a {type(loss).__name__}, not a mseplug.Loss")
+                if loss.name in _records:
+                    raise ValueError(f"a loss named {loss.name!r} is registered already")
+                _register(loss, replace=False)
+            except Exception as error:  # a broken plugin must not break mseplug
+                warnings.warn(
+                    f"mseplug loss plugin {point.name!r} failed to load and is skipped: {error!r}",
+                    RuntimeWarning, stacklevel=4,
+                )
+
+
+def losses() -> tuple[str, ...]:
+    """Names of every registered loss: the built-ins, then plugins, in registration order.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> mseplug.losses()[:4]
+    ('mse', 'mae', 'rmse', 'huber')
+    """
+    _read_entry_points()
+    return tuple(_records)
+
+
+def _lookup(name: str) -> str:
+    if name not in _records:
+        _read_entry_points()
+        if name not in _records:
+            raise ValueError(f"loss {name!r} is unknown; registered losses: {losses()}")
+    return name
+
+
+def get_loss(name: str) -> LossFunction:
+    """The function of the registered loss ``name``.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> mseplug.get_loss("huber") is mseplug.huber
+    True
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"loss name must be a string; got {type(name).__name__}")
+    return _functions[_lookup(name)]
+
+
+def get_record(name: str) -> Loss:
+    """The :class:`Loss` record registered as ``name``."""
+    return _records[_lookup(name)]
+
+
+def is_registered(loss: Loss) -> bool:
+    return _records.get(loss.name) is loss
+
+
+def as_loss(loss: Any, argument: str = "loss") -> Loss:
+    """A loss given by name, as its function, or as a record, as the record."""
+    if isinstance(loss, str):
+        return get_record(loss)
+    if isinstance(loss, Loss):
+        return loss
+    record = getattr(loss, "loss", None)
+    if callable(loss) and isinstance(record, Loss):
+        return record
+    raise TypeError(
+        f"{argument} must be a loss name (one of {losses()}), a mseplug loss function or a "
+        f"mseplug.Loss; got {loss!r}"
+    )
+
+
+def options_for(loss: Any, *, argument: str = "loss", **options: Any) -> Options:
+    """Checked :class:`Options` for a loss given in any form, with options and parameters mixed."""
+    record = as_loss(loss, argument)
+    keywords = {key: options.pop(key) for key in ("multioutput", "reduction", "nan_policy")
+                if key in options}
+    return make_options(record, params=options, **keywords)
+
+
+def _reduce_loss(loss: Loss) -> Any:
+    # A registered loss pickles by name, so a module or scorer saved in one process loads
+    # in another where it is registered (built-ins and entry points always are); an
+    # unregistered one pickles by value.
+    if is_registered(loss):
+        return (get_record, (loss.name,))
+    return (Loss, (loss.name, loss.elementwise, loss.derivative, dict(loss.params), loss.root,
+                   dict(loss.native), loss.doc))
+
+
+copyreg.pickle(Loss, _reduce_loss)
