@@ -7,7 +7,7 @@ collect_ignore = [
     for path, library in {
         "torch.py": "torch",
         "_backends/torch.py": "torch",
-        "_backends/torch_autograd.py": "torch",
+        "_backends/torch_kernels.py": "torch",
         "_backends/jax.py": "jax",
         "_backends/jax_kernels.py": "jax",
         "sklearn.py": "sklearn",

@@ -71,9 +71,12 @@ class Accumulator:
         """Add one chunk of samples (any library; checked as by the loss functions)."""
         backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
         (total, weight), checked = backend.statistics(self.options, y_true, y_pred, sample_weight)
+        output_weights = checked.output_weights
+        if output_weights is not None:
+            output_weights = _to_float64(backend, output_weights)
         self._add(
             _to_float64(backend, total), _to_float64(backend, weight),
-            checked.shape[0], checked.shape[1:], checked.output_weights,
+            checked.shape[0], checked.shape[1:], output_weights,
         )
 
     def _add(self, total: Any, weight: Any, count: int, shape: Any, output_weights: Any) -> None:

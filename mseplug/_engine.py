@@ -221,9 +221,17 @@ class Backend:
         """``(Σw, min w, all finite)`` of the sample weights."""
         return float(xp.sum(weight)), float(xp.min(weight)), bool(xp.all(xp.isfinite(weight)))
 
-    def output_weights(self, weights: Any, output_shape: tuple[int, ...]) -> Any:
-        """The checked ``multioutput`` weights, as a float64 NumPy vector."""
-        return v.check_output_weights(weights, output_shape)
+    def output_weights(self, xp: Namespace, weights: Any, output_shape: tuple[int, ...]) -> Any:
+        """The checked ``multioutput`` weights: a flat array of this library (on its device,
+        values checked where readable), else a float64 NumPy vector."""
+        if not self._is_own(weights):
+            return v.check_output_weights(weights, output_shape)
+        v.check_output_weights_shape(tuple(weights.shape), output_shape)
+        if self.readable(weights):
+            finite = bool(xp.all(xp.isfinite(weights)))
+            if not (finite and bool(xp.all(weights >= 0)) and bool(xp.sum(weights) > 0)):
+                raise v.output_weights_error(f"an array with minimum {float(xp.min(weights))}")
+        return xp.reshape(weights, (-1,))
 
     # -- kernel hooks --------------------------------------------------------------
     def elementwise(self, xp: Namespace, loss: Loss, r: Array, params: tuple[Any, ...]) -> Array:
@@ -288,7 +296,7 @@ class Backend:
                 v.check_weight_values(*self.weight_summary(xp, weight))
         output_weights = None
         if options.weighted_outputs:
-            output_weights = self.output_weights(options.multioutput, shape[1:])
+            output_weights = self.output_weights(xp, options.multioutput, shape[1:])
         return Checked(true, pred, weight, output_weights, shape)
 
     def evaluate(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Array:

@@ -96,18 +96,24 @@ def check_output_weights(weights: Any, output_shape: tuple[int, ...]) -> Any:
             "multioutput must be 'uniform_average', 'raw_values' or an array of output weights; "
             f"got {type(weights).__name__}"
         ) from None
-    n_outputs = math.prod(output_shape)
-    if vector.size != n_outputs or vector.ndim > max(1, len(output_shape)):
+    check_output_weights_shape(vector.shape, output_shape)
+    if not np.all(np.isfinite(vector)) or np.any(vector < 0) or not vector.sum() > 0:
+        raise output_weights_error(np.array2string(vector, threshold=8, separator=", "))
+    return vector.reshape(-1)
+
+
+def check_output_weights_shape(shape: tuple[int, ...], output_shape: tuple[int, ...]) -> None:
+    """One output weight per output (flat, or in the outputs' own shape)."""
+    size, n_outputs = math.prod(shape), math.prod(output_shape)
+    if size != n_outputs or len(shape) > max(1, len(output_shape)):
         raise ValueError(
-            f"multioutput has {vector.size} weights (shape {vector.shape}) but the inputs have "
+            f"multioutput has {size} weights (shape {tuple(shape)}) but the inputs have "
             f"{n_outputs} outputs (shape {output_shape}); give one weight per output"
         )
-    if not np.all(np.isfinite(vector)) or np.any(vector < 0) or not vector.sum() > 0:
-        raise ValueError(
-            "multioutput weights must be finite, >= 0 and not all zero; got "
-            f"{np.array2string(vector, threshold=8, separator=', ')}"
-        )
-    return vector.reshape(-1)
+
+
+def output_weights_error(seen: str) -> ValueError:
+    return ValueError(f"multioutput weights must be finite, >= 0 and not all zero; got {seen}")
 
 
 def nonscalar_error(output_shape: tuple[int, ...]) -> ValueError:

@@ -148,12 +148,6 @@ class JaxBackend(Backend):
         total, minimum, finite = np.asarray(summary).tolist()
         return total, minimum, bool(finite)
 
-    def output_weights(self, weights: Any, output_shape: tuple[int, ...]) -> Any:
-        if _concrete(weights):
-            return v.check_output_weights(weights, output_shape)
-        v.check_output_weights(np.ones(weights.shape), output_shape)  # traced: shape only
-        return jnp.reshape(weights, (-1,))
-
     # -- kernels --------------------------------------------------------------------------------
     def elementwise(self, xp: Namespace, loss: Loss, r: Array, params: tuple[Any, ...]) -> Array:
         return kernels.differentiable_elementwise(loss, r, params)
