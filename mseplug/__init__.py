@@ -8,7 +8,7 @@ Examples
 """
 
 from mseplug._accumulate import Accumulator
-from mseplug._api import grad, huber, mae, mse, rmse, value_and_grad
+from mseplug._api import grad, huber, mae, mse, pinball, rmse, value_and_grad
 from mseplug._backend_registry import backends, get_backend, register_backend
 from mseplug._engine import Backend
 from mseplug._loss import Loss, Param
@@ -31,6 +31,7 @@ __all__ = [
     "losses",
     "mae",
     "mse",
+    "pinball",
     "register_backend",
     "register_loss",
     "rmse",

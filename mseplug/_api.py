@@ -159,6 +159,44 @@ def huber(
     """
 
 
+@builtin(_losses.PINBALL)
+def pinball(
+    y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
+    multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
+    nan_policy: NanPolicy = "propagate", backend: Any = None, alpha: float = 0.5,
+) -> Array:
+    """Pinball (quantile) loss: ``α·|r|`` below the truth, ``(1 - α)·r`` above it.
+
+    Minimising it makes the prediction the ``α``-quantile of the target, as
+    ``sklearn.metrics.mean_pinball_loss`` (same values, weights and
+    ``multioutput``); ``alpha=0.5`` gives half the MAE. The subgradient at a
+    zero residual is 0, as for :func:`mae`.
+
+    Parameters
+    ----------
+    y_true, y_pred, sample_weight, multioutput, reduction, nan_policy, backend
+        As for :func:`mse`.
+    alpha : float, default 0.5
+        The quantile the loss targets; in (0, 1).
+
+    Returns
+    -------
+    loss : array
+        As for :func:`mse`.
+
+    Examples
+    --------
+    Predicting 10 where the truth is 12 costs ``0.9 · 2`` at ``alpha=0.9``;
+    predicting 14 costs ``0.1 · 2``.
+
+    >>> import mseplug
+    >>> float(mseplug.pinball([12.0, 12.0], [10.0, 14.0], alpha=0.9))
+    1.0
+    >>> float(2 * mseplug.pinball([1.0, 2.0], [3.0, 0.0])) == float(mseplug.mae([1.0, 2.0], [3.0, 0.0]))
+    True
+    """
+
+
 def value_and_grad(
     loss: Any, y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
     backend: Any = None, **options: Any,

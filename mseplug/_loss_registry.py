@@ -204,8 +204,8 @@ def losses() -> tuple[str, ...]:
     Examples
     --------
     >>> import mseplug
-    >>> mseplug.losses()[:4]
-    ('mse', 'mae', 'rmse', 'huber')
+    >>> mseplug.losses()[:5]
+    ('mse', 'mae', 'rmse', 'huber', 'pinball')
     """
     _read_entry_points()
     return tuple(_records)
@@ -225,7 +225,7 @@ def get_loss(name: str) -> LossFunction:
     Examples
     --------
     >>> import mseplug
-    >>> mseplug.get_loss("huber") is mseplug.huber
+    >>> mseplug.get_loss("pinball") is mseplug.pinball
     True
     """
     if not isinstance(name, str):

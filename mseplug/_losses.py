@@ -52,6 +52,21 @@ def huber_derivative(xp: Namespace, r: Array, delta: float) -> Array:
     return xp.clip(r, -delta, delta)
 
 
+def pinball(xp: Namespace, r: Array, alpha: float) -> Array:
+    """``e(r) = max(-α·r, (1 - α)·r)``: the quantile loss of level ``α``.
+
+    Under-prediction (``r < 0``) costs ``α·|r|``, over-prediction ``(1 - α)·r``,
+    as ``sklearn.metrics.mean_pinball_loss``; ``2·pinball(α=0.5)`` is MAE.
+    """
+    return xp.maximum(-alpha * r, (1 - alpha) * r)
+
+
+def pinball_derivative(xp: Namespace, r: Array, alpha: float) -> Array:
+    """``e'(r) = 1 - α`` for ``r > 0``, ``-α`` for ``r < 0`` and 0 at ``r = 0`` (as MAE)."""
+    s = xp.sign(r)
+    return s * (0.5 + (0.5 - alpha) * s)
+
+
 MSE = Loss(
     "mse", squared_error, squared_error_derivative,
     native={"numpy": f"{_NUMPY}:SQUARED", "torch": f"{_TORCH}:SQUARED"},
@@ -73,5 +88,8 @@ HUBER = Loss(
     native={"numpy": f"{_NUMPY}:HUBER", "torch": f"{_TORCH}:HUBER"},
     doc="Huber loss: ``½r²`` where ``|r| <= delta``, else ``delta·(|r| - ½delta)``.",
 )
-
-BUILTINS = (MSE, MAE, RMSE, HUBER)
+PINBALL = Loss(
+    "pinball", pinball, pinball_derivative,
+    params={"alpha": Param(0.5, low=0.0, high=1.0, doc="The quantile the loss targets")},
+    doc="Pinball (quantile) loss of level ``alpha``, as ``sklearn.metrics.mean_pinball_loss``.",
+)

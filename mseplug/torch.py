@@ -33,7 +33,7 @@ import torch
 
 import mseplug
 
-__all__ = ["HuberLoss", "Loss", "MAELoss", "MSELoss", "RMSELoss"]
+__all__ = ["HuberLoss", "Loss", "MAELoss", "MSELoss", "PinballLoss", "RMSELoss"]
 
 _OPTIONS = ("reduction", "multioutput", "nan_policy")
 
@@ -221,6 +221,37 @@ class HuberLoss(_Named):
         multioutput: Any = "uniform_average", nan_policy: str = "propagate",
     ) -> None:
         super().__init__(reduction, multioutput=multioutput, nan_policy=nan_policy, delta=delta)
+
+
+class PinballLoss(_Named):
+    """Pinball (quantile) loss of level ``alpha``: trains a model to predict that quantile.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}, default "mean"
+    alpha : float, default 0.5
+        The quantile; in (0, 1).
+    multioutput, nan_policy
+        As for :class:`Loss`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from mseplug.torch import PinballLoss
+    >>> PinballLoss(alpha=0.9)
+    PinballLoss(reduction='mean', alpha=0.9, multioutput='uniform_average', nan_policy='propagate')
+    >>> float(PinballLoss(alpha=0.9)(torch.tensor([10.0, 14.0]), torch.tensor([12.0, 12.0])))
+    1.0
+    """
+
+    _name = "pinball"
+    alpha = _setting("alpha")
+
+    def __init__(
+        self, reduction: str = "mean", *, alpha: float = 0.5,
+        multioutput: Any = "uniform_average", nan_policy: str = "propagate",
+    ) -> None:
+        super().__init__(reduction, multioutput=multioutput, nan_policy=nan_policy, alpha=alpha)
 
 
 _TORCH: mseplug.Backend = mseplug.get_backend(torch.empty(0))
