@@ -8,7 +8,7 @@ Examples
 """
 
 from mseplug._accumulate import Accumulator
-from mseplug._api import grad, huber, mae, mse, pinball, rmse, value_and_grad
+from mseplug._api import grad, huber, log_cosh, mae, mse, pinball, rmse, value_and_grad
 from mseplug._backend_registry import backends, get_backend, register_backend
 from mseplug._engine import Backend
 from mseplug._loss import Loss, Param
@@ -28,6 +28,7 @@ __all__ = [
     "get_loss",
     "grad",
     "huber",
+    "log_cosh",
     "losses",
     "mae",
     "mse",

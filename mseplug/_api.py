@@ -197,6 +197,39 @@ def pinball(
     """
 
 
+@builtin(_losses.LOG_COSH)
+def log_cosh(
+    y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
+    multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
+    nan_policy: NanPolicy = "propagate", backend: Any = None,
+) -> Array:
+    """Log-cosh loss, ``Σᵢ wᵢ log(cosh(ŷᵢ - yᵢ)) / Σᵢ wᵢ``, as Keras' ``LogCosh``.
+
+    About ``r²/2`` for small residuals and ``|r| - log 2`` for large ones: like
+    Huber, smooth everywhere (its derivative is ``tanh(r)``), with no
+    threshold to choose. Computed as ``|r| + log1p(exp(-2|r|)) - log 2``, so it
+    stays finite where ``cosh`` overflows.
+
+    Parameters
+    ----------
+    y_true, y_pred, sample_weight, multioutput, reduction, nan_policy, backend
+        As for :func:`mse`.
+
+    Returns
+    -------
+    loss : array
+        As for :func:`mse`.
+
+    Examples
+    --------
+    >>> import math, mseplug
+    >>> math.isclose(float(mseplug.log_cosh([0.0], [1.0])), math.log(math.cosh(1.0)))
+    True
+    >>> float(mseplug.log_cosh([0.0], [1000.0]))  # cosh(1000) overflows; the loss does not
+    999.3068528194401
+    """
+
+
 def value_and_grad(
     loss: Any, y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
     backend: Any = None, **options: Any,

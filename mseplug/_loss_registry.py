@@ -204,8 +204,8 @@ def losses() -> tuple[str, ...]:
     Examples
     --------
     >>> import mseplug
-    >>> mseplug.losses()[:5]
-    ('mse', 'mae', 'rmse', 'huber', 'pinball')
+    >>> mseplug.losses()[:6]
+    ('mse', 'mae', 'rmse', 'huber', 'pinball', 'log_cosh')
     """
     _read_entry_points()
     return tuple(_records)

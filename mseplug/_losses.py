@@ -9,6 +9,8 @@ sums, torch's fused losses) are optional speed-ups named in ``native``.
 
 from __future__ import annotations
 
+import math
+
 from mseplug._loss import Loss, Param
 from mseplug._typing import Array, Namespace
 
@@ -67,6 +69,25 @@ def pinball_derivative(xp: Namespace, r: Array, alpha: float) -> Array:
     return s * (0.5 + (0.5 - alpha) * s)
 
 
+_LOG_2 = math.log(2.0)
+
+
+def log_cosh(xp: Namespace, r: Array) -> Array:
+    """``e(r) = log(cosh(r))``, computed as ``|r| + log1p(exp(-2|r|)) - log 2``.
+
+    ``cosh`` overflows for ``|r|`` above about 710 (float64) or 89 (float32);
+    this form is finite up to the dtype's largest value. Quadratic (``r²/2``)
+    near 0, linear (``|r| - log 2``) far away.
+    """
+    a = xp.abs(r)
+    return a + xp.log1p(xp.exp(-2 * a)) - _LOG_2
+
+
+def log_cosh_derivative(xp: Namespace, r: Array) -> Array:
+    """``e'(r) = tanh(r)``."""
+    return xp.tanh(r)
+
+
 MSE = Loss(
     "mse", squared_error, squared_error_derivative,
     native={"numpy": f"{_NUMPY}:SQUARED", "torch": f"{_TORCH}:SQUARED"},
@@ -92,4 +113,8 @@ PINBALL = Loss(
     "pinball", pinball, pinball_derivative,
     params={"alpha": Param(0.5, low=0.0, high=1.0, doc="The quantile the loss targets")},
     doc="Pinball (quantile) loss of level ``alpha``, as ``sklearn.metrics.mean_pinball_loss``.",
+)
+LOG_COSH = Loss(
+    "log_cosh", log_cosh, log_cosh_derivative,
+    doc="Log-cosh loss, ``Σᵢ wᵢ log(cosh(ŷᵢ - yᵢ)) / Σᵢ wᵢ``, as Keras' ``LogCosh``.",
 )

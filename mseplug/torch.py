@@ -33,7 +33,7 @@ import torch
 
 import mseplug
 
-__all__ = ["HuberLoss", "Loss", "MAELoss", "MSELoss", "PinballLoss", "RMSELoss"]
+__all__ = ["HuberLoss", "LogCoshLoss", "Loss", "MAELoss", "MSELoss", "PinballLoss", "RMSELoss"]
 
 _OPTIONS = ("reduction", "multioutput", "nan_policy")
 
@@ -252,6 +252,21 @@ class PinballLoss(_Named):
         multioutput: Any = "uniform_average", nan_policy: str = "propagate",
     ) -> None:
         super().__init__(reduction, multioutput=multioutput, nan_policy=nan_policy, alpha=alpha)
+
+
+class LogCoshLoss(_Named):
+    """Log-cosh loss (Keras' ``LogCosh``): smooth like MSE near 0, linear like MAE far away.
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from mseplug.torch import LogCoshLoss
+    >>> loss = LogCoshLoss()(torch.tensor([1.0], dtype=torch.float64), torch.tensor([0.0]))
+    >>> math.isclose(float(loss), math.log(math.cosh(1.0)))
+    True
+    """
+
+    _name = "log_cosh"
 
 
 _TORCH: mseplug.Backend = mseplug.get_backend(torch.empty(0))
