@@ -73,14 +73,18 @@ _LOG_2 = math.log(2.0)
 
 
 def log_cosh(xp: Namespace, r: Array) -> Array:
-    """``e(r) = log(cosh(r))``, computed as ``|r| + log1p(exp(-2|r|)) - log 2``.
+    """``e(r) = log(cosh(r))``: about ``r²/2`` near 0 and ``|r| - log 2`` far away.
 
-    ``cosh`` overflows for ``|r|`` above about 710 (float64) or 89 (float32);
-    this form is finite up to the dtype's largest value. Quadratic (``r²/2``)
-    near 0, linear (``|r| - log 2``) far away.
+    ``cosh`` overflows for ``|r|`` above about 710 (float64) or 89 (float32), so
+    far from 0 it is ``|r| + log1p(exp(-2|r|)) - log 2``, finite up to the
+    dtype's largest value; that form cancels near 0, so there it is
+    ``log1p(2 sinh²(r/2))``, exact to rounding however small ``r`` is.
     """
     a = xp.abs(r)
-    return a + xp.log1p(xp.exp(-2 * a)) - _LOG_2
+    near = a < 1
+    half = xp.sinh(xp.where(near, a, xp.zeros_like(a)) / 2)  # never overflows
+    return xp.where(near, xp.log1p(2 * (half * half)),
+                    a + xp.log1p(xp.exp(-2 * a)) - _LOG_2)
 
 
 def log_cosh_derivative(xp: Namespace, r: Array) -> Array:
