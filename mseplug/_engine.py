@@ -1,11 +1,11 @@
 """``Backend``: the one engine, written once over any Array API namespace, and its hooks.
 
 Data flows one way. :meth:`Backend.check` converts and checks one call's
-inputs (shapes, dtypes, NaN under ``"raise"``, weights); a pure kernel
-(:func:`loss_value`, :func:`loss_statistics`, :func:`loss_value_and_grad`)
-turns them into ``(n, K)`` columns, sufficient statistics ``(S, W)`` and,
-through :func:`mseplug._reduce.finalize`, the value. A backend runs the pure
-kernels with :meth:`Backend.run` (JAX compiles them) and overrides only its
+inputs (shapes, dtypes, NaN under ``"raise"``, weights); a pure kernel of
+:mod:`mseplug._kernels` turns them into ``(n, K)`` columns, sufficient
+statistics ``(S, W)`` and, through :func:`mseplug._reduce.finalize`, the
+value. A backend runs the pure kernels with :meth:`Backend.run` (JAX
+compiles them) and overrides only its
 hooks: how to recognise and convert its arrays, its namespace, native
 kernels, and value checks that cost no extra device sync. A plugin can
 override nothing but :meth:`Backend.array_types`.
@@ -14,14 +14,22 @@ override nothing but :meth:`Backend.array_types`.
 from __future__ import annotations
 
 import importlib.util
-import math
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from mseplug import _reduce
 from mseplug import _validation as v
+from mseplug._dtypes import namespace_kind
+from mseplug._kernels import (
+    Columns,
+    Statistics,
+    generic_column_totals,
+    generic_grand_total,
+    loss_statistics,
+    loss_value,
+    loss_value_and_grad,
+)
 from mseplug._loss import Loss
 from mseplug._options import Options
 from mseplug._typing import Array, DType, Namespace
@@ -35,25 +43,6 @@ class Checked(NamedTuple):
     sample_weight: Array | None
     output_weights: Array | None  # checked output weights (a float64 NumPy vector), or None
     shape: tuple[int, ...]  # the common shape, (n_samples, *outputs)
-
-
-class Columns(NamedTuple):
-    """Inputs inside a kernel: ``(n, K)`` arrays in the accumulation dtype."""
-
-    xp: Namespace
-    y_true: Array
-    y_pred: Array
-    weight: Array | None  # (n,)
-    shape: tuple[int, ...]  # the common shape
-    pred_shape: tuple[int, ...]  # y_pred's own shape: the shape of "none" results and gradients
-    dtype: DType  # promoted input dtype: the dtype of results
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return self.shape[1:]
-
-
-Statistics = tuple[Array, Array]
 
 
 class Backend:
@@ -156,20 +145,9 @@ class Backend:
     def kind(self, xp: Namespace, dtype: DType) -> str:
         """NumPy-style kind letter of ``dtype``: 'f', 'i', 'u', 'b', 'c' or 'O' (cached)."""
         key = (type(dtype), dtype)  # libraries' dtypes may hash alike but must not compare
-        try:
-            return self._kinds[key]
-        except (KeyError, TypeError):
-            pass
-        found = "O"
-        for kind, group in (("b", "bool"), ("i", "signed integer"), ("u", "unsigned integer"),
-                            ("f", "real floating"), ("c", "complex floating")):
-            if xp.isdtype(dtype, group):
-                found = kind
-                break
-        try:
-            self._kinds[key] = found
-        except TypeError:
-            pass
+        found = self._kinds.get(key)
+        if found is None:
+            found = self._kinds[key] = namespace_kind(xp, dtype)
         return found
 
     def default_float(self, xp: Namespace) -> DType:
@@ -221,10 +199,11 @@ class Backend:
         """``(Σw, min w, all finite)`` of the sample weights."""
         return float(xp.sum(weight)), float(xp.min(weight)), bool(xp.all(xp.isfinite(weight)))
 
-    def output_weights(self, xp: Namespace, weights: Any, output_shape: tuple[int, ...]) -> Any:
-        """The checked ``multioutput`` weights: a flat array of this library (on its device,
-        values checked where readable), else a float64 NumPy vector."""
-        if not self._is_own(weights):
+    def output_weights(self, xp: Namespace, weights: Any, output_shape: tuple[int, ...],
+                       like: Array) -> Any:
+        """The checked ``multioutput`` weights: a flat array of ``like``'s library (on its
+        device, values checked where readable), else a float64 NumPy vector."""
+        if not (self._is_own(weights) and self.same_library(weights, like)):
             return v.check_output_weights(weights, output_shape)
         v.check_output_weights_shape(tuple(weights.shape), output_shape)
         if self.readable(weights):
@@ -244,22 +223,11 @@ class Backend:
 
     def column_totals(self, options: Options, c: Columns, params: tuple[Any, ...]) -> Statistics:
         """``(S, W)``, each of shape ``(K,)``, in :meth:`sum_dtype`."""
-        xp = c.xp
-        keep = kept(c, options)
-        dtype = self.sum_dtype(xp, c.y_pred.dtype)
-        total = xp.sum(weighted_losses(self, options, c, params, keep), axis=0, dtype=dtype)
-        if keep is None:
-            count = c.shape[0] if c.weight is None else xp.sum(c.weight, dtype=dtype)
-            return total, xp.zeros_like(total) + count
-        ones = xp.ones_like(c.y_pred) if c.weight is None else c.weight[:, None] + xp.zeros_like(c.y_pred)
-        kept_weight = xp.where(keep, ones, xp.zeros_like(ones))
-        return total, xp.sum(kept_weight, axis=0, dtype=dtype)
+        return generic_column_totals(self, options, c, params)
 
     def grand_total(self, options: Options, c: Columns, params: tuple[Any, ...]) -> Array:
         """``Σ w·e`` over every element (no NaN is omitted), for values that need no more."""
-        xp = c.xp
-        losses = weighted_losses(self, options, c, params, None)
-        return xp.sum(losses, dtype=self.sum_dtype(xp, c.y_pred.dtype))
+        return generic_grand_total(self, options, c, params)
 
     def run(self, kernel: Callable[..., Any], options: Options, *arrays: Any) -> Any:
         """Run a pure kernel of this module (JAX compiles it; others call it)."""
@@ -296,7 +264,7 @@ class Backend:
                 v.check_weight_values(*self.weight_summary(xp, weight))
         output_weights = None
         if options.weighted_outputs:
-            output_weights = self.output_weights(xp, options.multioutput, shape[1:])
+            output_weights = self.output_weights(xp, options.multioutput, shape[1:], pred)
         return Checked(true, pred, weight, output_weights, shape)
 
     def evaluate(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Array:
@@ -327,104 +295,3 @@ class Backend:
         value, grad = self.run(loss_value_and_grad, options, c.y_true, c.y_pred, c.sample_weight,
                                c.output_weights, options.params)
         return self.finish(value, c), grad
-
-
-# -- pure kernels: functions of arrays, traceable (jit, vmap, torch.compile) -----------
-def columns(backend: Backend, true: Array, pred: Array, weight: Array | None) -> Columns:
-    """The inputs as ``(n, K)`` columns in the accumulation dtype."""
-    xp = backend.namespace(pred)
-    dtype = backend.result_dtype(xp, true.dtype, pred.dtype)
-    acc = backend.accumulation_dtype(xp, dtype)
-    shape = v.common_shape(tuple(true.shape), tuple(pred.shape))
-    n, k = shape[0], math.prod(shape[1:])
-    t = backend.as_columns(xp, true, (n, k), acc)
-    p = backend.as_columns(xp, pred, (n, k), acc)
-    w = None if weight is None else backend.as_columns(xp, weight, (n,), acc)
-    return Columns(xp, t, p, w, shape, tuple(pred.shape), dtype)
-
-
-def kept(c: Columns, options: Options) -> Array | None:
-    """Boolean ``(n, K)`` mask of the elements ``nan_policy="omit"`` keeps, else ``None``."""
-    if options.nan_policy != "omit":
-        return None
-    xp = c.xp
-    return xp.logical_not(xp.logical_or(xp.isnan(c.y_true), xp.isnan(c.y_pred)))
-
-
-def weighted_losses(backend: Backend, options: Options, c: Columns, params: tuple[Any, ...],
-                    keep: Array | None) -> Array:
-    """``w·e(r)`` of every element, ``(n, K)``; 0 (with a finite gradient) where omitted."""
-    xp = c.xp
-    residual = c.y_pred - c.y_true
-    if keep is not None:  # a NaN never reaches the loss, so its gradient stays finite
-        residual = xp.where(keep, residual, xp.zeros_like(residual))
-    losses = backend.elementwise(xp, options.loss, residual, params)
-    if keep is not None:
-        losses = xp.where(keep, losses, xp.zeros_like(losses))
-    if c.weight is not None:
-        losses = losses * c.weight[:, None]
-    return losses
-
-
-def _needs_columns(options: Options, c: Columns) -> bool:
-    """Whether the value needs per-output statistics (else the grand total is enough)."""
-    k = c.y_pred.shape[1]
-    return (options.nan_policy == "omit" or options.weighted_outputs
-            or (k > 1 and (options.loss.root or not options.uniform)))
-
-
-def _output_weights(backend: Backend, xp: Namespace, output_weights: Any, like: Array) -> Any:
-    return None if output_weights is None else backend.asarray_like(xp, output_weights, like)
-
-
-def loss_value(backend: Backend, options: Options, true: Array, pred: Array, weight: Array | None,
-               output_weights: Any, params: tuple[Any, ...]) -> Array:
-    """The loss of checked inputs, in the promoted input dtype."""
-    c = columns(backend, true, pred, weight)
-    xp = c.xp
-    if options.reduction == "none":
-        losses = weighted_losses(backend, options, c, params, kept(c, options))
-        return backend.cast_result(xp, xp.reshape(losses, c.pred_shape), c.dtype)
-    if not _needs_columns(options, c):
-        total = backend.grand_total(options, c, params)
-        if options.reduction == "mean":
-            n, k = c.y_pred.shape
-            count = n if c.weight is None else xp.sum(c.weight, dtype=total.dtype)
-            total = total / (count * k)
-            if options.loss.root:
-                total = backend.sqrt(xp, total)
-        if options.raw:
-            total = xp.reshape(total, c.output_shape)
-        return backend.cast_result(xp, total, c.dtype)
-    total, count = backend.column_totals(options, c, params)
-    value = _reduce.finalize(xp, options, total, count, c.output_shape,
-                             _output_weights(backend, xp, output_weights, total), backend.sqrt)
-    return backend.cast_result(xp, value, c.dtype)
-
-
-def loss_statistics(backend: Backend, options: Options, true: Array, pred: Array,
-                    weight: Array | None, params: tuple[Any, ...]) -> Statistics:
-    """``(S, W)`` per output of checked inputs."""
-    return backend.column_totals(options, columns(backend, true, pred, weight), params)
-
-
-def loss_value_and_grad(backend: Backend, options: Options, true: Array, pred: Array,
-                        weight: Array | None, output_weights: Any, params: tuple[Any, ...]
-                        ) -> tuple[Array, Array]:
-    """The value and the analytic gradient ``d loss / d y_pred`` from the loss's derivative."""
-    c = columns(backend, true, pred, weight)
-    xp = c.xp
-    total, count = backend.column_totals(options, c, params)
-    weights = _output_weights(backend, xp, output_weights, total)
-    value = _reduce.finalize(xp, options, total, count, c.output_shape, weights, backend.sqrt)
-    scale = _reduce.gradient_scale(xp, options, total, count, weights)
-    residual = c.y_pred - c.y_true
-    grad = options.loss.evaluate_derivative(xp, residual, params)
-    grad = grad * xp.astype(scale, grad.dtype)[None, :]
-    if c.weight is not None:
-        grad = grad * c.weight[:, None]
-    keep = kept(c, options)
-    if keep is not None:
-        grad = xp.where(keep, grad, xp.zeros_like(grad))
-    return (backend.cast_result(xp, value, c.dtype),
-            xp.astype(xp.reshape(grad, c.pred_shape), c.dtype))
