@@ -17,6 +17,17 @@ from mseplug._overflow import LossOverflowWarning
 
 __version__ = "0.1.0"
 
+_SUBMODULES = ("torch", "sklearn")
+
+
+def __getattr__(name: str) -> object:
+    """``mseplug.torch`` and ``mseplug.sklearn`` import their framework on first use only."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"mseplug.{name}")
+    raise AttributeError(f"module 'mseplug' has no attribute {name!r}")
+
 __all__ = [
     "Accumulator",
     "Backend",
