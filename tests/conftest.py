@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -77,17 +76,3 @@ def backend(request: pytest.FixtureRequest) -> Lib:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
-
-
-def reference(loss: str, y_true: Any, y_pred: Any, w: Any = None, delta: float = 1.0) -> float:
-    """Float64 NumPy reference of the mean loss over samples, uniform over outputs."""
-    r = np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64)
-    e: Callable[[Any], Any] = {
-        "mse": lambda r: r**2, "rmse": lambda r: r**2, "mae": np.abs,
-        "huber": lambda r: np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta)),
-    }[loss]
-    values = e(r).reshape(r.shape[0], -1) if r.ndim else e(r).reshape(1, 1)
-    per_output = np.average(values, axis=0, weights=w)
-    if loss == "rmse":
-        per_output = np.sqrt(per_output)
-    return float(per_output.mean())

@@ -1,32 +1,72 @@
-"""An independent float64 NumPy reference of the whole contract, written plainly (no mseplug).
+"""The suite's one independent float64 NumPy reference of the whole contract (no mseplug).
 
-Values and gradients of every loss, option and NaN policy, straight from the
-formulas in DESIGN.md section 2, so the backends can be compared against
-something that shares none of their code.
+Each built-in loss is written out again here, plainly, with its first and
+second derivative (``DEFINITIONS``); values and gradients of every option and
+NaN policy follow the formulas of the semantics page by hand, so the backends
+are compared against something that shares none of their code. A built-in
+loss without an entry here fails the suite: a new loss comes with its reference.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
 
-def _elementwise(loss: str, r: np.ndarray, delta: float) -> np.ndarray:
+class Definition(NamedTuple):
+    """A loss written out: e(r), e'(r), e''(r) (away from kinks), and whether a root is taken."""
+
+    value: Callable[..., np.ndarray]
+    slope: Callable[..., np.ndarray]
+    curvature: Callable[..., np.ndarray]
+    root: bool = False
+
+
+def _huber(r: np.ndarray, delta: float = 1.0) -> np.ndarray:
     a = np.abs(r)
-    if loss in ("mse", "rmse"):
-        return r * r
-    if loss == "mae":
-        return a
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
-def _derivative(loss: str, r: np.ndarray, delta: float) -> np.ndarray:
-    if loss in ("mse", "rmse"):
-        return 2 * r
-    if loss == "mae":
-        return np.sign(r)
-    return np.where(np.abs(r) <= delta, r, delta * np.sign(r))
+def _pinball(r: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    # sklearn.metrics.mean_pinball_loss, with r = y_pred - y_true = -(y_true - y_pred).
+    diff = -r
+    return np.where(diff >= 0, alpha * diff, (alpha - 1) * diff)
+
+
+def _log_cosh(r: np.ndarray) -> np.ndarray:
+    # log(cosh(r)) = log1p(cosh(r) - 1); cosh(r) - 1 = expm1(|r|)²/(2 e^|r|) is exact to
+    # rounding near 0, and e^|r| overflows only beyond |r| ≈ 709, where |r| - log 2 is exact.
+    a = np.abs(r)
+    with np.errstate(over="ignore", invalid="ignore"):
+        near = np.log1p(np.expm1(a) ** 2 / (2 * np.exp(a)))
+    return np.where(a < 300, near, a - np.log(2.0))
+
+
+DEFINITIONS: dict[str, Definition] = {
+    "mse": Definition(lambda r: r * r, lambda r: 2 * r, lambda r: 2 + 0 * r),
+    "rmse": Definition(lambda r: r * r, lambda r: 2 * r, lambda r: 2 + 0 * r, root=True),
+    "mae": Definition(np.abs, np.sign, lambda r: 0 * r),
+    "huber": Definition(
+        _huber,
+        lambda r, delta=1.0: np.where(np.abs(r) <= delta, r, delta * np.sign(r)),
+        lambda r, delta=1.0: np.where(np.abs(r) <= delta, 1.0, 0.0),
+    ),
+    "pinball": Definition(
+        _pinball,
+        lambda r, alpha=0.5: np.where(r > 0, 1 - alpha, np.where(r < 0, -alpha, 0.0)),
+        lambda r, alpha=0.5: 0 * r,
+    ),
+    "log_cosh": Definition(_log_cosh, np.tanh, lambda r: 1 - np.tanh(r) ** 2),
+}
+
+
+def definition(loss: str) -> Definition:
+    try:
+        return DEFINITIONS[loss]
+    except KeyError:
+        raise KeyError(f"tests/reference.py has no definition of the loss {loss!r}; add one") from None
 
 
 def _as_2d(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
@@ -51,12 +91,13 @@ def _output_share(multioutput: Any, k: int, reduction: str) -> np.ndarray:
 
 def loss_value(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
                multioutput: Any = "uniform_average", reduction: str = "mean",
-               nan_policy: str = "propagate", delta: float = 1.0) -> np.ndarray:
+               nan_policy: str = "propagate", **params: float) -> np.ndarray:
     """The loss as float64, following the contract's definitions."""
+    spec = definition(loss)
     t, p, pred_shape = _as_2d(y_true, y_pred)
     n, k = t.shape
     w = _sample_weights(sample_weight, n)
-    e = _elementwise(loss, p - t, delta)
+    e = spec.value(p - t, **params)
     wk = np.repeat(w[:, None], k, axis=1)
     if nan_policy == "omit":
         drop = np.isnan(t) | np.isnan(p)
@@ -67,7 +108,7 @@ def loss_value(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None
     sums = np.array([np.sum(wk[:, j] * e[:, j]) if nan_policy == "omit" else np.sum(w * e[:, j])
                      for j in range(k)])
     per_output = sums / wk.sum(axis=0) if reduction == "mean" else sums
-    if loss == "rmse":
+    if spec.root:
         per_output = np.sqrt(per_output)
     if isinstance(multioutput, str) and multioutput == "raw_values":
         out_shape = np.asarray(y_pred).shape[1:] if np.ndim(y_pred) > 1 else ()
@@ -77,23 +118,30 @@ def loss_value(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None
     return np.asarray(np.sum(_output_share(multioutput, k, reduction) * per_output))
 
 
+def mean_loss(loss: str, y_true: Any, y_pred: Any, sample_weight: Any = None,
+              **params: float) -> float:
+    """The default call: weighted mean over samples, outputs averaged uniformly."""
+    return float(loss_value(loss, y_true, y_pred, sample_weight=sample_weight, **params))
+
+
 def loss_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
               multioutput: Any = "uniform_average", reduction: str = "mean",
-              nan_policy: str = "propagate", delta: float = 1.0) -> np.ndarray:
+              nan_policy: str = "propagate", **params: float) -> np.ndarray:
     """d loss / d y_pred in float64 for a scalar loss (chain rule, by hand)."""
+    spec = definition(loss)
     t, p, pred_shape = _as_2d(y_true, y_pred)
     n, k = t.shape
     w = _sample_weights(sample_weight, n)
     drop = (np.isnan(t) | np.isnan(p)) if nan_policy == "omit" else np.zeros((n, k), bool)
     r = np.where(drop, 0.0, p - t)
-    de = _derivative(loss, r, delta) * w[:, None]
+    de = spec.slope(r, **params) * w[:, None]
     de = np.where(drop, 0.0, de)
     v = _output_share(multioutput, k, reduction)
     if reduction == "mean":
         kept_weight = np.where(drop, 0.0, w[:, None]).sum(axis=0)
         scale = v / kept_weight
-        if loss == "rmse":
-            e = np.where(drop, 0.0, _elementwise(loss, r, delta))
+        if spec.root:
+            e = np.where(drop, 0.0, spec.value(r, **params))
             m = (e * w[:, None]).sum(axis=0) / kept_weight
             root = np.sqrt(m)
             scale = np.where(root > 0, scale / (2 * np.where(root > 0, root, 1.0)), 0.0)
@@ -103,3 +151,23 @@ def loss_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
     else:
         scale = v
     return np.where(drop, 0.0, de * scale[None, :]).reshape(pred_shape)
+
+
+def loss_hessian(loss: str, y_true: Any, y_pred: Any, *,
+                               sample_weight: Any = None, **params: float) -> np.ndarray:
+    """The Hessian d²loss / d y_pred² of the default mean loss of 1-D inputs, by hand.
+
+    For a loss without a root it is diagonal: ``wᵢ e''(rᵢ) / Σw``. For a root
+    (RMSE, ``m = Σ wᵢ e(rᵢ) / Σw``): ``H = (m''/(2√m)) - (m' m'ᵀ)/(4 m^{3/2})``.
+    """
+    spec = definition(loss)
+    t = np.asarray(y_true, np.float64).reshape(-1)
+    p = np.asarray(y_pred, np.float64).reshape(-1)
+    w = _sample_weights(sample_weight, t.size)
+    r = p - t
+    slope = w * spec.slope(r, **params) / w.sum()
+    curvature = np.diag(w * spec.curvature(r, **params) / w.sum())
+    if not spec.root:
+        return curvature
+    m = float(np.sum(w * spec.value(r, **params)) / w.sum())
+    return curvature / (2 * np.sqrt(m)) - np.outer(slope, slope) / (4 * m ** 1.5)

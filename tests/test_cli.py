@@ -25,8 +25,9 @@ def test_score_npy_streams_and_equals_one_shot(tmp_path: Path, capsys, monkeypat
                  str(tmp_path / "w.npy"), "--format", "json", "--no-progress"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["rows"] == 1000
-    for loss in ("mse", "mae", "rmse", "huber"):
-        expected = float(getattr(mseplug, loss)(y_true, y_pred, sample_weight=w))
+    assert sorted(out) == sorted(["rows", *mseplug.losses()])  # every registered loss by default
+    for loss in mseplug.losses():
+        expected = float(mseplug.get_loss(loss)(y_true, y_pred, sample_weight=w))
         assert out[loss] == pytest.approx(expected, rel=1e-12)
 
 

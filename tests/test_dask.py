@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from losses import call, rows
 
 import mseplug
 
@@ -21,17 +22,17 @@ def client():
         yield dask_client
 
 
-@pytest.mark.parametrize("loss", ["mse", "mae", "rmse", "huber"])
-def test_dask_values_equal_numpy_on_the_cluster(client, loss, rng) -> None:
+@pytest.mark.parametrize(("loss", "params"), rows())
+def test_dask_values_equal_numpy_on_the_cluster(client, loss, params, rng) -> None:
     y_true, y_pred = rng.normal(size=(4000, 3)), rng.normal(size=(4000, 3))
     w = rng.uniform(0.1, 2, size=4000)
     t, p = da.from_array(y_true, chunks=(700, 3)), da.from_array(y_pred, chunks=(700, 3))
     dw = da.from_array(w, chunks=700)
     for options in ({}, {"multioutput": "raw_values"}, {"multioutput": [0.2, 0.3, 0.5]}):
-        lazy = getattr(mseplug, loss)(t, p, sample_weight=dw, **options)
+        lazy = call(loss, t, p, sample_weight=dw, **options, **params)
         assert isinstance(lazy, da.Array), type(lazy)
         got = client.compute(lazy).result()
-        expected = getattr(mseplug, loss)(y_true, y_pred, sample_weight=w, **options)
+        expected = call(loss, y_true, y_pred, sample_weight=w, **options, **params)
         np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from losses import NAMES
 from reference import loss_grad, loss_value
 
 import mseplug
@@ -80,7 +81,8 @@ class Case:
 
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
-    loss = draw(st.sampled_from(["mse", "mae", "rmse", "huber"]))
+    loss = draw(st.sampled_from(NAMES))
+    record = mseplug.get_loss(loss).loss
     dtype = draw(st.sampled_from(AVAILABLE_DTYPES))
     n = draw(st.integers(1, 12))
     shape = draw(st.sampled_from([(), (n,), (n, 1), (n, 3), (n, 2, 2)]))
@@ -105,7 +107,7 @@ def cases(draw: st.DrawFn) -> Case:
         options["multioutput"] = rng.uniform(0.1, 1.0, size=outputs)
     elif multioutput == "raw_values":
         options["multioutput"] = "raw_values"
-    reductions = ["mean"] if loss == "rmse" else ["mean", "sum", "none"]
+    reductions = ["mean"] if record.root else ["mean", "sum", "none"]
     reduction = draw(st.sampled_from(reductions))
     if reduction != "mean":
         options["reduction"] = reduction
@@ -121,8 +123,12 @@ def cases(draw: st.DrawFn) -> Case:
         nonfinite = True
     if nan_policy == "omit":
         options["nan_policy"] = "omit"
-    if loss == "huber":
-        options["delta"] = float(draw(st.sampled_from([0.5, 1.0, 2.0]))) * magnitude
+    for name, spec in record.params.items():
+        if np.isfinite(spec.low) and np.isfinite(spec.high):  # a level, such as pinball's alpha
+            share = draw(st.sampled_from([0.1, 0.5, 0.9]))
+            options[name] = spec.low + share * (spec.high - spec.low)
+        else:  # a scale, such as Huber's delta: in the data's units
+            options[name] = float(draw(st.sampled_from([0.5, 1.0, 2.0]))) * spec.default * magnitude
     return Case(loss, dtype, y_true, y_pred, options, nonfinite)
 
 
@@ -206,7 +212,7 @@ def test_backends_agree_with_the_float64_reference(case: Case) -> None:
     assert check_case(case) >= 1
 
 
-@pytest.mark.parametrize("loss", ["mse", "mae", "rmse", "huber"])
+@pytest.mark.parametrize("loss", NAMES)
 def test_exact_ties_give_zero_gradients_everywhere(loss: str) -> None:
     y = np.array([[1.0, -2.0], [3.0, 0.5], [0.0, 7.0]])
     for name, lib in LIBS.items():

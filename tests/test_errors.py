@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from losses import NAMES
 
 import mseplug
 from conftest import Lib
@@ -34,15 +35,14 @@ NOT_TORCH = ("numpy", "jax", "array_api_strict")
 
 #: Entry points a case can run through. "grad"/"value_and_grad" differentiate MAE/Huber.
 ENTRY: dict[str, Callable[..., Any]] = {
-    "mse": mseplug.mse,
-    "mae": mseplug.mae,
-    "rmse": mseplug.rmse,
-    "huber": mseplug.huber,
+    **{name: mseplug.get_loss(name) for name in NAMES},
     "grad": functools.partial(mseplug.grad, "mae"),
     "value_and_grad": functools.partial(mseplug.value_and_grad, "huber"),
 }
-EVERY = ("mse", "mae", "rmse", "huber", "grad")
+EVERY = (*NAMES, "grad")
 GRADS = ("grad", "value_and_grad")
+ROOTS = tuple(name for name in NAMES if mseplug.get_loss(name).loss.root)
+NO_ROOT = (*(name for name in NAMES if name not in ROOTS), "grad")
 
 
 @dataclass(frozen=True)
@@ -163,11 +163,11 @@ simple("output weights NaN", lambda b: two_outputs(b, multioutput=[math.nan, 1.0
        ValueError, "multioutput weights", "finite", "nan")
 simple("output weights with reduction none",
        lambda b: two_outputs(b, multioutput=[1.0, 2.0], reduction="none"),
-       ValueError, "multioutput", "reduction='none'", entries=("mse", "mae", "huber", "grad"))
+       ValueError, "multioutput", "reduction='none'", entries=NO_ROOT)
 simple("rmse reduction sum", lambda b: dict(reduction="sum"), ValueError, "rmse", "reduction", "'sum'",
-       entries=("rmse",))
+       entries=ROOTS)
 simple("rmse reduction none", lambda b: dict(reduction="none"), ValueError, "rmse", "reduction", "'none'",
-       entries=("rmse",))
+       entries=ROOTS)
 for delta in (0.0, -1.0, math.nan, math.inf, -math.inf):
     simple(f"delta {delta}", lambda b, delta=delta: dict(delta=delta), ValueError, "delta", f"{delta}",
            entries=("huber", "value_and_grad"))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from losses import NAMES, call, rows
+from reference import loss_grad
 
 import mseplug
-
-LOSSES = ("mse", "mae", "rmse", "huber")
 
 
 def finite_difference(loss: str, y_true, y_pred, eps: float = 1e-6, **options) -> np.ndarray:
@@ -17,27 +17,29 @@ def finite_difference(loss: str, y_true, y_pred, eps: float = 1e-6, **options) -
         up, down = y_pred.copy(), y_pred.copy()
         up[index] += eps
         down[index] -= eps
-        f = getattr(mseplug, loss)
-        grad[index] = (float(f(y_true, up, **options)) - float(f(y_true, down, **options))) / (2 * eps)
+        grad[index] = (float(call(loss, y_true, up, **options))
+                       - float(call(loss, y_true, down, **options))) / (2 * eps)
     return grad
 
 
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize(("loss", "params"), rows())
 @pytest.mark.parametrize("shape", [(6,), (5, 3), (4, 2, 2)])
 @pytest.mark.parametrize(
     "options",
     [{}, {"sample_weight": "w"}, {"multioutput": "weights"}, {"reduction": "sum"},
-     {"nan_policy": "omit"}, {"delta": 0.3}],
-    ids=["default", "weighted", "output-weights", "sum", "omit", "delta"],
+     {"nan_policy": "omit"}, {"params": True}],
+    ids=["default", "weighted", "output-weights", "sum", "omit", "params"],
 )
-def test_analytic_gradient_matches_finite_differences(loss, shape, options, rng) -> None:
-    if loss == "rmse" and options.get("reduction") == "sum":
-        pytest.skip("rmse has no sum reduction")
-    if "delta" in options and loss != "huber":
-        pytest.skip("delta is Huber's")
+def test_analytic_gradient_matches_finite_differences(loss, params, shape, options, rng) -> None:
+    options = dict(options)
+    if mseplug.get_loss(loss).loss.root and options.get("reduction") == "sum":
+        pytest.skip(f"{loss} has no sum reduction")
+    if options.pop("params", False):
+        if not params:
+            pytest.skip(f"{loss} has no parameters")
+        options = dict(params)
     y_true = rng.normal(size=shape)
     y_pred = y_true + rng.choice([-1, 1], size=shape) * rng.uniform(0.05, 2, size=shape)
-    options = dict(options)
     if options.get("sample_weight") == "w":
         options["sample_weight"] = rng.uniform(0.1, 2, size=shape[0])
     if options.get("multioutput") == "weights":
@@ -47,9 +49,20 @@ def test_analytic_gradient_matches_finite_differences(loss, shape, options, rng)
     value, grad = mseplug.value_and_grad(loss, y_true, y_pred, **options)
     assert grad.shape == y_pred.shape and grad.dtype == y_pred.dtype
     assert np.all(np.isfinite(grad))
-    assert float(value) == pytest.approx(float(getattr(mseplug, loss)(y_true, y_pred, **options)))
+    assert float(value) == pytest.approx(float(call(loss, y_true, y_pred, **options)))
     np.testing.assert_allclose(grad, finite_difference(loss, y_true, y_pred, **options),
                                rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(grad, loss_grad(loss, y_true, y_pred, **options),
+                               rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(("loss", "params"), rows())
+def test_every_gradient_is_zero_at_a_perfect_fit(backend, loss, params) -> None:
+    """Zero residuals: MAE's and pinball's subgradient 0, RMSE's 0 (never NaN), and e'(0) = 0."""
+    y = backend.asarray([1.0, 2.0, 3.0])
+    value, grad = mseplug.value_and_grad(loss, y, backend.asarray([1.0, 2.0, 3.0]), **params)
+    assert float(backend.to_numpy(value)) == 0.0
+    assert backend.to_numpy(grad).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_conventions_at_zero_residual_and_perfect_fit() -> None:
@@ -94,7 +107,7 @@ def test_array_api_gradient_matches_numpy(rng) -> None:
     xps = pytest.importorskip("array_api_strict")
     y_true, y_pred = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
     w = rng.uniform(size=6)
-    for loss in LOSSES:
+    for loss in NAMES:
         expected = mseplug.grad(loss, y_true, y_pred, sample_weight=w)
         got = mseplug.grad(loss, xps.asarray(y_true), xps.asarray(y_pred), sample_weight=xps.asarray(w))
         assert type(got).__module__.startswith("array_api_strict")

@@ -15,6 +15,8 @@ import pytest
 
 sklearn = pytest.importorskip("sklearn")
 
+from losses import NAMES  # noqa: E402
+from reference import loss_value  # noqa: E402
 from scipy.stats import loguniform  # noqa: E402  (scipy comes with scikit-learn)
 from sklearn.dummy import DummyRegressor  # noqa: E402
 from sklearn.linear_model import Ridge  # noqa: E402
@@ -22,6 +24,7 @@ from sklearn.metrics import (  # noqa: E402
     check_scoring,
     get_scorer,
     mean_absolute_error,
+    mean_pinball_loss,
     mean_squared_error,
     root_mean_squared_error,
 )
@@ -38,30 +41,23 @@ from sklearn.multioutput import MultiOutputRegressor  # noqa: E402
 import mseplug  # noqa: E402
 import mseplug.sklearn as msk  # noqa: E402
 
-LOSSES = ("mse", "mae", "rmse", "huber")
+LOSSES = NAMES
 SKLEARN_NAME = {
     "mse": "neg_mean_squared_error",
     "mae": "neg_mean_absolute_error",
     "rmse": "neg_root_mean_squared_error",
 }
+#: scikit-learn's own functions, the anchors of the losses it defines.
 SKLEARN_METRIC = {"mse": mean_squared_error, "mae": mean_absolute_error,
-                  "rmse": root_mean_squared_error}
+                  "rmse": root_mean_squared_error, "pinball": mean_pinball_loss}
 CV = KFold(5, shuffle=True, random_state=0)
 
 
-def huber_reference(y_true, y_pred, *, delta=1.0, sample_weight=None, multioutput=None):
-    """Float64 NumPy Huber: 0.5 r^2 inside |r| <= delta, delta (|r| - delta / 2) outside."""
-    r = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)
-    a = np.abs(r)
-    elementwise = np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))
-    per_output = np.atleast_1d(np.average(elementwise, weights=sample_weight, axis=0))
-    return float(np.average(per_output, weights=multioutput))
-
-
 def reference(loss, y_true, y_pred, **options):
-    if loss == "huber":
-        return huber_reference(y_true, y_pred, **options)
-    return float(SKLEARN_METRIC[loss](y_true, y_pred, **options))
+    """scikit-learn's value where it defines the loss, else the suite's float64 reference."""
+    if loss in SKLEARN_METRIC:
+        return float(SKLEARN_METRIC[loss](y_true, y_pred, **options))
+    return float(loss_value(loss, y_true, y_pred, **options))
 
 
 def expected_scores(out, X, y, loss, **options):
@@ -297,7 +293,7 @@ def test_nan_policy_pass_through():
 
 def test_scorers_are_fresh_and_module_scorers_cached():
     first, second = msk.scorers(), msk.scorers()
-    assert list(first) == ["neg_mse", "neg_mae", "neg_rmse", "neg_huber"]
+    assert list(first) == [f"neg_{loss}" for loss in mseplug.losses()]
     assert all(first[key] is not second[key] for key in first)
     assert msk.mse_scorer is msk.mse_scorer
     assert {"mse_scorer", "huber_scorer"} <= set(dir(msk))

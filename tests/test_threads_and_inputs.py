@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from losses import NAMES, example_params
 
 import mseplug
 from conftest import Lib, installed_backends
 
-LOSSES = ("mse", "mae", "rmse", "huber")
 N_THREADS = 8
 
 
@@ -39,9 +39,9 @@ def option_grid(n_outputs: int, full: bool = True) -> Iterator[dict[str, Any]]:
     variants = [(mode, weighted) for mode in ("uniform_average", "raw_values", "weights")
                 for weighted in (False, True)]
     index = 0
-    for loss in LOSSES:
+    for loss in NAMES:
         for reduction in ("mean", "sum", "none"):
-            if loss == "rmse" and reduction != "mean":
+            if mseplug.get_loss(loss).loss.root and reduction != "mean":
                 continue
             for nan_policy in ("propagate", "raise", "omit"):
                 index += 1
@@ -52,8 +52,7 @@ def option_grid(n_outputs: int, full: bool = True) -> Iterator[dict[str, Any]]:
                         mode = "raw_values"
                     multioutput = list(np.arange(1.0, n_outputs + 1)) if mode == "weights" else mode
                     options = dict(reduction=reduction, nan_policy=nan_policy, multioutput=multioutput)
-                    if loss == "huber":
-                        options["delta"] = 0.7
+                    options.update(example_params(loss))
                     yield {"loss": loss, "weighted": weighted, **options}
 
 
@@ -88,11 +87,11 @@ def call_all(lib: Lib, y_true: Any, y_pred: Any, weight: Any, n_outputs: int, cl
             continue  # an error, tested in test_errors.py
         if weighted:
             spec["sample_weight"] = weight
-        getattr(mseplug, loss)(y_true, y_pred, **spec)
+        mseplug.get_loss(loss)(y_true, y_pred, **spec)
         calls += 1
         if scalar(spec, n_outputs):
             mseplug.grad(loss, y_true, y_pred, **spec)
-            mseplug.value_and_grad(getattr(mseplug, loss), y_true, y_pred, **spec)
+            mseplug.value_and_grad(mseplug.get_loss(loss), y_true, y_pred, **spec)
             calls += 2
     return calls
 

@@ -12,14 +12,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import torch.nn.functional as F  # noqa: E402
+from losses import NAMES, call, example_params, rows  # noqa: E402
+from reference import mean_loss  # noqa: E402
 
 import mseplug  # noqa: E402
-from conftest import RTOL, reference  # noqa: E402
-from mseplug.torch import HuberLoss, MAELoss, MSELoss, RMSELoss  # noqa: E402
+from conftest import RTOL  # noqa: E402
+from mseplug.torch import HuberLoss, Loss, MAELoss, MSELoss, RMSELoss  # noqa: E402
 
-LOSSES = ("mse", "mae", "rmse", "huber")
-FUNCS = {"mse": mseplug.mse, "mae": mseplug.mae, "rmse": mseplug.rmse, "huber": mseplug.huber}
-MODULES = {"mse": MSELoss, "mae": MAELoss, "rmse": RMSELoss, "huber": HuberLoss}
+LOSSES = NAMES
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -38,10 +38,6 @@ def pair(rng: np.random.Generator, shape: tuple[int, ...], dtype: str = "float64
     t = torch.asarray(rng.normal(size=shape)).to(getattr(torch, dtype))
     p = torch.asarray(rng.normal(size=shape) * 2).to(getattr(torch, dtype))
     return t, p
-
-
-def call(loss: str, y_true: Any, y_pred: Any, **options: Any) -> Any:
-    return FUNCS[loss](y_true, y_pred, **options)
 
 
 # -- values against torch.nn.functional -----------------------------------------------------
@@ -80,14 +76,14 @@ def test_rmse_values(rng, dtype, shape):
     t, p = pair(rng, shape, dtype)
     got = mseplug.rmse(t, p)
     assert got.dtype == getattr(torch, dtype) and got.shape == ()
-    want = reference("rmse", t.double().numpy(), p.double().numpy())
+    want = mean_loss("rmse", t.double().numpy(), p.double().numpy())
     np.testing.assert_allclose(float(got), want, rtol=RTOL[dtype])
     if len(shape) == 1:
         torch.testing.assert_close(got.double(), torch_reference("rmse", t, p).double(),
                                    rtol=RTOL[dtype], atol=0)
 
 
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", ["mse", "mae", "rmse", "huber"])  # the losses torch defines
 def test_default_options_take_torch_native_kernels(rng, loss):
     t, p = pair(rng, (30,))
     p.requires_grad_(True)
@@ -124,7 +120,7 @@ def test_huber_module_positional_order_matches_torch(rng):
 OPTION_GRID = [
     (loss, reduction, multioutput)
     for loss in LOSSES
-    for reduction in (("mean",) if loss == "rmse" else ("mean", "sum", "none"))
+    for reduction in (("mean",) if mseplug.get_loss(loss).loss.root else ("mean", "sum", "none"))
     for multioutput in ("uniform_average", "raw_values", "weights")
     if not (multioutput == "weights" and reduction == "none")
 ]
@@ -142,6 +138,7 @@ def test_every_option_equals_numpy_backend(rng, loss, reduction, multioutput, we
         "reduction": reduction, "nan_policy": nan_policy,
         "multioutput": [1.0, 2.0, 0.5] if multioutput == "weights" else multioutput,
         "sample_weight": rng.uniform(0.1, 2.0, size=25) if weighted else None,
+        **example_params(loss),
     }
     want = call(loss, t, p, **options)
     torch_options = dict(options)
@@ -196,8 +193,8 @@ def _gradcheck_options():
 
 
 @pytest.mark.parametrize("loss, options", [
-    (loss, options) for loss in LOSSES for options in _gradcheck_options()
-    if not (loss == "rmse" and options.get("reduction") == "sum")
+    (loss, {**options, **example_params(loss)}) for loss in LOSSES for options in _gradcheck_options()
+    if not (mseplug.get_loss(loss).loss.root and options.get("reduction") == "sum")
 ])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_gradcheck(rng, loss, weighted, options):
@@ -284,9 +281,9 @@ def test_omit_gradient_finite_and_zero_where_dropped(loss):
 
 
 @pytest.mark.parametrize("loss, options", [
-    (loss, options) for loss in LOSSES
+    (loss, {**options, **example_params(loss)}) for loss in LOSSES
     for options in ({}, {"sample_weight": "w"}, {"multioutput": [1.0, 3.0]}, {"reduction": "sum"})
-    if not (loss == "rmse" and "reduction" in options)
+    if not (mseplug.get_loss(loss).loss.root and "reduction" in options)
 ])
 def test_value_and_grad_equals_numpy_analytic(rng, loss, options):
     t, p = rng.normal(size=(15, 2)), rng.normal(size=(15, 2))
@@ -330,7 +327,7 @@ def test_shape_mismatch_raises_instead_of_broadcasting(loss, true_shape, pred_sh
         call(loss, torch.zeros(true_shape), torch.ones(pred_shape))
     assert str(true_shape) in str(info.value) and str(pred_shape) in str(info.value)
     with pytest.raises(ValueError, match="shapes differ"):
-        MODULES[loss]()(torch.ones(pred_shape), torch.zeros(true_shape))
+        Loss(loss)(torch.ones(pred_shape), torch.zeros(true_shape))
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -341,7 +338,7 @@ def test_n_against_n_by_1_is_not_broadcast(loss):
         warnings.simplefilter("error")  # torch would warn here and broadcast to (3, 3)
         got = call(loss, t, p)
         assert call(loss, p, t).shape == got.shape == ()
-        if loss != "rmse":
+        if not mseplug.get_loss(loss).loss.root:
             assert call(loss, t, p, reduction="none").shape == p.shape
     torch.testing.assert_close(got, call(loss, t, p.reshape(3)))
 
@@ -363,7 +360,7 @@ def test_mixed_float_widths_promote_and_backward_works(rng, loss):
     assert value.dtype == torch.float64
     value.backward()
     assert p.grad is not None and p.grad.dtype == torch.float32
-    np.testing.assert_allclose(value.item(), reference(loss, t.numpy(), p.detach().numpy()),
+    np.testing.assert_allclose(value.item(), mean_loss(loss, t.numpy(), p.detach().numpy()),
                                rtol=1e-12)
     half = call(loss, t.to(torch.float16), p.detach().to(torch.bfloat16))
     assert half.dtype == torch.float32  # float16 with bfloat16: torch's promotion
@@ -504,16 +501,14 @@ def test_training_with_sample_weights_ignores_zero_weight_outliers():
                                rtol=0)
 
 
-@pytest.mark.parametrize("loss", LOSSES)
-def test_pickle_and_repr(loss):
+@pytest.mark.parametrize(("loss", "params"), rows())
+def test_pickle_and_repr(loss, params):
     options: dict[str, Any] = {"multioutput": [1.0, 2.0], "nan_policy": "omit"}
-    if loss == "huber":
-        options["delta"] = 0.5
-    module = MODULES[loss](**options)
+    module = Loss(loss, **options, **params)
     text = repr(module)
-    assert text.startswith(MODULES[loss].__name__ + "(reduction='mean'")
+    assert text.startswith(f"Loss({loss!r}, reduction='mean'")
     assert "multioutput=[1.0, 2.0]" in text and "nan_policy='omit'" in text
-    assert ("delta=0.5" in text) == (loss == "huber")
+    assert all(f"{name}={value!r}" in text for name, value in params.items())
     clone = pickle.loads(pickle.dumps(module))
     assert repr(clone) == text
     t, p = torch.tensor([[1.0, float("nan")], [0.0, 2.0]]), torch.tensor([[0.0, 1.0], [0.0, 0.0]])
@@ -537,11 +532,11 @@ def test_module_options_are_checked():
     assert isinstance(module, torch.nn.Module) and list(module.parameters()) == []
 
 
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize(("loss", "params"), rows())
 @pytest.mark.parametrize("weighted", [False, True])
-def test_torch_compile(rng, loss, weighted):
+def test_torch_compile(rng, loss, params, weighted):
     torch._dynamo.reset()
-    module = MODULES[loss](multioutput="uniform_average")
+    module = Loss(loss, multioutput="uniform_average", **params)
     t, p = pair(rng, (16, 3), "float32")
     w = torch.rand(16) + 0.1 if weighted else None
     compiled = torch.compile(module, backend="aot_eager", fullgraph=True)
@@ -570,15 +565,16 @@ def test_torch_compile_inductor(rng):
     torch.testing.assert_close(compiled(p, t), F.mse_loss(p, t))
 
 
-@pytest.mark.parametrize("loss", LOSSES)
-def test_torch_func_grad_and_vmap(rng, loss):
+@pytest.mark.parametrize(("loss", "params"), rows())
+def test_torch_func_grad_and_vmap(rng, loss, params):
     t, p = pair(rng, (10, 2))
     w = torch.rand(10, dtype=torch.float64) + 0.1
-    module = MODULES[loss]()
+    module = Loss(loss, **params)
     g = torch.func.grad(lambda p: module(p, t, w))(p)
-    torch.testing.assert_close(g, mseplug.grad(loss, t.numpy(), p, sample_weight=w))
+    torch.testing.assert_close(g, mseplug.grad(loss, t.numpy(), p, sample_weight=w, **params))
     np.testing.assert_allclose(
-        g.numpy(), mseplug.grad(loss, t.numpy(), p.numpy(), sample_weight=w.numpy()), rtol=1e-10)
+        g.numpy(), mseplug.grad(loss, t.numpy(), p.numpy(), sample_weight=w.numpy(), **params),
+        rtol=1e-10)
     # vmap: one loss per row (each row's two entries are two samples).
     per_row = torch.func.vmap(lambda p, t: module(p, t))(p, t)
     assert per_row.shape == (10,)
@@ -635,7 +631,7 @@ def test_cuda_values_and_device(rng, loss):
     torch.testing.assert_close(call(loss, tc, pc).cpu(), call(loss, t, p))
     numpy_target = call(loss, t.numpy(), pc)
     assert numpy_target.device == pc.device
-    module = MODULES[loss]().cuda()
+    module = Loss(loss).cuda()
     torch.testing.assert_close(module(pc, tc).cpu(), call(loss, t, p))
 
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from losses import NAMES, call, rows
+from reference import loss_value, mean_loss
 
 import mseplug
-from conftest import RTOL, reference
+from conftest import RTOL
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
+#: The losses scikit-learn defines, with the keyword arguments that make them ours.
 SKLEARN = {
-    "mse": sklearn_metrics.mean_squared_error,
-    "mae": sklearn_metrics.mean_absolute_error,
-    "rmse": sklearn_metrics.root_mean_squared_error,
+    "mse": (sklearn_metrics.mean_squared_error, {}),
+    "mae": (sklearn_metrics.mean_absolute_error, {}),
+    "rmse": (sklearn_metrics.root_mean_squared_error, {}),
+    "pinball": (sklearn_metrics.mean_pinball_loss, {"alpha": 0.3}),
 }
-LOSSES = {"mse": mseplug.mse, "mae": mseplug.mae, "rmse": mseplug.rmse, "huber": mseplug.huber}
 
 
 def test_house_prices() -> None:
@@ -35,64 +38,64 @@ def test_equals_sklearn(name, shape, weighted, multioutput, rng) -> None:
     w = rng.uniform(0, 2, size=shape[0]) if weighted else None
     k = shape[1] if len(shape) > 1 else 1
     mo = rng.uniform(0.1, 1, size=k) if multioutput == "weights" else multioutput
-    ours = np.asarray(LOSSES[name](y_true, y_pred, sample_weight=w, multioutput=mo))
+    anchor, params = SKLEARN[name]
+    ours = np.asarray(call(name, y_true, y_pred, sample_weight=w, multioutput=mo, **params))
     # sklearn refuses output weights for one output; for us they are the identity there.
     sk_mo = "uniform_average" if multioutput == "weights" and k == 1 else mo
-    theirs = np.asarray(SKLEARN[name](y_true, y_pred, sample_weight=w, multioutput=sk_mo))
+    theirs = np.asarray(anchor(y_true, y_pred, sample_weight=w, multioutput=sk_mo, **params))
     np.testing.assert_allclose(ours.reshape(-1), theirs.reshape(-1), rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize(("name", "params"), rows())
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(), (7,), (7, 1), (9, 4), (5, 2, 3)])
-def test_every_backend_matches_float64_reference(backend, name, dtype, shape, rng) -> None:
+def test_every_backend_matches_float64_reference(backend, name, params, dtype, shape, rng) -> None:
     y_true = rng.normal(size=shape)
     y_pred = y_true + rng.normal(size=shape) * 2
     y_true_b, y_pred_b = backend.asarray(y_true, dtype), backend.asarray(y_pred, dtype)
     t64, p64 = backend.to_numpy(y_true_b), backend.to_numpy(y_pred_b)
-    value = LOSSES[name](y_true_b, y_pred_b)
+    value = call(name, y_true_b, y_pred_b, **params)
     assert str(value.dtype).endswith(dtype)
     assert tuple(value.shape) == ()
-    np.testing.assert_allclose(backend.to_numpy(value), reference(name, t64, p64), rtol=RTOL[dtype])
+    np.testing.assert_allclose(backend.to_numpy(value), mean_loss(name, t64, p64, **params),
+                               rtol=RTOL[dtype])
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
-def test_weights_and_raw_values_on_every_backend(backend, name, rng) -> None:
+@pytest.mark.parametrize(("name", "params"), rows())
+def test_weights_and_raw_values_on_every_backend(backend, name, params, rng) -> None:
     y_true, y_pred = rng.normal(size=(12, 3)), rng.normal(size=(12, 3))
     w = rng.uniform(0, 1, size=12)
-    got = LOSSES[name](backend.asarray(y_true), backend.asarray(y_pred),
-                       sample_weight=backend.asarray(w), multioutput="raw_values")
-    expected = [reference(name, y_true[:, k], y_pred[:, k], w) for k in range(3)]
+    got = call(name, backend.asarray(y_true), backend.asarray(y_pred),
+               sample_weight=backend.asarray(w), multioutput="raw_values", **params)
+    expected = [mean_loss(name, y_true[:, k], y_pred[:, k], w, **params) for k in range(3)]
     np.testing.assert_allclose(backend.to_numpy(got), expected, rtol=1e-12)
 
 
-def test_huber_matches_definition_and_delta(rng) -> None:
+@pytest.mark.parametrize("delta", [0.1, 1.0, 2.5])
+def test_huber_matches_definition_and_delta(delta, rng) -> None:
     y_true, y_pred = rng.normal(size=100) * 3, rng.normal(size=100) * 3
-    for delta in (0.1, 1.0, 2.5):
-        got = float(mseplug.huber(y_true, y_pred, delta=delta))
-        assert got == pytest.approx(reference("huber", y_true, y_pred, delta=delta), rel=1e-12)
+    got = float(mseplug.huber(y_true, y_pred, delta=delta))
+    assert got == pytest.approx(mean_loss("huber", y_true, y_pred, delta=delta), rel=1e-12)
 
 
-@pytest.mark.parametrize("name", sorted(set(LOSSES) - {"rmse"}))
-def test_reductions(name, rng) -> None:
+@pytest.mark.parametrize(("name", "params"), rows(sums=True))
+def test_reductions(name, params, rng) -> None:
     y_true, y_pred = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
     w = rng.uniform(0.1, 1, size=6)
-    elementwise = np.asarray(LOSSES[name](y_true, y_pred, sample_weight=w, reduction="none"))
-    r = y_pred - y_true
-    e = {"mse": r**2, "mae": np.abs(r),
-         "huber": np.where(np.abs(r) <= 1, 0.5 * r**2, np.abs(r) - 0.5)}[name]
+    elementwise = np.asarray(call(name, y_true, y_pred, sample_weight=w, reduction="none", **params))
+    e = loss_value(name, y_true, y_pred, reduction="none", **params)
     np.testing.assert_allclose(elementwise, e * w[:, None], rtol=1e-12)
-    total = LOSSES[name](y_true, y_pred, sample_weight=w, reduction="sum")
+    total = call(name, y_true, y_pred, sample_weight=w, reduction="sum", **params)
     assert float(total) == pytest.approx(float(np.sum(e * w[:, None])), rel=1e-12)
-    per_output = LOSSES[name](y_true, y_pred, reduction="sum", multioutput="raw_values")
+    per_output = call(name, y_true, y_pred, reduction="sum", multioutput="raw_values", **params)
     np.testing.assert_allclose(per_output, e.sum(axis=0), rtol=1e-12)
-    weighted = LOSSES[name](y_true, y_pred, reduction="sum", multioutput=[2.0, 0.5])
+    weighted = call(name, y_true, y_pred, reduction="sum", multioutput=[2.0, 0.5], **params)
     assert float(weighted) == pytest.approx(float(e.sum(axis=0) @ [2.0, 0.5]), rel=1e-12)
 
 
 def test_column_vector_against_vector_is_not_broadcast(rng) -> None:
     y_true, y_pred = rng.normal(size=10), rng.normal(size=10)
-    expected = reference("mse", y_true, y_pred)
+    expected = mean_loss("mse", y_true, y_pred)
     assert float(mseplug.mse(y_true[:, None], y_pred)) == pytest.approx(expected, rel=1e-12)
     assert float(mseplug.mse(y_true, y_pred[:, None])) == pytest.approx(expected, rel=1e-12)
     assert mseplug.mse(y_true, y_pred[:, None], reduction="none").shape == (10, 1)
@@ -110,8 +113,8 @@ def test_nan_policies(rng) -> None:
     assert np.isnan(float(mseplug.mse(y_true, y_pred)))
     raw = mseplug.mse(y_true, y_pred, nan_policy="omit", multioutput="raw_values")
     keep0, keep1 = np.arange(8) != 2, np.arange(8) != 5
-    np.testing.assert_allclose(raw, [reference("mse", y_true[keep0, 0], y_pred[keep0, 0]),
-                                     reference("mse", y_true[keep1, 1], y_pred[keep1, 1])])
+    np.testing.assert_allclose(raw, [mean_loss("mse", y_true[keep0, 0], y_pred[keep0, 0]),
+                                     mean_loss("mse", y_true[keep1, 1], y_pred[keep1, 1])])
     none = mseplug.mse(y_true, y_pred, nan_policy="omit", reduction="none")
     assert none[2, 0] == 0 and none[5, 1] == 0 and np.isfinite(none).all()
     with pytest.raises(ValueError, match="y_true contains NaN"):
@@ -153,9 +156,9 @@ def test_inputs_are_not_modified_even_read_only(rng) -> None:
     copies = [y_true.copy(), y_pred.copy(), w.copy()]
     for array in (y_true, y_pred, w):
         array.flags.writeable = False
-    for name in LOSSES:
+    for name in NAMES:
         for policy in ("propagate", "omit"):
-            LOSSES[name](y_true, y_pred, sample_weight=w, nan_policy=policy)
+            call(name, y_true, y_pred, sample_weight=w, nan_policy=policy)
             mseplug.value_and_grad(name, y_true, y_pred, sample_weight=w, nan_policy=policy)
     for original, array in zip(copies, (y_true, y_pred, w)):
         np.testing.assert_array_equal(original, array)
