@@ -156,15 +156,23 @@ def dispatch(
     array of another backend (a JAX array with a torch prediction, say) is
     handed over as NumPy by the backend that owns it.
     """
-    chosen = resolve(y_true, y_pred, backend)
-    return (chosen, _handed_over(chosen, y_true, "y_true"), _handed_over(chosen, y_pred, "y_pred"),
-            _handed_over(chosen, sample_weight, "sample_weight"))
+    pred_owner, true_owner = backend_of(y_pred), backend_of(y_true)
+    if backend is not None:
+        chosen = _by_name(backend)
+    else:
+        chosen = pred_owner or true_owner or backend_named("numpy")
+    if true_owner is not None and true_owner is not chosen:
+        y_true = _handed_over(true_owner, chosen, y_true, "y_true")
+    if pred_owner is not None and pred_owner is not chosen:
+        y_pred = _handed_over(pred_owner, chosen, y_pred, "y_pred")
+    if sample_weight is not None:
+        owner = backend_of(sample_weight)
+        if owner is not None and owner is not chosen:
+            sample_weight = _handed_over(owner, chosen, sample_weight, "sample_weight")
+    return chosen, y_true, y_pred, sample_weight
 
 
-def _handed_over(chosen: Backend, x: Any, name: str) -> Any:
-    owner = backend_of(x) if x is not None else None
-    if owner is None or owner is chosen:
-        return x
+def _handed_over(owner: Backend, chosen: Backend, x: Any, name: str) -> Any:
     try:
         return owner.to_numpy(x)
     except Exception as error:

@@ -152,11 +152,11 @@ def loss_value_and_grad(backend: Backend, options: Options, true: Array, pred: A
     scale = _reduce.gradient_scale(xp, options, total, count, weights)
     residual = c.y_pred - c.y_true
     grad = options.loss.evaluate_derivative(xp, residual, params)
-    grad = grad * xp.astype(scale, grad.dtype)[None, :]
+    grad = grad * (scale if scale.dtype == grad.dtype else xp.astype(scale, grad.dtype))[None, :]
     if c.weight is not None:
         grad = grad * c.weight[:, None]
     keep = kept(c, options)
     if keep is not None:
         grad = xp.where(keep, grad, xp.zeros_like(grad))
     return (backend.cast_result(xp, value, c.dtype),
-            xp.astype(xp.reshape(grad, c.pred_shape), c.dtype))
+            xp.astype(xp.reshape(grad, c.pred_shape), c.dtype, copy=False))

@@ -17,15 +17,17 @@ Root = Callable[[Namespace, Array], Array]
 
 
 def _output_share(xp: Namespace, options: Options, output_weights: Array | None, like: Array
-                  ) -> Array | None:
-    """How much each output counts in the combined value (``None``: raw values)."""
+                  ) -> Array | float | None:
+    """How much each output counts in the combined value (``None``: raw values).
+
+    Uniform outputs share alike: a number, ``1/K`` for the mean (1 for the sum).
+    """
     mean = options.reduction == "mean"
     if output_weights is not None:
         return output_weights / xp.sum(output_weights) if mean else output_weights
     if options.raw:
         return None
-    ones = xp.ones_like(like)
-    return ones / like.shape[0] if mean else ones
+    return 1 / like.shape[0] if mean else 1.0
 
 
 def finalize(
@@ -50,9 +52,10 @@ def gradient_scale(
     xp: Namespace, options: Options, total: Array, weight: Array, output_weights: Array | None
 ) -> Array:
     """Per-output factor ``c[k]`` with ``d loss / d y_pred[i, k] = c[k] · wᵢ · e'(rᵢₖ)``."""
-    scale = _output_share(xp, options, output_weights, total)
-    if scale is None:  # raw values of a single output: the value itself
-        scale = xp.ones_like(total)
+    share = _output_share(xp, options, output_weights, total)
+    if share is None:  # raw values of a single output: the value itself
+        share = 1.0
+    scale = xp.ones_like(total) * share if isinstance(share, float) else share
     if options.reduction == "mean":
         scale = scale / weight
         if options.loss.root:

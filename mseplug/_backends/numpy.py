@@ -47,9 +47,6 @@ class NumpyBackend(Backend):
 
     def __init__(self) -> None:
         super().__init__()
-        import array_api_compat.numpy
-
-        self._xp = array_api_compat.numpy
         self._kernels: dict[Loss, kernels.BlockKernel] = {}
 
     @classmethod
@@ -57,7 +54,7 @@ class NumpyBackend(Backend):
         return (np.ndarray, np.generic)
 
     def namespace(self, x: Any) -> Any:
-        return self._xp
+        return kernels.NAMESPACE
 
     def from_foreign(self, x: np.ndarray, like: Any) -> Any:
         return x
@@ -74,6 +71,9 @@ class NumpyBackend(Backend):
             return pred_dtype
         return super().result_dtype(xp, true_dtype, pred_dtype)
 
+    def accumulation_dtype(self, xp: Namespace, dtype: DType) -> DType:
+        return _FLOAT32 if dtype.itemsize < 4 else dtype
+
     def cast_result(self, xp: Namespace, value: Array, dtype: DType) -> Array:
         return _in_dtype(value, dtype)
 
@@ -89,7 +89,10 @@ class NumpyBackend(Backend):
 
     def weight_summary(self, xp: Namespace, weight: Array) -> tuple[float, float, bool]:
         w = weight.astype(np.float64, copy=False)
-        return float(w.sum()), float(w.min()), bool(np.isfinite(w).all())
+        total = float(np.add.reduce(w))
+        # A finite sum has no NaN or inf in it; only a non-finite one needs the elementwise look.
+        finite = math.isfinite(total) or bool(np.isfinite(w).all())
+        return total, float(np.minimum.reduce(w)), finite
 
     # -- kernels -------------------------------------------------------------------------
     def kernel(self, loss: Loss) -> kernels.BlockKernel:
@@ -104,16 +107,16 @@ class NumpyBackend(Backend):
                       ) -> tuple[Array, Array]:
         return kernels.column_totals(
             self.kernel(options.loss), c.y_true, c.y_pred, c.weight,
-            options.nan_policy == "omit", options.param_dict,
+            options.nan_policy == "omit", options.params,
         )
 
     def grand_total(self, options: Options, c: Columns, params: tuple[Any, ...]) -> Array:
-        if c.weight is not None:
-            return super().grand_total(options, c, params)
+        if c.weight is not None:  # weighted: Σₖ (w @ e)ₖ, the blocked float64 column sums
+            return self.column_totals(options, c, params)[0].sum()
         work = _FLOAT32 if c.dtype.itemsize < 4 else c.dtype
         return np.float64(kernels.flat_total(
             self.kernel(options.loss), c.y_true.reshape(-1), c.y_pred.reshape(-1), work,
-            options.param_dict,
+            options.params,
         ))
 
     def shortcut(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
@@ -134,7 +137,7 @@ class NumpyBackend(Backend):
             dtype = y_pred.dtype
             work = _FLOAT32 if dtype.itemsize < 4 else dtype
             total = kernels.flat_total(self.kernel(options.loss), y_true.reshape(-1),
-                                       y_pred.reshape(-1), work, options.param_dict)
+                                       y_pred.reshape(-1), work, options.params)
             total /= y_pred.size
             if options.loss.root:
                 total **= 0.5

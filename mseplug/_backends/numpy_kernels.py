@@ -30,7 +30,8 @@ BLOCK = 1 << 13
 #: Inputs with at least this many elements are split over threads.
 PARALLEL_MIN = 1 << 21
 
-Params = dict[str, Any]
+#: A loss's parameter values, in its declaration order.
+Params = tuple[Any, ...]
 
 
 class BlockKernel(NamedTuple):
@@ -69,13 +70,13 @@ def _absolute_losses(d: np.ndarray, params: Params) -> np.ndarray:
 def _huber_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
     # With a = |r|, m = min(a, delta): Σ m·(a - m/2) = m·a - (m·m)/2.
     np.abs(d, out=d)
-    np.minimum(d, params["delta"], out=spare)
+    np.minimum(d, params[0], out=spare)  # params: (delta,)
     return float(np.dot(spare, d)) - 0.5 * float(np.dot(spare, spare))
 
 
 def _huber_losses(d: np.ndarray, params: Params) -> np.ndarray:
     np.abs(d, out=d)
-    m = np.minimum(d, params["delta"])
+    m = np.minimum(d, params[0])
     d -= 0.5 * m
     return np.multiply(m, d, out=d)
 
@@ -92,6 +93,18 @@ ABSOLUTE = BlockKernel(_absolute_sum, _absolute_losses, PLAIN_BLOCK)
 #: Huber's two dot products lose digits in float32 when the residuals are large: float64.
 HUBER = BlockKernel(_huber_sum, _huber_losses, DOT_BLOCK, float64=True, spare=True)
 
+def _namespace() -> Any:
+    """NumPy 2 is an Array API namespace itself (and the cheapest to call); 1.x needs the shim."""
+    if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
+        return np
+    import array_api_compat.numpy  # pragma: no cover - NumPy 1.x
+
+    return array_api_compat.numpy  # pragma: no cover
+
+
+#: The namespace the NumPy backend computes through.
+NAMESPACE: Any = _namespace()
+
 _generic: dict[Loss, BlockKernel] = {}
 
 
@@ -99,12 +112,10 @@ def generic_kernel(loss: Loss) -> BlockKernel:
     """A kernel from the loss's own elementwise definition, block by block (cached)."""
     kernel = _generic.get(loss)
     if kernel is None:
-        import array_api_compat.numpy as xp
-
-        elementwise = loss.elementwise
+        xp = NAMESPACE
 
         def block_losses(d: np.ndarray, params: Params) -> np.ndarray:
-            return np.asarray(elementwise(xp, d, **params))
+            return np.asarray(loss.evaluate_elementwise(xp, d, params))
 
         def block_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
             return float(np.add.reduce(block_losses(d, params), dtype=np.float64))
@@ -203,18 +214,17 @@ def column_totals(
     rows = max(1, BLOCK // k)
     total = np.zeros(k, np.float64)
     kept = np.zeros(k, np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, n, rows):
-            stop = min(start + rows, n)
-            t, p = y_true[start:stop], y_pred[start:stop]
-            d = kernel.block_losses(np.subtract(p, t, dtype=np.float64), params)
-            w = None if weight is None else weight[start:stop].astype(np.float64, copy=False)
-            if omit:
-                drop = np.isnan(t) | np.isnan(p)
-                d[drop] = 0
-                keep = ~drop
-                kept += keep.sum(axis=0) if w is None else w @ keep
-            total += d.sum(axis=0) if w is None else w @ d
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        t, p = y_true[start:stop], y_pred[start:stop]
+        d = kernel.block_losses(np.subtract(p, t, dtype=np.float64), params)
+        w = None if weight is None else weight[start:stop].astype(np.float64, copy=False)
+        if omit:
+            drop = np.isnan(t) | np.isnan(p)
+            d[drop] = 0
+            keep = ~drop
+            kept += keep.sum(axis=0) if w is None else w @ keep
+        total += d.sum(axis=0) if w is None else w @ d
     if not omit:
         kept[:] = n if weight is None else float(weight.sum(dtype=np.float64))
     return total, kept
