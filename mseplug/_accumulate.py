@@ -15,6 +15,7 @@ from mseplug import _reduce
 from mseplug._backend_registry import dispatch
 from mseplug._loss_registry import options_for
 from mseplug._options import Options
+from mseplug._typing import ArrayLike, LossLike
 
 
 class Accumulator:
@@ -45,7 +46,7 @@ class Accumulator:
 
     def __init__(
         self,
-        loss: Any = "mse",
+        loss: LossLike = "mse",
         *,
         multioutput: Any = "uniform_average",
         nan_policy: str = "propagate",
@@ -67,7 +68,8 @@ class Accumulator:
     def __repr__(self) -> str:
         return f"Accumulator({self.options.loss.name!r}, samples={self.count})"
 
-    def update(self, y_true: Any, y_pred: Any, *, sample_weight: Any = None) -> None:
+    def update(self, y_true: ArrayLike, y_pred: ArrayLike, *,
+               sample_weight: ArrayLike | None = None) -> None:
         """Add one chunk of samples (any library; checked as by the loss functions)."""
         backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
         (total, weight), checked = backend.statistics(self.options, y_true, y_pred, sample_weight)

@@ -15,14 +15,14 @@ from mseplug import _losses
 from mseplug import _validation as v
 from mseplug._backend_registry import dispatch
 from mseplug._loss_registry import builtin, options_for
-from mseplug._typing import Array, ArrayLike, Multioutput, NanPolicy, Reduction
+from mseplug._typing import Array, ArrayLike, BackendLike, LossLike, Multioutput, NanPolicy, Reduction
 
 
 @builtin(_losses.MSE)
 def mse(
     y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
     multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
-    nan_policy: NanPolicy = "propagate", backend: Any = None,
+    nan_policy: NanPolicy = "propagate", backend: BackendLike = None,
 ) -> Array:
     """Mean squared error, ``Σᵢ wᵢ (ŷᵢ - yᵢ)² / Σᵢ wᵢ``.
 
@@ -73,7 +73,7 @@ def mse(
 def mae(
     y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
     multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
-    nan_policy: NanPolicy = "propagate", backend: Any = None,
+    nan_policy: NanPolicy = "propagate", backend: BackendLike = None,
 ) -> Array:
     """Mean absolute error, ``Σᵢ wᵢ |ŷᵢ - yᵢ| / Σᵢ wᵢ``; less swayed by outliers than MSE.
 
@@ -101,7 +101,7 @@ def mae(
 def rmse(
     y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
     multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
-    nan_policy: NanPolicy = "propagate", backend: Any = None,
+    nan_policy: NanPolicy = "propagate", backend: BackendLike = None,
 ) -> Array:
     """Root mean squared error: the square root of each output's MSE, then averaged.
 
@@ -131,7 +131,7 @@ def rmse(
 def huber(
     y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
     multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
-    nan_policy: NanPolicy = "propagate", backend: Any = None, delta: float = 1.0,
+    nan_policy: NanPolicy = "propagate", backend: BackendLike = None, delta: float = 1.0,
 ) -> Array:
     """Huber loss: ``½r²`` where ``|r| <= delta``, else ``delta·(|r| - ½delta)``.
 
@@ -163,7 +163,7 @@ def huber(
 def pinball(
     y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
     multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
-    nan_policy: NanPolicy = "propagate", backend: Any = None, alpha: float = 0.5,
+    nan_policy: NanPolicy = "propagate", backend: BackendLike = None, alpha: float = 0.5,
 ) -> Array:
     """Pinball (quantile) loss: ``α·|r|`` below the truth, ``(1 - α)·r`` above it.
 
@@ -201,7 +201,7 @@ def pinball(
 def log_cosh(
     y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
     multioutput: Multioutput = "uniform_average", reduction: Reduction = "mean",
-    nan_policy: NanPolicy = "propagate", backend: Any = None,
+    nan_policy: NanPolicy = "propagate", backend: BackendLike = None,
 ) -> Array:
     """Log-cosh loss, ``Σᵢ wᵢ log(cosh(ŷᵢ - yᵢ)) / Σᵢ wᵢ``, as Keras' ``LogCosh``.
 
@@ -231,8 +231,8 @@ def log_cosh(
 
 
 def value_and_grad(
-    loss: Any, y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: ArrayLike | None = None,
-    backend: Any = None, **options: Any,
+    loss: LossLike, y_true: ArrayLike, y_pred: ArrayLike, *,
+    sample_weight: ArrayLike | None = None, backend: BackendLike = None, **options: Any,
 ) -> tuple[Array, Array]:
     """The loss and its gradient with respect to ``y_pred``.
 
@@ -272,7 +272,7 @@ def value_and_grad(
     return value, gradient
 
 
-def grad(loss: Any, y_true: ArrayLike, y_pred: ArrayLike, **options: Any) -> Array:
+def grad(loss: LossLike, y_true: ArrayLike, y_pred: ArrayLike, **options: Any) -> Array:
     """The gradient of ``loss`` with respect to ``y_pred``; see :func:`value_and_grad`.
 
     Examples

@@ -19,6 +19,7 @@ import warnings
 from typing import Any
 
 from mseplug._engine import Backend
+from mseplug._typing import ArrayLike, BackendLike
 
 __all__ = [
     "backend_named",
@@ -148,8 +149,9 @@ def resolve(y_true: Any, y_pred: Any, backend: Any = None) -> Backend:
 
 
 def dispatch(
-    y_true: Any, y_pred: Any, sample_weight: Any, backend: Any = None
-) -> tuple[Backend, Any, Any, Any]:
+    y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None,
+    backend: BackendLike = None,
+) -> tuple[Backend, ArrayLike, ArrayLike, ArrayLike | None]:
     """The backend of one call, and its inputs with other backends' arrays turned into NumPy.
 
     The chosen backend converts NumPy arrays, lists and scalars itself; an

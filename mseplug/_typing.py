@@ -16,6 +16,10 @@ ArrayLike: TypeAlias = Any
 Namespace: TypeAlias = Any
 #: A dtype of any library.
 DType: TypeAlias = Any
+#: A registered loss's name, its function (``mseplug.mse``) or its ``Loss`` record.
+LossLike: TypeAlias = Any
+#: A backend's name (``"numpy"``, ``"torch"``, ...) or a ``Backend`` (instance or class).
+BackendLike: TypeAlias = Any
 
 Reduction = Literal["mean", "sum", "none"]
 NanPolicy = Literal["propagate", "raise", "omit"]

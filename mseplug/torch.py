@@ -247,12 +247,6 @@ class PinballLoss(_Named):
     _name = "pinball"
     alpha = _setting("alpha")
 
-    def __init__(
-        self, reduction: str = "mean", *, alpha: float = 0.5,
-        multioutput: Any = "uniform_average", nan_policy: str = "propagate",
-    ) -> None:
-        super().__init__(reduction, multioutput=multioutput, nan_policy=nan_policy, alpha=alpha)
-
 
 class LogCoshLoss(_Named):
     """Log-cosh loss (Keras' ``LogCosh``): smooth like MSE near 0, linear like MAE far away.
