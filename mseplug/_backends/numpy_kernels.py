@@ -23,12 +23,21 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mseplug._backends.blas_threads import one_blas_thread
 from mseplug._loss import Loss
 
 #: Elements of the single-block path (a float64 temporary) and of a block of rows.
 BLOCK = 1 << 13
+#: Inputs with at least this many elements hold BLAS to one thread and take large blocks.
+LARGE = 1 << 18
 #: Inputs with at least this many elements are split over threads.
-PARALLEL_MIN = 1 << 21
+PARALLEL_MIN = 1 << 20
+#: Elements per block, by the residual's itemsize, while BLAS may start threads for a dot
+#: product (OpenBLAS does above about 10^4 float64 elements; the start-up costs more than the
+#: dot): the blocks stay below that.
+SMALL_BLOCK = {2: 1 << 15, 4: 1 << 15, 8: 1 << 13}
+#: Elements per block when BLAS is held to one thread (or not used): as large as L2 allows.
+LARGE_BLOCK = {2: 1 << 17, 4: 1 << 17, 8: 1 << 16}
 
 #: A loss's parameter values, in its declaration order.
 Params = tuple[Any, ...]
@@ -39,14 +48,14 @@ class BlockKernel(NamedTuple):
 
     ``block_sum(d, spare, params)`` returns ``Σ e(d)`` as a float (``d`` may be
     overwritten; ``spare`` is a buffer of ``d``'s size); ``block_losses(d,
-    params)`` returns ``e(d)`` (in place where it can). ``block`` maps the
-    residual's itemsize to the elements per block; ``float64`` makes the
-    residual float64 whatever the input dtype.
+    params)`` returns ``e(d)`` (in place where it can). ``float64`` makes the
+    residual float64 whatever the input dtype; ``blas`` says ``block_sum``
+    calls BLAS (its blocks stay small unless BLAS is held to one thread).
     """
 
     block_sum: Callable[[np.ndarray, np.ndarray, Params], float]
     block_losses: Callable[[np.ndarray, Params], np.ndarray]
-    block: dict[int, int]
+    blas: bool = False
     float64: bool = False
     spare: bool = False  # whether block_sum needs the spare buffer
 
@@ -81,17 +90,10 @@ def _huber_losses(d: np.ndarray, params: Params) -> np.ndarray:
     return np.multiply(m, d, out=d)
 
 
-#: Block sizes by the residual's itemsize: large enough to amortise the Python loop, small
-#: enough for L2, and below the size at which OpenBLAS starts threads for one dot product
-#: (measured here: about 10^4 elements for float64; their start-up costs more than the dot).
-DOT_BLOCK = {2: 1 << 15, 4: 1 << 15, 8: 1 << 13}
-#: Kernels without BLAS need not keep their blocks small.
-PLAIN_BLOCK = {2: 1 << 15, 4: 1 << 15, 8: 1 << 15}
-
-SQUARED = BlockKernel(_squared_sum, _squared_losses, DOT_BLOCK)
-ABSOLUTE = BlockKernel(_absolute_sum, _absolute_losses, PLAIN_BLOCK)
+SQUARED = BlockKernel(_squared_sum, _squared_losses, blas=True)
+ABSOLUTE = BlockKernel(_absolute_sum, _absolute_losses)
 #: Huber's two dot products lose digits in float32 when the residuals are large: float64.
-HUBER = BlockKernel(_huber_sum, _huber_losses, DOT_BLOCK, float64=True, spare=True)
+HUBER = BlockKernel(_huber_sum, _huber_losses, blas=True, float64=True, spare=True)
 
 def _namespace() -> Any:
     """NumPy 2 is an Array API namespace itself (and the cheapest to call); 1.x needs the shim."""
@@ -120,7 +122,7 @@ def generic_kernel(loss: Loss) -> BlockKernel:
         def block_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
             return float(np.add.reduce(block_losses(d, params), dtype=np.float64))
 
-        kernel = _generic.setdefault(loss, BlockKernel(block_sum, block_losses, PLAIN_BLOCK))
+        kernel = _generic.setdefault(loss, BlockKernel(block_sum, block_losses))
     return kernel
 
 
@@ -147,8 +149,7 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 
 
 def _range_total(kernel: BlockKernel, a: Any, b: Any, lo: int, hi: int, dtype: Any,
-                 params: Params) -> float:
-    block = kernel.block[np.dtype(dtype).itemsize]
+                 params: Params, block: int) -> float:
     size = min(block, hi - lo)
     buffer = np.empty(size, dtype)
     spare = np.empty(size, dtype) if kernel.spare else buffer
@@ -190,15 +191,29 @@ def flat_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params
 def _parallel_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any,
                     params: Params) -> float:
     n = y_pred.shape[0]
+    if not kernel.blas or n < LARGE:
+        blocks = SMALL_BLOCK if kernel.blas else LARGE_BLOCK
+        return _split_total(kernel, y_true, y_pred, dtype, params, blocks)
+    with one_blas_thread() as held:
+        return _split_total(kernel, y_true, y_pred, dtype, params,
+                            LARGE_BLOCK if held else SMALL_BLOCK)
+
+
+def _split_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params: Params,
+                 blocks: dict[int, int]) -> float:
+    """The total over the worker threads (one range each), or in this thread for small n."""
+    n = y_pred.shape[0]
+    block = blocks[np.dtype(dtype).itemsize]
     workers = _threads() if n >= PARALLEL_MIN else 1
     if workers < 2:
-        return _range_total(kernel, y_true, y_pred, 0, n, dtype, params)
+        return _range_total(kernel, y_true, y_pred, 0, n, dtype, params, block)
     edges = [n * i // workers for i in range(workers + 1)]
     futures = [
-        _executor(workers).submit(_range_total, kernel, y_true, y_pred, lo, hi, dtype, params)
+        _executor(workers).submit(_range_total, kernel, y_true, y_pred, lo, hi, dtype, params,
+                                  block)
         for lo, hi in zip(edges[1:-1], edges[2:])
     ]
-    total = _range_total(kernel, y_true, y_pred, edges[0], edges[1], dtype, params)
+    total = _range_total(kernel, y_true, y_pred, edges[0], edges[1], dtype, params, block)
     return total + sum(future.result() for future in futures)
 
 
