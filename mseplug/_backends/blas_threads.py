@@ -5,8 +5,10 @@ elements; inside mseplug's worker threads that oversubscribes the cores and
 costs far more than the dot itself, which capped the NumPy kernels' block
 size. Held to one thread (through ``threadpoolctl``), blocks can be as large
 as L2 allows. Holds nest and overlap safely: the first one in sets one
-thread, the last one out restores the library's own setting. Without
-``threadpoolctl`` nothing is held and the kernels keep small blocks.
+thread, the last one out restores the library's own setting. A hold that
+did not take (no ``threadpoolctl``, or OpenBLAS controlled from another
+Python thread, which threadpoolctl leaves alone) yields ``False``, and the
+kernels keep small blocks.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def one_blas_thread() -> Iterator[bool]:
                 library.set_num_threads(1)
         _holders += 1
     try:
-        yield True
+        yield all(library.get_num_threads() == 1 for library in libraries)
     finally:
         with _lock:
             _holders -= 1
