@@ -38,6 +38,7 @@ import torch
 from mseplug import _overflow
 from mseplug import _validation as v
 from mseplug._backends import torch_kernels as K
+from mseplug._backends.torch_fused import FUSED_MIN, fused_loss
 from mseplug._engine import Backend, Checked
 from mseplug._loss import Loss
 from mseplug._options import Options
@@ -172,14 +173,27 @@ class TorchBackend(Backend):
             native = options.loss.native_kernel("torch")
             if native is None or native.fused is None:
                 return None
-            if options.loss.root:  # the root of the mean over all elements: one output only
-                if y_pred.ndim > 1 and y_pred[0].numel() > 1:
-                    return None
-                value = K.safe_sqrt(native.fused(y_pred, y_true, 1, options.params))
+            root = options.loss.root
+            if root and y_pred.ndim > 1 and y_pred[0].numel() > 1:
+                return None  # the root of the mean over all elements: one output only
+            reduction = "mean" if root else options.reduction
+            if reduction != "none" and native.training is not None and self._trains(y_true, y_pred):
+                value = fused_loss(y_pred, y_true, native.training, reduction == "mean")
             else:
-                value = native.fused(y_pred, y_true, K.REDUCTION[options.reduction], options.params)
-            return self._overflow_checked(value, y_true, y_pred)
+                value = native.fused(y_pred, y_true, K.REDUCTION[reduction], options.params)
+            return self._overflow_checked(K.safe_sqrt(value) if root else value, y_true, y_pred)
         return None
+
+    @staticmethod
+    def _trains(y_true: Tensor, y_pred: Tensor) -> bool:
+        """Large eager tensors that need a gradient: forward and backward fused pay off."""
+        return (
+            y_pred.numel() >= FUSED_MIN
+            and (y_pred.requires_grad or y_true.requires_grad)
+            and torch.is_grad_enabled()
+            and K.host_checks_possible(y_pred)
+            and K.host_checks_possible(y_true)
+        )
 
     def finish(self, value: Array, checked: Checked) -> Array:
         return self._overflow_checked(value, checked.y_true, checked.y_pred)
@@ -206,12 +220,18 @@ class TorchBackend(Backend):
     def value_and_grad(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
     ) -> tuple[Any, Any]:
-        """Value and ``d loss / d y_pred`` by ``torch.func.grad_and_value``.
+        """Value and ``d loss / d y_pred``: analytic when no autograd graph is involved.
 
-        The gradient has ``y_pred``'s shape and device and the promoted dtype;
-        integer predictions are differentiated as the promoted float. ``torch.func``
-        composes with an outer autograd graph and with other transforms.
+        When an input takes part in a graph (``requires_grad`` under grad mode) or
+        runs inside ``torch.func`` or ``torch.compile``, the gradient comes from
+        ``torch.func.grad_and_value``, so it composes with the outer graph and
+        transforms; otherwise from the loss's derivative, as on NumPy, without
+        autograd's fixed costs. The gradient has ``y_pred``'s shape and device and
+        the promoted dtype; integer predictions are differentiated as the float.
         """
+        if options.loss.derivative is not None and not self._in_graph(y_true, y_pred,
+                                                                        sample_weight):
+            return super().value_and_grad(options, y_true, y_pred, sample_weight)
         c = self.check(options, y_true, y_pred, sample_weight)
         xp = self.namespace(c.y_pred)
         pred = c.y_pred.to(self.result_dtype(xp, c.y_true.dtype, c.y_pred.dtype))
@@ -226,3 +246,14 @@ class TorchBackend(Backend):
 
         gradient, value = torch.func.grad_and_value(loss)(pred)
         return value, gradient
+
+    @staticmethod
+    def _in_graph(*inputs: Any) -> bool:
+        """Whether an input takes part in autograd, ``torch.func`` or ``torch.compile``."""
+        if K.is_compiling():
+            return True
+        grad_mode = torch.is_grad_enabled()
+        return any(
+            isinstance(x, Tensor) and ((grad_mode and x.requires_grad) or not K.host_checks_possible(x))
+            for x in inputs
+        )

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from mseplug._backends.torch_fused import ABSOLUTES, SQUARES, ResidualReduction
 from mseplug._loss import Loss
 
 Tensor = torch.Tensor
@@ -51,11 +52,14 @@ class TorchKernel(NamedTuple):
     ``fused(y_pred, y_true, reduction_enum, params)`` is torch's fused loss
     (valid with no weights, NaN propagating and outputs averaged uniformly);
     ``elementwise(r, params)`` is the elementwise loss in plain torch ops
-    whose autodiff gives the loss's derivative and second derivative.
+    whose autodiff gives the loss's derivative and second derivative;
+    ``training`` reduces a kept residual for :func:`fused_loss` (large tensors
+    that need a gradient), or ``None``.
     """
 
     fused: Callable[[Tensor, Tensor, int, Params], Tensor] | None
     elementwise: Callable[[Tensor, Params], Tensor]
+    training: ResidualReduction | None = None
 
 
 def _huber_elementwise(r: Tensor, params: Params) -> Tensor:
@@ -66,9 +70,10 @@ def _huber_elementwise(r: Tensor, params: Params) -> Tensor:
     return 0.5 * (c * c) + delta * (torch.abs(r) - torch.abs(c))
 
 
-SQUARED = TorchKernel(lambda p, t, enum, params: _nn.mse_loss(p, t, enum), lambda r, params: r * r)
+SQUARED = TorchKernel(lambda p, t, enum, params: _nn.mse_loss(p, t, enum), lambda r, params: r * r,
+                      SQUARES)
 ABSOLUTE = TorchKernel(lambda p, t, enum, params: _nn.l1_loss(p, t, enum),
-                       lambda r, params: torch.abs(r))
+                       lambda r, params: torch.abs(r), ABSOLUTES)
 HUBER = TorchKernel(lambda p, t, enum, params: _nn.huber_loss(p, t, enum, params[0]),
                     _huber_elementwise)
 
