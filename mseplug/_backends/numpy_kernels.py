@@ -23,21 +23,20 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mseplug._backends.blas_threads import one_blas_thread
 from mseplug._loss import Loss
 
 #: Elements of the single-block path (a float64 temporary) and of a block of rows.
 BLOCK = 1 << 13
-#: Inputs with at least this many elements hold BLAS to one thread and take large blocks.
-LARGE = 1 << 18
 #: Inputs with at least this many elements are split over threads.
 PARALLEL_MIN = 1 << 20
-#: Elements per block, by the residual's itemsize, while BLAS may start threads for a dot
-#: product (OpenBLAS does above about 10^4 float64 elements; the start-up costs more than the
-#: dot): the blocks stay below that.
-SMALL_BLOCK = {2: 1 << 15, 4: 1 << 15, 8: 1 << 13}
-#: Elements per block when BLAS is held to one thread (or not used): as large as L2 allows.
-LARGE_BLOCK = {2: 1 << 17, 4: 1 << 17, 8: 1 << 16}
+#: Elements per block, by the residual's itemsize: as large as L2 allows.
+BLOCKS = {2: 1 << 17, 4: 1 << 17, 8: 1 << 16}
+#: Elements per dot product, by itemsize: OpenBLAS starts threads for one dot above about
+#: 10^4 float64 elements, and inside mseplug's workers their start-up costs far more than
+#: the dot. Holding BLAS to one thread instead (threadpoolctl) only works from the one Python
+#: thread that controls OpenBLAS, so results would depend on the calling thread; dots below
+#: the threshold keep every call's summation order the same.
+DOT = {2: 1 << 15, 4: 1 << 15, 8: 1 << 13}
 
 #: A loss's parameter values, in its declaration order.
 Params = tuple[Any, ...]
@@ -49,19 +48,25 @@ class BlockKernel(NamedTuple):
     ``block_sum(d, spare, params)`` returns ``Σ e(d)`` as a float (``d`` may be
     overwritten; ``spare`` is a buffer of ``d``'s size); ``block_losses(d,
     params)`` returns ``e(d)`` (in place where it can). ``float64`` makes the
-    residual float64 whatever the input dtype; ``blas`` says ``block_sum``
-    calls BLAS (its blocks stay small unless BLAS is held to one thread).
+    residual float64 whatever the input dtype.
     """
 
     block_sum: Callable[[np.ndarray, np.ndarray, Params], float]
     block_losses: Callable[[np.ndarray, Params], np.ndarray]
-    blas: bool = False
     float64: bool = False
     spare: bool = False  # whether block_sum needs the spare buffer
 
 
+def _dot(x: np.ndarray, y: np.ndarray) -> float:
+    """``x · y`` as dot products of at most ``DOT`` elements (see :data:`DOT`)."""
+    step = DOT[x.dtype.itemsize]
+    if x.shape[0] <= step:
+        return float(np.dot(x, y))
+    return sum(float(np.dot(x[i:i + step], y[i:i + step])) for i in range(0, x.shape[0], step))
+
+
 def _squared_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
-    return float(np.dot(d, d))
+    return _dot(d, d)
 
 
 def _squared_losses(d: np.ndarray, params: Params) -> np.ndarray:
@@ -80,7 +85,7 @@ def _huber_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
     # With a = |r|, m = min(a, delta): Σ m·(a - m/2) = m·a - (m·m)/2.
     np.abs(d, out=d)
     np.minimum(d, params[0], out=spare)  # params: (delta,)
-    return float(np.dot(spare, d)) - 0.5 * float(np.dot(spare, spare))
+    return _dot(spare, d) - 0.5 * _dot(spare, spare)
 
 
 def _huber_losses(d: np.ndarray, params: Params) -> np.ndarray:
@@ -90,10 +95,10 @@ def _huber_losses(d: np.ndarray, params: Params) -> np.ndarray:
     return np.multiply(m, d, out=d)
 
 
-SQUARED = BlockKernel(_squared_sum, _squared_losses, blas=True)
+SQUARED = BlockKernel(_squared_sum, _squared_losses)
 ABSOLUTE = BlockKernel(_absolute_sum, _absolute_losses)
 #: Huber's two dot products lose digits in float32 when the residuals are large: float64.
-HUBER = BlockKernel(_huber_sum, _huber_losses, blas=True, float64=True, spare=True)
+HUBER = BlockKernel(_huber_sum, _huber_losses, float64=True, spare=True)
 
 def _namespace() -> Any:
     """NumPy 2 is an Array API namespace itself (and the cheapest to call); 1.x needs the shim."""
@@ -190,20 +195,9 @@ def flat_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params
 
 def _parallel_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any,
                     params: Params) -> float:
-    n = y_pred.shape[0]
-    if not kernel.blas or n < LARGE:
-        blocks = SMALL_BLOCK if kernel.blas else LARGE_BLOCK
-        return _split_total(kernel, y_true, y_pred, dtype, params, blocks)
-    with one_blas_thread() as held:
-        return _split_total(kernel, y_true, y_pred, dtype, params,
-                            LARGE_BLOCK if held else SMALL_BLOCK)
-
-
-def _split_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params: Params,
-                 blocks: dict[int, int]) -> float:
     """The total over the worker threads (one range each), or in this thread for small n."""
     n = y_pred.shape[0]
-    block = blocks[np.dtype(dtype).itemsize]
+    block = BLOCKS[np.dtype(dtype).itemsize]
     workers = _threads() if n >= PARALLEL_MIN else 1
     if workers < 2:
         return _range_total(kernel, y_true, y_pred, 0, n, dtype, params, block)
