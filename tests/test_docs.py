@@ -1,0 +1,149 @@
+"""The documentation's code runs: every page's Python blocks, as one script per page.
+
+Convention (for every page in ``docs/`` and for ``README.md``):
+
+- a page's fenced ```` ```python ```` blocks are concatenated in order and run as
+  ONE standalone script in a fresh subprocess whose working directory is an
+  empty temporary folder, so later blocks may use names from earlier ones;
+- blocks in any other language (``bash``, ``text``, ``console``, ``toml``) are
+  shown, never run;
+- a page that needs optional modules says so in an HTML comment, for instance
+  ``<!-- requires: ray, pyspark -->``; it is skipped when one is not installed.
+
+A failure names the page and the line of the page that raised. The site
+itself (links, API reference, figures) is built with ``--strict`` by
+``make docs``, which ``make test`` runs after this suite.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*\{?\.?(?P<lang>[\w+-]*)[^\n]*$")
+REQUIRES = re.compile(r"<!--\s*requires:\s*(?P<modules>[\w.,\s-]+?)\s*-->")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced code block: its language, first line in the page (1-based), and code."""
+
+    lang: str
+    line: int
+    code: str
+
+
+def blocks(text: str) -> list[Block]:
+    """The fenced code blocks of a Markdown page, in order (indented fences too)."""
+    found: list[Block] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if opening is None:
+            i += 1
+            continue
+        indent, fence = opening["indent"], opening["fence"]
+        body: list[str] = []
+        j = i + 1
+        while j < len(lines) and not (lines[j].strip().startswith(fence)
+                                      and lines[j].strip().strip(fence[0]) == ""):
+            line = lines[j]
+            body.append(line[len(indent):] if line.startswith(indent) else line.lstrip())
+            j += 1
+        found.append(Block(opening["lang"].lower(), i + 2, "\n".join(body) + "\n"))
+        i = j + 1
+    return found
+
+
+def script(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """The page's Python blocks as one script, and (script line, page line) of each block."""
+    parts, starts, line = [], [], 1
+    for block in blocks(text):
+        if block.lang not in ("python", "py", "python3"):
+            continue
+        starts.append((line, block.line))
+        parts.append(block.code)
+        line += block.code.count("\n")
+    return "".join(parts), starts
+
+
+def required_modules(text: str) -> list[str]:
+    """Modules named by ``<!-- requires: a, b -->`` comments of a page."""
+    return [name.strip() for match in REQUIRES.finditer(text)
+            for name in match["modules"].split(",") if name.strip()]
+
+
+def page_line(starts: list[tuple[int, int]], script_line: int) -> int:
+    """The page line of a script line."""
+    block_script, block_page = max((s for s in starts if s[0] <= script_line), default=(1, 1))
+    return block_page + script_line - block_script
+
+
+def pages() -> list[Path]:
+    found = sorted(p for p in DOCS.rglob("*.md") if "generated" not in p.relative_to(DOCS).parts)
+    return [ROOT / "README.md", *found]
+
+
+def _id(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+# -- the runner's own rules, checked on small pages --------------------------------------------
+def test_blocks_of_a_page_run_as_one_script_in_order() -> None:
+    page = ("# Title\n\n```python\nx = 1\n```\n\ntext\n\n```bash\nrm -rf /\n```\n\n"
+            "!!! note\n    ```python\n    y = x + 1\n    ```\n\n```text\n>>> no\n```\n")
+    code, starts = script(page)
+    assert code == "x = 1\ny = x + 1\n"
+    assert starts == [(1, 4), (2, 15)]
+    assert [b.lang for b in blocks(page)] == ["python", "bash", "python", "text"]
+    assert page_line(starts, 2) == 15
+
+
+def test_requires_comment_lists_modules() -> None:
+    assert required_modules("<!-- requires: ray, pyspark -->\n<!--requires: dask.distributed-->") == [
+        "ray", "pyspark", "dask.distributed"]
+    assert required_modules("<!-- a comment -->") == []
+
+
+def test_every_page_with_python_blocks_is_complete_python() -> None:
+    """Each page's script parses: a block cut mid-statement fails here, with the page's name."""
+    for path in pages():
+        code, _ = script(path.read_text(encoding="utf-8"))
+        try:
+            ast.parse(code, filename=_id(path))
+        except SyntaxError as error:
+            pytest.fail(f"{_id(path)}: the Python blocks do not parse: {error}")
+
+
+# -- every page ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", pages(), ids=_id)
+def test_page_code_runs(path: Path, tmp_path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    code, starts = script(text)
+    if not code.strip():
+        pytest.skip("no Python blocks")
+    missing = [m for m in required_modules(text) if importlib.util.find_spec(m.split(".")[0]) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}")
+    program = tmp_path / "page.py"
+    program.write_text(code, encoding="utf-8")
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([sys.executable, str(program)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        lines = [int(n) for n in re.findall(r'File ".*page\.py", line (\d+)', result.stderr)]
+        where = f" (raised at line {page_line(starts, lines[-1])})" if lines else ""
+        pytest.fail(f"{_id(path)}{where}: its Python blocks failed\n{result.stderr[-4000:]}")
