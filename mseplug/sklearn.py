@@ -280,9 +280,15 @@ def loss_from_score(score: Any) -> Any:
 
 if TYPE_CHECKING:
     mse_scorer: Scorer
+    """``make_scorer("mse")``: negated MSE. Created on first use, then shared by the process;
+    every registered loss has its ``<name>_scorer`` the same way (``pinball_scorer``, ...)."""
     mae_scorer: Scorer
+    """``make_scorer("mae")``: negated MAE (created on first use, shared)."""
     rmse_scorer: Scorer
+    """``make_scorer("rmse")``: negated RMSE (created on first use, shared)."""
     huber_scorer: Scorer
+    """``make_scorer("huber")``: negated Huber loss with ``delta=1.0`` (created on first use,
+    shared)."""
 
 
 def __getattr__(name: str) -> Scorer:
