@@ -4,7 +4,7 @@ Two comparisons, each the median of repeats, A and B interleaved so drift hits b
 
 * under ``jax.jit``: ``jax.jit(lambda a, b: mseplug.mse(a, b))`` against
   ``jax.jit(lambda a, b: jnp.mean((a - b) ** 2))`` (and MAE), with
-  ``.block_until_ready()``; the contract (DESIGN.md section 5) is a ratio <= 1.05;
+  ``.block_until_ready()``; the goal (docs/benchmarks.md) is a ratio <= 1.05;
 * un-jitted: the eager call ``mseplug.mse(a, b)`` (one cached jitted kernel plus
   mseplug's Python checks) against the jitted hand-written function, i.e. the
   overhead a user pays for not wrapping the loss in ``jit``.

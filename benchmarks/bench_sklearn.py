@@ -1,7 +1,7 @@
 """The metric call behind the scorers: ``mseplug.mse`` against scikit-learn's, on small inputs.
 
 Side by side in one process on the same float64 data, median of
-``timeit.repeat``. The contract (DESIGN.md section 5, issue 5): ``mseplug.mse``
+``timeit.repeat``. The goal (docs/benchmarks.md): ``mseplug.mse``
 costs at least 25x less than ``sklearn.metrics.mean_squared_error`` on small
 inputs, with identical results. The hand-written NumPy expression is shown for
 scale. "identical" means bit for bit; the script exits 1 only if the results

@@ -5,7 +5,7 @@ Run: ``python benchmarks/bench_torch.py [--repeats N] [--large N]``
 Each row times mseplug and its torch counterpart on the same tensors,
 alternating the two for ``repeats`` rounds and reporting the median time per
 call of each (so drift of the machine hits both alike). Contract
-(DESIGN.md section 5): forward within 1.1x of ``F.mse_loss``/``F.l1_loss`` on
+(docs/benchmarks.md): forward within 1.1x of ``F.mse_loss``/``F.l1_loss`` on
 small tensors; forward+backward on 10^7 float32 no slower than ``F.mse_loss``.
 
 On the default options mseplug runs the very ATen kernel ``F.mse_loss`` runs

@@ -1,4 +1,4 @@
-"""``mseplug bench``: the performance contract (DESIGN.md section 5) measured on this machine.
+"""``mseplug bench``: the performance goals (docs/benchmarks.md) measured on this machine.
 
 Every figure is a ratio of medians measured side by side in this process on
 the same data, so a busy machine slows both sides alike. ``ratio`` is

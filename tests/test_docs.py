@@ -132,6 +132,22 @@ def test_every_page_with_python_blocks_is_complete_python() -> None:
             pytest.fail(f"{_id(path)}: the Python blocks do not parse: {error}")
 
 
+def test_no_file_refers_to_documents_outside_the_repository() -> None:
+    """The repository's own docs are the contract; users never have the developers' notes."""
+    outside = re.compile("DESIGN" + r"\.md|\.\./" + "shared")
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    offenders = []
+    for name in tracked.stdout.splitlines():
+        path = ROOT / name
+        if path.is_file() and path.suffix not in (".png", ".npy", ".parquet"):
+            text = path.read_text(encoding="utf-8", errors="ignore")
+            offenders += [f"{name}:{text.count(chr(10), 0, m.start()) + 1}"
+                          for m in outside.finditer(text)]
+    assert not offenders, f"files refer to documents outside the repository: {offenders}"
+
+
 # -- the API reference ---------------------------------------------------------------------------
 PUBLIC_MODULES = ("mseplug", "mseplug.torch", "mseplug.sklearn")
 
