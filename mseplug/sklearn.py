@@ -5,9 +5,7 @@ Use them wherever scikit-learn takes ``scoring=``: ``cross_val_score``,
 ``n_jobs=2`` works; they accept multi-output targets and, with
 ``sklearn.set_config(array_api_dispatch=True)``, the estimator's own arrays
 (for instance torch tensors), and they always return a Python ``float``.
-
-Importing this module does not import scikit-learn: the scorers are built on
-first use (``mse_scorer`` and the others are created when first looked up).
+Importing this module does not import scikit-learn: scorers are built on first use.
 
 Sign convention
 ---------------
@@ -23,10 +21,9 @@ Sample weights
 The scorers pass ``sample_weight`` on to the loss.
 
 - Metadata routing off (scikit-learn's default): a direct call
-  ``scorer(estimator, X, y, sample_weight=w)`` is weighted. In
-  ``cross_validate``, ``GridSearchCV`` and the like, scikit-learn itself sends
-  the weights to ``fit`` only, so scores are unweighted (as with its own
-  scorers).
+  ``scorer(estimator, X, y, sample_weight=w)`` is weighted. In ``cross_validate``,
+  ``GridSearchCV`` and the like, scikit-learn itself sends the weights to ``fit``
+  only, so scores are unweighted (as with its own scorers).
 - Metadata routing on (``sklearn.set_config(enable_metadata_routing=True)``):
   these scorers already *request* ``sample_weight`` (as if
   ``.set_score_request(sample_weight=True)`` had been called), so
@@ -280,15 +277,13 @@ def loss_from_score(score: Any) -> Any:
 
 if TYPE_CHECKING:
     mse_scorer: Scorer
-    """``make_scorer("mse")``: negated MSE. Created on first use, then shared by the process;
-    every registered loss has its ``<name>_scorer`` the same way (``pinball_scorer``, ...)."""
+    """``make_scorer("mse")``, made on first use and shared; any loss has its ``<name>_scorer``."""
     mae_scorer: Scorer
-    """``make_scorer("mae")``: negated MAE (created on first use, shared)."""
+    """``make_scorer("mae")``, made on first use and shared by the process."""
     rmse_scorer: Scorer
-    """``make_scorer("rmse")``: negated RMSE (created on first use, shared)."""
+    """``make_scorer("rmse")``, made on first use and shared by the process."""
     huber_scorer: Scorer
-    """``make_scorer("huber")``: negated Huber loss with ``delta=1.0`` (created on first use,
-    shared)."""
+    """``make_scorer("huber")`` (``delta=1.0``), made on first use and shared by the process."""
 
 
 def __getattr__(name: str) -> Scorer:
