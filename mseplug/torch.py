@@ -229,10 +229,10 @@ class PinballLoss(_Named):
     Parameters
     ----------
     reduction : {"mean", "sum", "none"}, default "mean"
-    alpha : float, default 0.5
-        The quantile; in (0, 1).
     multioutput, nan_policy
         As for :class:`Loss`.
+    **params
+        ``alpha`` (float, default 0.5, keyword only): the quantile; in (0, 1).
 
     Examples
     --------
