@@ -168,7 +168,7 @@ def ratio_chart(data: dict[str, Any]) -> Path | None:
     labels = [f"{r['backend']}: {r['case']} vs {r['anchor']}" for r in rows]
     ratios = [float(r["ratio"]) for r in rows]
     colors = ["C2" if r.get("met") else ("C3" if r.get("met") is False else "C0") for r in rows]
-    fig, ax = plt.subplots(figsize=(8.0, 0.32 * len(rows) + 1.2))
+    fig, ax = plt.subplots(figsize=(9.5, 0.32 * len(rows) + 1.2))
     positions = np.arange(len(rows))[::-1]
     ax.barh(positions, ratios, color=colors)
     for y, row in zip(positions, rows):
@@ -177,9 +177,14 @@ def ratio_chart(data: dict[str, Any]) -> Path | None:
     ax.axvline(1.0, color="0.4", linewidth=0.8)
     ax.set_yticks(positions, labels, fontsize=7)
     ax.set_xscale("log")
-    ax.set_xlabel("anchor time / mseplug time (higher is better; black tick: the goal)")
-    ax.set_title(f"mseplug {data.get('mseplug', '?')}: ratios against each anchor "
-                 f"(green: goal met, red: missed)")
+    shown = [*ratios, *(r["goal_value"] for r in rows if r.get("goal_value") is not None)]
+    ticks = [t for t in (0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 25, 50, 100, 250, 1000)
+             if min(shown) / 2 <= t <= max(shown) * 2]
+    ax.set_xticks(ticks, [f"{t:g}×" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("anchor time / mseplug time, higher is better "
+                  "(black tick: goal; green: met; red: missed)")
+    ax.set_title(f"mseplug {data.get('mseplug', '?')}: ratios against each anchor")
     return _save(fig, "bench-ratios.png")
 
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import os
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,6 +177,75 @@ def test_every_public_name_is_documented_in_the_api_reference() -> None:
             if docstring is None or not docstring.value.strip():
                 problems.append(f"{path}: no docstring")
     assert not problems, "\n".join(problems)
+
+
+# -- the site's build helpers ---------------------------------------------------------------------
+def _docs_module(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"docs_{name}", DOCS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_distributed_guides_join_the_nav_only_when_their_pages_exist(tmp_path: Path) -> None:
+    hooks = _docs_module("hooks")
+    (tmp_path / "guides").mkdir()
+
+    def nav() -> list[Any]:
+        return [{"Home": "index.md"},
+                {"Guides": [{"PyTorch": "guides/torch.md"}, {"Streaming": "guides/streaming.md"},
+                            {"Command line": "guides/cli.md"}]}]
+
+    config = hooks.on_config({"docs_dir": str(tmp_path), "nav": nav()})
+    assert config["nav"] == nav()  # no page, no entry (a missing page would fail --strict)
+    for name in ("distributed-torch.md", "distributed-jax.md"):
+        (tmp_path / "guides" / name).write_text("# x\n")
+    guides = hooks.on_config({"docs_dir": str(tmp_path), "nav": nav()})["nav"][1]["Guides"]
+    assert guides[2:4] == ["guides/distributed-jax.md", "guides/distributed-torch.md"]
+    listed = nav()
+    listed[1]["Guides"].append({"DDP": "guides/distributed-torch.md"})  # the lead's own entry
+    guides = hooks.on_config({"docs_dir": str(tmp_path), "nav": listed})["nav"][1]["Guides"]
+    assert guides.count("guides/distributed-jax.md") == 1 and "guides/distributed-torch.md" not in guides
+
+
+def _bench_json(scaling: bool) -> dict[str, Any]:
+    """A ``mseplug bench --json`` document in the shared format, with made-up timings."""
+    rows = [{"backend": "numpy", "case": f"mse n=1e6 {dtype}", "anchor": "np.mean((a-b)**2)",
+             "mseplug_s": 1e-3, "anchor_s": ratio * 1e-3, "ratio": ratio, "goal": ">= 3",
+             "goal_value": 3.0, "met": ratio >= 3}
+            for dtype, ratio in (("float32", 4.5), ("float64", 2.0))]
+    rows.append({"backend": "torch", "case": "mse forward n=8", "anchor": "F.mse_loss",
+                 "mseplug_s": 2e-6, "anchor_s": 2e-6, "ratio": 1.0, "goal": "report",
+                 "goal_value": None, "met": None})
+    points = [{"backend": "numpy", "loss": "mse", "n": n, "dtype": "float64",
+               "mseplug_s": 1e-6 + n * 1e-9, "anchor": "np.mean((a-b)**2)",
+               "anchor_s": 2e-6 + n * 3e-9} for n in (10, 10**3, 10**5, 10**8)]
+    return {"mseplug": "0.1.0", "machine": {"python": "3.11", "cpu_count": 2}, "repeat": 5,
+            "rows": rows, "scaling": points if scaling else []}
+
+
+def test_benchmark_charts_follow_the_shared_json_format(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    figures = _docs_module("make_figures")
+    monkeypatch.setattr(figures, "OUT", tmp_path)
+    document = json.dumps(_bench_json(scaling=True))
+    data = figures.parse_bench("a table printed first\n" + document)  # JSON after other output
+    assert data == json.loads(document)
+    page = figures.benchmark_page(data, "unused")
+    assert "![Ratios against each anchor](generated/bench-ratios.png)" in page
+    assert "![Time against n](generated/bench-scaling.png)" in page
+    assert (tmp_path / "bench-ratios.png").stat().st_size > 0
+    assert (tmp_path / "bench-scaling.png").stat().st_size > 0
+
+    (tmp_path / "bench-scaling.png").unlink()
+    page = figures.benchmark_page(_bench_json(scaling=False), "unused")  # "scaling" still empty
+    assert "Time against n: no data" in page and not (tmp_path / "bench-scaling.png").exists()
+    note = figures.benchmark_page(None, "`mseplug bench` has no --json.")
+    assert note.startswith('!!! note') and "has no --json" in note and "![" not in note
+    assert figures.parse_bench("no json here") is None
+    assert figures.parse_bench('{"no rows": 1}') is None
 
 
 # -- every page ----------------------------------------------------------------------------------
