@@ -148,16 +148,17 @@ def run_bench() -> dict[str, Any] | None:
 
 
 def parse_bench(text: str) -> dict[str, Any] | None:
-    """The bench JSON object in ``text`` (alone, or after other output), else ``None``."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        start = text.find("\n{")
+    """The bench JSON object in ``text``, alone or among other lines of output, else ``None``."""
+    decoder = json.JSONDecoder()
+    starts = [0] + [i + 1 for i, char in enumerate(text) if char == "\n" and text[i + 1:i + 2] == "{"]
+    for start in starts:
         try:
-            data = json.loads(text[start + 1:]) if start >= 0 else None
+            data, _ = decoder.raw_decode(text[start:].lstrip())
         except json.JSONDecodeError:
-            data = None
-    return data if isinstance(data, dict) and "rows" in data else None
+            continue
+        if isinstance(data, dict) and "rows" in data:
+            return data
+    return None
 
 
 def ratio_chart(data: dict[str, Any]) -> Path | None:

@@ -244,6 +244,7 @@ def test_benchmark_charts_follow_the_shared_json_format(tmp_path: Path,
     assert "Time against n: no data" in page and not (tmp_path / "bench-scaling.png").exists()
     note = figures.benchmark_page(None, "`mseplug bench` has no --json.")
     assert note.startswith('!!! note') and "has no --json" in note and "![" not in note
+    assert figures.parse_bench(document + "\nand a table after it\n") == data
     assert figures.parse_bench("no json here") is None
     assert figures.parse_bench('{"no rows": 1}') is None
 
