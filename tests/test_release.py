@@ -2,10 +2,10 @@
 
 Both are built from this checkout, their contents and metadata are checked
 (the license ships in both), and each is installed into a fresh virtual
-environment that holds nothing but mseplug's two dependencies, NumPy and
-array-api-compat, installed with pip from the configured index (the local one
-on CI: nothing leaves the machine). A smoke test then runs there, in a
-process that has never seen this checkout.
+environment that holds nothing but the dependencies the wheel declares (NumPy,
+array-api-compat, ...; no extras), installed with pip from the
+configured index (the local one on CI: nothing leaves the machine). A smoke
+test then runs there, in a process that has never seen this checkout.
 """
 
 from __future__ import annotations
@@ -65,13 +65,17 @@ def version() -> str:
 
 
 @pytest.fixture(scope="module")
-def fresh_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new venv with only NumPy and array-api-compat, from the configured index."""
+def fresh_python(tmp_path_factory: pytest.TempPathFactory, dist: Path, version: str) -> Path:
+    """A new venv holding the wheel's declared dependencies only, from the configured index."""
+    with zipfile.ZipFile(next(dist.glob(f"mseplug-{version}-*.whl"))) as archive:
+        metadata = archive.read(f"mseplug-{version}.dist-info/METADATA").decode()
+    dependencies = [line.split(":", 1)[1].strip() for line in metadata.splitlines()
+                    if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    assert any(d.startswith("numpy") for d in dependencies), dependencies
     where = tmp_path_factory.mktemp("venv") / "env"
     venv.create(where, with_pip=True)
     python = where / "bin" / "python"
-    _run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "numpy", "array-api-compat")
+    _run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *dependencies)
     return python
 
 
