@@ -11,8 +11,9 @@ Convention (for every page in ``docs/`` and for ``README.md``):
   ``<!-- requires: ray, pyspark -->``; it is skipped when one is not installed.
 
 A failure names the page and the line of the page that raised. The site
-itself (links, API reference, figures) is built with ``--strict`` by
-``make docs``, which ``make test`` runs after this suite.
+itself (links, anchors, API reference, figures) is built with ``--strict`` by
+``make docs-site``, which ``make test`` runs after this suite (``make docs``
+also draws the benchmark charts).
 """
 
 from __future__ import annotations
