@@ -274,15 +274,21 @@ class Backend:
         return value
 
     # -- the engine ----------------------------------------------------------------
-    def check(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Checked:
-        """Convert and check one call's inputs; value checks only where values are readable."""
+    def check(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any, *,
+              partial: bool = False) -> Checked:
+        """Convert and check one call's inputs; value checks only where values are readable.
+
+        ``partial``: the inputs are one part of the data (a shard, a batch of a
+        stream), so they may be empty and their weights may sum to 0.
+        """
         pred = self.convert(y_pred, "y_pred")
         true = self.convert(y_true, "y_true", like=pred)
         xp = self.namespace(pred)
         v.check_kind("y_true", self.kind(xp, true.dtype), true.dtype)
         v.check_kind("y_pred", self.kind(xp, pred.dtype), pred.dtype)
-        shape = v.common_shape(tuple(true.shape), tuple(pred.shape))
-        if options.nan_policy == "raise":
+        shape = v.common_shape(tuple(true.shape), tuple(pred.shape), allow_empty=partial)
+        empty = shape[0] == 0
+        if options.nan_policy == "raise" and not empty:
             for name, array in (("y_true", true), ("y_pred", pred)):
                 if (self.kind(xp, array.dtype) == "f" and self.readable(array)
                         and self.any_nan(xp, array)):
@@ -292,8 +298,8 @@ class Backend:
             weight = self.convert(sample_weight, "sample_weight", like=pred)
             v.check_kind("sample_weight", self.kind(xp, weight.dtype), weight.dtype)
             v.check_weight_shape(tuple(weight.shape), shape[0])
-            if self.readable(weight):
-                v.check_weight_values(*self.weight_summary(xp, weight))
+            if self.readable(weight) and not empty:
+                v.check_weight_values(*self.weight_summary(xp, weight), positive_sum=not partial)
         output_weights = None
         if options.weighted_outputs:
             output_weights = self.output_weights(xp, options.multioutput, shape[1:])
@@ -310,12 +316,27 @@ class Backend:
         return self.finish(value, c)
 
     def statistics(
-        self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
+        self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None, *,
+        partial: bool = False,
     ) -> tuple[Statistics, Checked]:
-        """The sufficient statistics ``(S, W)`` of one call, and its checked inputs."""
-        c = self.check(options, y_true, y_pred, sample_weight)
+        """The sufficient statistics ``(S, W)`` of one call, and its checked inputs.
+
+        ``partial`` as for :meth:`check`: empty inputs give zeros.
+        """
+        c = self.check(options, y_true, y_pred, sample_weight, partial=partial)
         return self.run(loss_statistics, options, c.y_true, c.y_pred, c.sample_weight,
                         options.params), c
+
+    def fetch(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Several results as NumPy arrays (Python numbers stay as they are), read together:
+        a lazy library computes them in one pass."""
+        return tuple(value if isinstance(value, (int, float)) else self.to_numpy(value)
+                     for value in values)
+
+    def rows(self, checked: Checked) -> Any:
+        """The number of samples of checked inputs: an int, or a lazy count where it is not
+        known before the data exist (see :meth:`fetch`)."""
+        return checked.shape[0]
 
     def value_and_grad(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
@@ -335,7 +356,7 @@ def columns(backend: Backend, true: Array, pred: Array, weight: Array | None) ->
     xp = backend.namespace(pred)
     dtype = backend.result_dtype(xp, true.dtype, pred.dtype)
     acc = backend.accumulation_dtype(xp, dtype)
-    shape = v.common_shape(tuple(true.shape), tuple(pred.shape))
+    shape = v.common_shape(tuple(true.shape), tuple(pred.shape), allow_empty=True)
     n, k = shape[0], math.prod(shape[1:])
     t = backend.as_columns(xp, true, (n, k), acc)
     p = backend.as_columns(xp, pred, (n, k), acc)
@@ -418,6 +439,13 @@ def loss_value_and_grad(backend: Backend, options: Options, true: Array, pred: A
     weights = _output_weights(backend, xp, output_weights, total)
     value = _reduce.finalize(xp, options, total, count, c.output_shape, weights, backend.sqrt)
     scale = _reduce.gradient_scale(xp, options, total, count, weights)
+    return (backend.cast_result(xp, value, c.dtype), scaled_gradient(options, c, scale, params))
+
+
+def scaled_gradient(options: Options, c: Columns, scale: Array, params: tuple[Any, ...]) -> Array:
+    """``d loss / d y_pred`` from the per-output factor ``scale`` (see ``_reduce.gradient_scale``):
+    ``scale[k] · wᵢ · e'(rᵢₖ)``, 0 where ``nan_policy="omit"`` dropped an element."""
+    xp = c.xp
     residual = c.y_pred - c.y_true
     grad = options.loss.evaluate_derivative(xp, residual, params)
     grad = grad * xp.astype(scale, grad.dtype)[None, :]
@@ -426,5 +454,4 @@ def loss_value_and_grad(backend: Backend, options: Options, true: Array, pred: A
     keep = kept(c, options)
     if keep is not None:
         grad = xp.where(keep, grad, xp.zeros_like(grad))
-    return (backend.cast_result(xp, value, c.dtype),
-            xp.astype(xp.reshape(grad, c.pred_shape), c.dtype))
+    return xp.astype(xp.reshape(grad, c.pred_shape), c.dtype)
