@@ -1,24 +1,35 @@
 """The streaming, mergeable ``Accumulator`` (torchmetrics' update/compute split).
 
 It keeps the same sufficient statistics the one-shot functions compute —
-per output ``Σwᵢ·eᵢ`` and ``Σwᵢ``, plus a count — in float64 NumPy, and
-finalises them with the same code, so a stream of chunks equals one call.
+per output ``S = Σwᵢ·eᵢ`` and ``W = Σwᵢ``, plus a count of samples — in
+float64 NumPy, and finalises them with the same code, so a stream of
+batches equals one call. Its state is a plain dictionary
+(:meth:`Accumulator.state_dict`) for checkpoints and for engines that ship
+results between processes (Ray, Spark); ``mseplug.torch.all_reduce`` sums
+it across torch.distributed ranks.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from mseplug import _reduce
-from mseplug._backend_registry import dispatch
-from mseplug._loss_registry import options_for
+from mseplug import _validation as v
+from mseplug._backend_registry import backend_of, dispatch
+from mseplug._loss_registry import is_registered, options_for
 from mseplug._options import Options
+
+#: The version of :meth:`Accumulator.state_dict`'s layout.
+STATE_VERSION = 1
+_STATE_KEYS = ("version", "loss", "params", "multioutput", "nan_policy", "output_shape",
+               "total", "weight", "count")
 
 
 class Accumulator:
-    """Streaming loss over chunks of ``(y_true, y_pred)``; mergeable and picklable.
+    """Streaming loss over batches of ``(y_true, y_pred)``; mergeable, picklable, all-reducible.
 
     Parameters
     ----------
@@ -28,6 +39,12 @@ class Accumulator:
         As for the loss functions (``reduction`` is always ``"mean"``).
     **params
         The loss's parameters, e.g. ``delta=2.0`` for ``"huber"``.
+
+    Notes
+    -----
+    A batch may be empty (it changes nothing) and its weights may sum to 0;
+    only :meth:`compute` needs a positive total weight. Batches of shape
+    ``(n,)`` and ``(n, 1)`` mix, as the two inputs of one call do.
 
     Examples
     --------
@@ -52,77 +69,220 @@ class Accumulator:
         **params: Any,
     ) -> None:
         self.options: Options = options_for(
-            loss, multioutput=multioutput, nan_policy=nan_policy, **params
+            loss, multioutput=_plain_output_weights(multioutput), nan_policy=nan_policy, **params
         )
         self.reset()
 
     def reset(self) -> None:
         """Forget every update."""
-        self.total: np.ndarray | None = None  # Σ w·e per output, float64
-        self.weight: np.ndarray | None = None  # Σ w per output, float64
+        self.total: np.ndarray | None = None  # S: Σ w·e per output, float64
+        self.weight: np.ndarray | None = None  # W: Σ w per output, float64
         self.count = 0  # samples seen
         self.output_shape: tuple[int, ...] | None = None
-        self.output_weights: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return f"Accumulator({self.options.loss.name!r}, samples={self.count})"
 
     def update(self, y_true: Any, y_pred: Any, *, sample_weight: Any = None) -> None:
-        """Add one chunk of samples (any library; checked as by the loss functions)."""
-        backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
-        (total, weight), checked = backend.statistics(self.options, y_true, y_pred, sample_weight)
-        output_weights = checked.output_weights
-        if output_weights is not None:
-            output_weights = _to_float64(backend, output_weights)
-        self._add(
-            _to_float64(backend, total), _to_float64(backend, weight),
-            checked.shape[0], checked.shape[1:], output_weights,
-        )
+        """Add one batch of samples (any library; checked as by the loss functions).
 
-    def _add(self, total: Any, weight: Any, count: int, shape: Any, output_weights: Any) -> None:
-        if self.total is None:
+        Lazy inputs (Dask) are computed here, statistics and count in one pass.
+        """
+        backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
+        (total, weight), checked = backend.statistics(
+            self.options, y_true, y_pred, sample_weight, partial=True
+        )
+        total, weight, count = backend.fetch((total, weight, backend.rows(checked)))
+        if int(count) == 0:
+            return
+        self._add(_float64(total), _float64(weight), int(count), checked.shape[1:], merging=False)
+
+    def _add(self, total: np.ndarray, weight: np.ndarray, count: int, shape: tuple[int, ...],
+             *, merging: bool) -> None:
+        if self.total is None or self.weight is None or self.output_shape is None:
             self.total, self.weight, self.output_shape = total.copy(), weight.copy(), shape
-            self.output_weights = output_weights
-        elif shape != self.output_shape:
-            raise ValueError(
-                f"y_pred outputs {shape} differ from the {self.output_shape} seen before; "
-                "every chunk needs the same trailing shape"
-            )
         else:
-            assert self.weight is not None
+            self.output_shape = _joined_shape(self.output_shape, shape, merging)
             self.total = self.total + total
             self.weight = self.weight + weight
         self.count += count
 
     def merge(self, other: Accumulator) -> Accumulator:
-        """Add ``other``'s statistics (same loss and options) into this one; returns ``self``."""
+        """Add ``other``'s statistics into this one; returns ``self``.
+
+        Both must have the same loss, parameter values, ``multioutput`` (output
+        weights compared by value) and ``nan_policy``, and have seen outputs
+        of the same shape; otherwise a ``ValueError`` names the first difference.
+        """
         if not isinstance(other, Accumulator):
             raise TypeError(f"other must be an Accumulator; got {type(other).__name__}")
-        if (other.options.loss, other.options.params, other.options.nan_policy) != (
-            self.options.loss, self.options.params, self.options.nan_policy
-        ):
-            raise ValueError(f"cannot merge {other!r} into {self!r}: options differ")
-        if other.total is not None:
-            self._add(other.total, other.weight, other.count, other.output_shape,
-                      other.output_weights)
+        difference = option_difference(self.options, other.options)
+        if difference:
+            raise ValueError(f"cannot merge these accumulators: {difference}")
+        if other.total is not None and other.weight is not None and other.output_shape is not None:
+            self._add(other.total, other.weight, other.count, other.output_shape, merging=True)
         return self
 
     def compute(self) -> np.ndarray:
         """The loss over everything seen: a float64 0-d array (or per output, ``raw_values``)."""
-        if self.total is None or self.output_shape is None:
+        if self.total is None or self.weight is None or self.output_shape is None:
             raise ValueError("Accumulator.compute() before any update: no samples seen")
+        if not np.any(self.weight != 0):
+            raise ValueError(
+                f"Accumulator.compute(): the total weight of the {self.count} samples seen is 0 "
+                "(all weights 0, or every element omitted as NaN); at least one sample must count"
+            )
+        output_weights = None
+        if self.options.weighted_outputs:
+            output_weights = np.reshape(self.options.multioutput, -1)
         value = _reduce.finalize(
-            np, self.options, self.total, self.weight, self.output_shape, self.output_weights,
-            _sqrt,
+            np, self.options, self.total, self.weight, self.output_shape, output_weights, _sqrt,
         )
         return np.asarray(value, dtype=np.float64)
+
+    # -- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The whole state as plain Python values (JSON-able, picklable), versioned.
+
+        The loss is recorded by name (it must be registered wherever the state
+        is loaded) with its parameter values; ``multioutput`` as a string or a
+        list of output weights. Statistics that are NaN or infinite stay so
+        (Python's ``json`` writes them as ``NaN``/``Infinity``).
+
+        Examples
+        --------
+        >>> import json, mseplug
+        >>> acc = mseplug.Accumulator("huber", delta=2.0)
+        >>> acc.update([0.0, 0.0], [1.0, 4.0])
+        >>> state = acc.state_dict()
+        >>> state["loss"], state["params"], state["total"], state["count"]
+        ('huber', {'delta': 2.0}, [6.5], 2)
+        >>> restored = mseplug.Accumulator.from_state_dict(json.loads(json.dumps(state)))
+        >>> float(restored.compute()) == float(acc.compute())
+        True
+        """
+        options = self.options
+        if not is_registered(options.loss):
+            raise ValueError(
+                f"loss {options.loss.name!r} is not registered, so a state cannot name it; "
+                "register it with mseplug.register_loss first"
+            )
+        multioutput = options.multioutput
+        seen = self.total is not None and self.weight is not None
+        return {
+            "version": STATE_VERSION,
+            "loss": options.loss.name,
+            "params": {name: float(value) for name, value in options.param_dict.items()},
+            "multioutput": multioutput if isinstance(multioutput, str) else multioutput.tolist(),
+            "nan_policy": options.nan_policy,
+            "output_shape": None if self.output_shape is None else list(self.output_shape),
+            "total": self.total.tolist() if seen and self.total is not None else None,
+            "weight": self.weight.tolist() if seen and self.weight is not None else None,
+            "count": int(self.count),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> Accumulator:
+        """An Accumulator from :meth:`state_dict`'s dictionary (checked)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from Accumulator.state_dict(); got "
+                            f"{type(state).__name__}")
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"state is missing {missing}; expected a dict from Accumulator.state_dict()")
+        if state["version"] != STATE_VERSION:
+            raise ValueError(f"state has version {state['version']!r}; this mseplug reads version "
+                             f"{STATE_VERSION}")
+        params = state["params"]
+        if not isinstance(params, dict):
+            raise TypeError(f"state['params'] must be a dict; got {type(params).__name__}")
+        accumulator = cls(state["loss"], multioutput=state["multioutput"],
+                          nan_policy=state["nan_policy"], **params)
+        if state["total"] is not None:
+            shape = tuple(int(d) for d in state["output_shape"])
+            total = np.asarray(state["total"], dtype=np.float64).reshape(-1)
+            weight = np.asarray(state["weight"], dtype=np.float64).reshape(-1)
+            if not total.shape == weight.shape == (math.prod(shape),):
+                raise ValueError(
+                    f"state has {total.size} totals and {weight.size} weights for outputs {shape}; "
+                    "expected one of each per output"
+                )
+            accumulator._add(total, weight, int(state["count"]), shape, merging=True)
+        return accumulator
+
+    def empty_copy(self) -> Accumulator:
+        """A new Accumulator with these options and no samples."""
+        copy = object.__new__(type(self))
+        copy.options = self.options
+        copy.reset()
+        return copy
+
+
+def option_difference(mine: Options, theirs: Options) -> str:
+    """The first difference between two accumulators' options in words, or ``""``."""
+    if mine.loss is not theirs.loss:
+        if mine.loss.name == theirs.loss.name:
+            return f"two different losses are both named {mine.loss.name!r}"
+        return f"loss {theirs.loss.name!r} (the other) vs {mine.loss.name!r} (this one)"
+    for name, theirs_value, mine_value in zip(mine.loss.params, theirs.params, mine.params):
+        if theirs_value != mine_value:
+            return f"{mine.loss.name}'s {name} {theirs_value} (the other) vs {mine_value} (this one)"
+    if not _same_multioutput(mine.multioutput, theirs.multioutput):
+        return (f"multioutput {_shown(theirs.multioutput)} (the other) vs "
+                f"{_shown(mine.multioutput)} (this one)")
+    if mine.nan_policy != theirs.nan_policy:
+        return f"nan_policy {theirs.nan_policy!r} (the other) vs {mine.nan_policy!r} (this one)"
+    return ""
+
+
+def _same_multioutput(a: Any, b: Any) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b if isinstance(a, str) and isinstance(b, str) else False
+    return bool(a.shape == b.shape and np.array_equal(a, b))
+
+
+def _shown(multioutput: Any) -> str:
+    return repr(multioutput) if isinstance(multioutput, str) else f"weights {multioutput.tolist()}"
+
+
+def _joined_shape(seen: tuple[int, ...], new: tuple[int, ...], merging: bool) -> tuple[int, ...]:
+    """The output shape of two batches (or accumulators): equal, or ``()`` with ``(1,)``."""
+    if seen == new:
+        return seen
+    if {seen, new} == {(), (1,)}:
+        return ()  # (n,) and (n, 1) batches mix, as the two inputs of one call
+    if merging:
+        raise ValueError(f"cannot merge these accumulators: outputs {new} (the other) vs "
+                         f"{seen} (this one)")
+    raise ValueError(
+        f"this batch has outputs {new} but the accumulator has seen outputs {seen}; every "
+        "batch needs the same trailing shape"
+    )
+
+
+def _plain_output_weights(multioutput: Any) -> Any:
+    """Output weights as a float64 NumPy array (values checked; the shape is checked by the
+    first update); strings as they are."""
+    if isinstance(multioutput, str) or multioutput is None:
+        return multioutput
+    owner = backend_of(multioutput)
+    if owner is not None:
+        multioutput = owner.to_numpy(multioutput)
+    try:
+        weights = np.array(multioutput, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            "multioutput must be 'uniform_average', 'raw_values' or an array of output weights; "
+            f"got {type(multioutput).__name__}"
+        ) from None
+    if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and weights.sum() > 0):
+        raise v.output_weights_error(np.array2string(weights, threshold=8, separator=", "))
+    return weights
 
 
 def _sqrt(xp: Any, x: Any) -> Any:
     return xp.sqrt(x)
 
 
-def _to_float64(backend: Any, array: Any) -> np.ndarray:
-    if isinstance(array, np.ndarray):
-        return array.astype(np.float64)
-    return np.asarray(backend.to_numpy(array), dtype=np.float64).reshape(-1)
+def _float64(array: Any) -> np.ndarray:
+    return np.asarray(array, dtype=np.float64).reshape(-1)
