@@ -56,5 +56,6 @@ def test_dask_nan_policies(client, rng) -> None:
     keep = ~np.isnan(y_true)
     got = client.compute(mseplug.mse(t, p, nan_policy="omit")).result()
     assert float(got) == pytest.approx(float(np.mean((y_pred[keep] - y_true[keep]) ** 2)), rel=1e-12)
+    lazy = mseplug.mse(t, p, nan_policy="raise")  # checked inside the graph, as it computes
     with pytest.raises(ValueError, match="y_true contains NaN"):
-        mseplug.mse(t, p, nan_policy="raise")
+        client.compute(lazy).result()
