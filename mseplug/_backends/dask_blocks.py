@@ -30,8 +30,14 @@ import numpy as np
 from mseplug import _reduce
 from mseplug import _validation as v
 from mseplug._backend_registry import dispatch
-from mseplug._engine import Backend, columns, loss_statistics, loss_value, loss_value_and_grad, \
-    scaled_gradient
+from mseplug._engine import (
+    Backend,
+    columns,
+    loss_statistics,
+    loss_value,
+    loss_value_and_grad,
+    scaled_gradient,
+)
 from mseplug._loss import Loss
 from mseplug._options import Options
 
@@ -59,18 +65,19 @@ def unknown_rows(x: Any) -> bool:
 # -- running the engine's kernels chunk by chunk -------------------------------------------
 def run(backend: Backend, kernel: Any, options: Options, *arrays: Any) -> Any:
     """``kernel(backend, options, *arrays)`` for Dask arrays, chunk by chunk."""
+    # The loss's parameters travel in ``options.params`` (the last of ``arrays`` repeats them).
     if kernel is loss_statistics:
-        true, pred, weight, params = arrays
+        true, pred, weight, _ = arrays
         parts = _statistics(options, true, pred, weight)
         k = _outputs(pred)
         return parts[:k], parts[k:2 * k]
     if kernel is loss_value:
-        true, pred, weight, output_weights, params = arrays
+        true, pred, weight, output_weights, _ = arrays
         if options.reduction == "none":
             return _elementwise(options, true, pred, weight)
         return _value(backend, options, true, pred, weight, output_weights)[0]
     if kernel is loss_value_and_grad:
-        true, pred, weight, output_weights, params = arrays
+        true, pred, weight, output_weights, _ = arrays
         value, scale = _value(backend, options, true, pred, weight, output_weights, scale=True)
         return value, _gradient(options, true, pred, weight, scale)
     return kernel(backend, options, *arrays)
