@@ -170,3 +170,28 @@ def test_statistics_errors() -> None:
         mseplug.loss_from_statistics("mse", np.ones(2), np.ones(2), multioutput=[1, 2, 3])
     with pytest.raises(TypeError, match="complex"):
         mseplug.loss_from_statistics("mse", np.ones(2, complex), np.ones(2))
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
+def test_one_output_float32_statistics_are_accurate(loss) -> None:
+    """The NumPy statistics of one output (the path of Dask chunks and the Accumulator)."""
+    import math
+
+    rng = np.random.default_rng(3)
+    t = (rng.normal(size=2_000_000) * 100).astype(np.float32)
+    p = (t + rng.normal(size=t.size)).astype(np.float32)
+    w = rng.uniform(0, 2, size=t.size).astype(np.float32)
+    r = p.astype(np.float64) - t.astype(np.float64)
+    e = {"mse": r * r, "mae": np.abs(r), "huber": np.where(np.abs(r) <= 1, 0.5 * r * r, np.abs(r) - 0.5)}
+    for weight in (None, w):
+        S, W = mseplug.sufficient_statistics(loss, t, p, sample_weight=weight)
+        wf = np.ones(t.size) if weight is None else weight.astype(np.float64)
+        assert S[0] == pytest.approx(math.fsum((wf * e[loss]).tolist()), rel=1e-6)
+        assert W[0] == pytest.approx(math.fsum(wf.tolist()), rel=1e-12)
+
+
+def test_one_output_float32_overflow_is_redone_in_float64() -> None:
+    t = np.zeros(100_000, np.float32)
+    p = np.full(100_000, 1e20, np.float32)  # squares overflow float32, not float64
+    S, W = mseplug.sufficient_statistics("mse", t, p, sample_weight=np.ones(100_000, np.float32))
+    assert S[0] == pytest.approx(1e45, rel=1e-6) and W[0] == 100_000

@@ -102,9 +102,17 @@ class NumpyBackend(Backend):
 
     def column_totals(self, options: Options, c: Columns, params: tuple[Any, ...]
                       ) -> tuple[Array, Array]:
+        kernel = self.kernel(options.loss)
+        n, k = c.y_pred.shape
+        if k == 1 and n and options.nan_policy != "omit":  # one output: the flat kernels
+            t, p = c.y_true.reshape(-1), c.y_pred.reshape(-1)
+            work = _FLOAT32 if c.dtype.itemsize < 4 else c.dtype
+            if c.weight is not None:
+                return kernels.weighted_flat_totals(kernel, t, p, c.weight, work, options.param_dict)
+            total = kernels.flat_total(kernel, t, p, work, options.param_dict)
+            return np.array([total]), np.array([float(n)])
         return kernels.column_totals(
-            self.kernel(options.loss), c.y_true, c.y_pred, c.weight,
-            options.nan_policy == "omit", options.param_dict,
+            kernel, c.y_true, c.y_pred, c.weight, options.nan_policy == "omit", options.param_dict,
         )
 
     def grand_total(self, options: Options, c: Columns, params: tuple[Any, ...]) -> Array:
