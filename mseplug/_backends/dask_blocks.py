@@ -250,10 +250,13 @@ def _block_statistics(true: Any, pred: Any, weight: Any = None, *, job: Job,
     options = job.options
     total, count = backend.run(loss_statistics, options, c.y_true, c.y_pred, c.sample_weight,
                                options.params)
-    weight_sum: Any = c.shape[0]
-    if c.sample_weight is not None:
-        weight_sum = c.sample_weight
+    # Σw of the chunk: W itself (of any output) unless "omit" left elements out of W.
+    weight_sum: Any = c.sample_weight if options.nan_policy == "omit" else count
     total, count, weight_sum = backend.fetch((total, count, weight_sum))
+    if c.sample_weight is None:
+        weight_sum = c.shape[0]
+    elif options.nan_policy != "omit":
+        weight_sum = np.reshape(weight_sum, -1)[:1]
     weight_sum = float(np.sum(weight_sum, dtype=np.float64))
     return np.concatenate([np.reshape(total, -1), np.reshape(count, -1), [weight_sum, c.shape[0]]]
                           ).astype(np.float64)[None, :]

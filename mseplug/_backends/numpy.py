@@ -88,8 +88,13 @@ class NumpyBackend(Backend):
         return bool(np.isnan(np.add.reduce(x, axis=None)) and np.isnan(x).any())
 
     def weight_summary(self, xp: Namespace, weight: Array) -> tuple[float, float, bool]:
-        w = weight.astype(np.float64, copy=False)
-        return float(w.sum()), float(w.min()), bool(np.isfinite(w).all())
+        # Two passes in the weights' own dtype, no copy: a NaN or inf makes the sum non-finite
+        # (only then, or when the sum overflows, is the elementwise check needed). The sum is
+        # only compared with 0, so its own dtype is precise enough.
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = float(np.add.reduce(weight, axis=None))
+        finite = math.isfinite(total) or bool(np.isfinite(weight).all())
+        return total, float(np.minimum.reduce(weight, axis=None)), finite
 
     # -- kernels -------------------------------------------------------------------------
     def kernel(self, loss: Loss) -> kernels.BlockKernel:

@@ -205,7 +205,7 @@ def weighted_flat_totals(
     size = min(n, kernel.block[dtype.itemsize])
     residual = np.empty(size, dtype)
     cast = np.empty(size, dtype) if weight.dtype != dtype else None
-    total = 0.0
+    total = weight_sum = 0.0
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, n, size):
             stop = min(start + size, n)
@@ -215,10 +215,11 @@ def weighted_flat_totals(
                 w = cast[: stop - start]
                 np.copyto(w, weight[start:stop], casting="unsafe")
             total += float(np.dot(w, kernel.block_losses(d, params)))
+            weight_sum += float(np.add.reduce(w, dtype=np.float64))
     if math.isinf(total) and dtype != np.float64 and np.isfinite(y_true).all() and \
             np.isfinite(y_pred).all():
         return weighted_flat_totals(kernel, y_true, y_pred, weight, np.float64, params)
-    return np.array([total]), np.array([float(np.add.reduce(weight, dtype=np.float64))])
+    return np.array([total]), np.array([weight_sum])
 
 
 def column_totals(
