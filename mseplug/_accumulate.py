@@ -11,21 +11,22 @@ it across torch.distributed ranks.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from mseplug import _reduce
-from mseplug import _validation as v
-from mseplug._backend_registry import backend_of, dispatch
+from mseplug._accumulator_state import (
+    STATE_VERSION,
+    checked_state,
+    joined_shape,
+    option_difference,
+    plain_output_weights,
+    state_statistics,
+)
+from mseplug._backend_registry import dispatch
 from mseplug._loss_registry import is_registered, options_for
 from mseplug._options import Options
-
-#: The version of :meth:`Accumulator.state_dict`'s layout.
-STATE_VERSION = 1
-_STATE_KEYS = ("version", "loss", "params", "multioutput", "nan_policy", "output_shape",
-               "total", "weight", "count")
 
 
 class Accumulator:
@@ -69,7 +70,7 @@ class Accumulator:
         **params: Any,
     ) -> None:
         self.options: Options = options_for(
-            loss, multioutput=_plain_output_weights(multioutput), nan_policy=nan_policy, **params
+            loss, multioutput=plain_output_weights(multioutput), nan_policy=nan_policy, **params
         )
         self.reset()
 
@@ -102,7 +103,7 @@ class Accumulator:
         if self.total is None or self.weight is None or self.output_shape is None:
             self.total, self.weight, self.output_shape = total.copy(), weight.copy(), shape
         else:
-            self.output_shape = _joined_shape(self.output_shape, shape, merging)
+            self.output_shape = joined_shape(self.output_shape, shape, merging)
             self.total = self.total + total
             self.weight = self.weight + weight
         self.count += count
@@ -168,7 +169,6 @@ class Accumulator:
                 "register it with mseplug.register_loss first"
             )
         multioutput = options.multioutput
-        seen = self.total is not None and self.weight is not None
         return {
             "version": STATE_VERSION,
             "loss": options.loss.name,
@@ -176,37 +176,19 @@ class Accumulator:
             "multioutput": multioutput if isinstance(multioutput, str) else multioutput.tolist(),
             "nan_policy": options.nan_policy,
             "output_shape": None if self.output_shape is None else list(self.output_shape),
-            "total": self.total.tolist() if seen and self.total is not None else None,
-            "weight": self.weight.tolist() if seen and self.weight is not None else None,
+            "total": None if self.total is None else self.total.tolist(),
+            "weight": None if self.weight is None else self.weight.tolist(),
             "count": int(self.count),
         }
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> Accumulator:
         """An Accumulator from :meth:`state_dict`'s dictionary (checked)."""
-        if not isinstance(state, dict):
-            raise TypeError(f"state must be a dict from Accumulator.state_dict(); got "
-                            f"{type(state).__name__}")
-        missing = [key for key in _STATE_KEYS if key not in state]
-        if missing:
-            raise ValueError(f"state is missing {missing}; expected a dict from Accumulator.state_dict()")
-        if state["version"] != STATE_VERSION:
-            raise ValueError(f"state has version {state['version']!r}; this mseplug reads version "
-                             f"{STATE_VERSION}")
-        params = state["params"]
-        if not isinstance(params, dict):
-            raise TypeError(f"state['params'] must be a dict; got {type(params).__name__}")
+        state = checked_state(state)
         accumulator = cls(state["loss"], multioutput=state["multioutput"],
-                          nan_policy=state["nan_policy"], **params)
+                          nan_policy=state["nan_policy"], **state["params"])
         if state["total"] is not None:
-            shape = tuple(int(d) for d in state["output_shape"])
-            total = np.asarray(state["total"], dtype=np.float64).reshape(-1)
-            weight = np.asarray(state["weight"], dtype=np.float64).reshape(-1)
-            if not total.shape == weight.shape == (math.prod(shape),):
-                raise ValueError(
-                    f"state has {total.size} totals and {weight.size} weights for outputs {shape}; "
-                    "expected one of each per output"
-                )
+            total, weight, shape = state_statistics(state)
             accumulator._add(total, weight, int(state["count"]), shape, merging=True)
         return accumulator
 
@@ -216,68 +198,6 @@ class Accumulator:
         copy.options = self.options
         copy.reset()
         return copy
-
-
-def option_difference(mine: Options, theirs: Options) -> str:
-    """The first difference between two accumulators' options in words, or ``""``."""
-    if mine.loss is not theirs.loss:
-        if mine.loss.name == theirs.loss.name:
-            return f"two different losses are both named {mine.loss.name!r}"
-        return f"loss {theirs.loss.name!r} (the other) vs {mine.loss.name!r} (this one)"
-    for name, theirs_value, mine_value in zip(mine.loss.params, theirs.params, mine.params):
-        if theirs_value != mine_value:
-            return f"{mine.loss.name}'s {name} {theirs_value} (the other) vs {mine_value} (this one)"
-    if not _same_multioutput(mine.multioutput, theirs.multioutput):
-        return (f"multioutput {_shown(theirs.multioutput)} (the other) vs "
-                f"{_shown(mine.multioutput)} (this one)")
-    if mine.nan_policy != theirs.nan_policy:
-        return f"nan_policy {theirs.nan_policy!r} (the other) vs {mine.nan_policy!r} (this one)"
-    return ""
-
-
-def _same_multioutput(a: Any, b: Any) -> bool:
-    if isinstance(a, str) or isinstance(b, str):
-        return a == b if isinstance(a, str) and isinstance(b, str) else False
-    return bool(a.shape == b.shape and np.array_equal(a, b))
-
-
-def _shown(multioutput: Any) -> str:
-    return repr(multioutput) if isinstance(multioutput, str) else f"weights {multioutput.tolist()}"
-
-
-def _joined_shape(seen: tuple[int, ...], new: tuple[int, ...], merging: bool) -> tuple[int, ...]:
-    """The output shape of two batches (or accumulators): equal, or ``()`` with ``(1,)``."""
-    if seen == new:
-        return seen
-    if {seen, new} == {(), (1,)}:
-        return ()  # (n,) and (n, 1) batches mix, as the two inputs of one call
-    if merging:
-        raise ValueError(f"cannot merge these accumulators: outputs {new} (the other) vs "
-                         f"{seen} (this one)")
-    raise ValueError(
-        f"this batch has outputs {new} but the accumulator has seen outputs {seen}; every "
-        "batch needs the same trailing shape"
-    )
-
-
-def _plain_output_weights(multioutput: Any) -> Any:
-    """Output weights as a float64 NumPy array (values checked; the shape is checked by the
-    first update); strings as they are."""
-    if isinstance(multioutput, str) or multioutput is None:
-        return multioutput
-    owner = backend_of(multioutput)
-    if owner is not None:
-        multioutput = owner.to_numpy(multioutput)
-    try:
-        weights = np.array(multioutput, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            "multioutput must be 'uniform_average', 'raw_values' or an array of output weights; "
-            f"got {type(multioutput).__name__}"
-        ) from None
-    if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and weights.sum() > 0):
-        raise v.output_weights_error(np.array2string(weights, threshold=8, separator=", "))
-    return weights
 
 
 def _sqrt(xp: Any, x: Any) -> Any:

@@ -15,7 +15,8 @@ computed: each chunk is checked by its backend (``nan_policy="raise"``,
 weights finite and non-negative), and a value or gradient whose sample
 weights sum to 0 raises there too. Chunk sizes may be unknown (DataFrame
 columns, boolean-indexed arrays) when both inputs come in the same chunks;
-chunks of different lengths raise at compute time.
+chunks of different lengths raise at compute time. The functions the
+tasks run on each chunk are in :mod:`mseplug._backends.dask_chunks`.
 """
 
 from __future__ import annotations
@@ -29,16 +30,8 @@ import numpy as np
 
 from mseplug import _reduce
 from mseplug import _validation as v
-from mseplug._backend_registry import dispatch
-from mseplug._engine import (
-    Backend,
-    columns,
-    loss_statistics,
-    loss_value,
-    loss_value_and_grad,
-    scaled_gradient,
-)
-from mseplug._loss import Loss
+from mseplug._backends import dask_chunks as chunks
+from mseplug._engine import Backend, loss_statistics, loss_value, loss_value_and_grad
 from mseplug._options import Options
 
 
@@ -90,7 +83,7 @@ def rows(pred: Any) -> Any:
     import dask.array as da
 
     index = _index(pred.ndim)
-    counts = da.blockwise(_block_rows, "i", pred, index, adjust_chunks={"i": 1}, concatenate=True,
+    counts = da.blockwise(chunks.block_rows, "i", pred, index, adjust_chunks={"i": 1}, concatenate=True,
                           dtype=np.int64, meta=np.empty(0, np.int64))
     return counts.sum()
 
@@ -141,9 +134,9 @@ def _statistics(options: Options, true: Any, pred: Any, weight: Any) -> Any:
 
     width = 2 * _outputs(pred) + 2
     parts = da.blockwise(
-        _block_statistics, "iz", *_indexed(true, pred, weight), new_axes={"z": width},
+        chunks.block_statistics, "iz", *_indexed(true, pred, weight), new_axes={"z": width},
         adjust_chunks={"i": 1}, concatenate=True, dtype=np.float64,
-        meta=np.empty((0, 0), np.float64), job=Job(options), weighted=weight is not None,
+        meta=np.empty((0, 0), np.float64), job=chunks.Job(options), weighted=weight is not None,
     )
     return parts.sum(axis=0)
 
@@ -157,7 +150,7 @@ def _value(backend: Backend, options: Options, true: Any, pred: Any, weight: Any
     k = _outputs(pred)
     parts = _statistics(options, true, pred, weight)
     if weight is not None:  # the whole call's weights must sum to more than 0
-        parts = da.map_blocks(_checked_weight_sum, parts, k, dtype=np.float64)
+        parts = da.map_blocks(chunks.checked_weight_sum, parts, k, dtype=np.float64)
     total, count = parts[:k], parts[k:2 * k]
     weights = None if output_weights is None else xp.asarray(output_weights, dtype=xp.float64)
     shape = v.common_shape(tuple(true.shape), tuple(pred.shape))[1:]
@@ -172,8 +165,8 @@ def _elementwise(options: Options, true: Any, pred: Any, weight: Any) -> Any:
 
     dtype = _result_dtype(true, pred)
     index = _index(pred.ndim)
-    return da.blockwise(_block_losses, index, *_indexed(true, pred, weight), dtype=dtype,
-                        meta=np.empty((0,) * pred.ndim, dtype), job=Job(options),
+    return da.blockwise(chunks.block_losses, index, *_indexed(true, pred, weight), dtype=dtype,
+                        meta=np.empty((0,) * pred.ndim, dtype), job=chunks.Job(options),
                         weighted=weight is not None)
 
 
@@ -184,9 +177,9 @@ def _gradient(options: Options, true: Any, pred: Any, weight: Any, scale: Any) -
     pred = pred.rechunk(whole)
     true = true.rechunk({axis: -1 for axis in range(1, true.ndim)})
     dtype = _result_dtype(true, pred)
-    return da.blockwise(_block_gradient, _index(pred.ndim), *_indexed(true, pred, weight),
+    return da.blockwise(chunks.block_gradient, _index(pred.ndim), *_indexed(true, pred, weight),
                         scale, None, dtype=dtype, meta=np.empty((0,) * pred.ndim, dtype),
-                        concatenate=True, job=Job(options), weighted=weight is not None)
+                        concatenate=True, job=chunks.Job(options), weighted=weight is not None)
 
 
 def _result_dtype(true: Any, pred: Any) -> np.dtype:
@@ -195,94 +188,3 @@ def _result_dtype(true: Any, pred: Any) -> np.dtype:
     if len(floats) == 2:
         return np.result_type(*floats)
     return floats[0] if floats else np.dtype(np.float64)
-
-
-# -- what runs on the workers, one chunk at a time ------------------------------------------
-class Job:
-    """A call's options as they travel to Dask workers.
-
-    A loss registered only in the calling process is not known by name in a
-    worker process, so the loss record travels by value (its functions by
-    reference where they can be imported, as the built-ins').
-    """
-
-    def __init__(self, options: Options) -> None:
-        self.options = options
-
-    def __reduce__(self) -> Any:
-        loss = self.options.loss
-        fields = (loss.name, loss.elementwise, loss.derivative, dict(loss.params), loss.root,
-                  dict(loss.native), loss.doc)
-        return (_job, (fields, tuple(self.options)[1:]))
-
-
-_rebuilt: dict[tuple[Any, ...], Loss] = {}
-
-
-def _job(fields: tuple[Any, ...], rest: tuple[Any, ...]) -> Job:
-    from mseplug._loss_registry import _records
-
-    name, elementwise, derivative = fields[:3]
-    loss = _records.get(name)
-    if loss is None or loss.elementwise is not elementwise or loss.derivative is not derivative:
-        key = (name, elementwise, derivative)
-        loss = _rebuilt.get(key) or _rebuilt.setdefault(key, Loss(*fields))
-    return Job(Options(loss, *rest))
-
-
-def _chunk(true: Any, pred: Any, weight: Any, job: Job, weighted: bool) -> Any:
-    """The checked chunk pair (as one part of the data) and its backend."""
-    if true.shape[0] != pred.shape[0] or (weighted and weight.shape[0] != pred.shape[0]):
-        sizes = f"{true.shape[0]} rows of y_true, {pred.shape[0]} of y_pred"
-        if weighted:
-            sizes += f", {weight.shape[0]} of sample_weight"
-        raise ValueError(
-            f"chunks differ: {sizes}; inputs with unknown chunk lengths must come in the same "
-            "chunks (the same partitions of one DataFrame)"
-        )
-    backend, true, pred, weight = dispatch(true, pred, weight if weighted else None)
-    return backend, backend.check(job.options, true, pred, weight, partial=True)
-
-
-def _block_statistics(true: Any, pred: Any, weight: Any = None, *, job: Job,
-                      weighted: bool) -> np.ndarray:
-    backend, c = _chunk(true, pred, weight, job, weighted)
-    options = job.options
-    total, count = backend.run(loss_statistics, options, c.y_true, c.y_pred, c.sample_weight,
-                               options.params)
-    # Σw of the chunk: W itself (of any output) unless "omit" left elements out of W.
-    weight_sum: Any = c.sample_weight if options.nan_policy == "omit" else count
-    total, count, weight_sum = backend.fetch((total, count, weight_sum))
-    if c.sample_weight is None:
-        weight_sum = c.shape[0]
-    elif options.nan_policy != "omit":
-        weight_sum = np.reshape(weight_sum, -1)[:1]
-    weight_sum = float(np.sum(weight_sum, dtype=np.float64))
-    return np.concatenate([np.reshape(total, -1), np.reshape(count, -1), [weight_sum, c.shape[0]]]
-                          ).astype(np.float64)[None, :]
-
-
-def _block_losses(true: Any, pred: Any, weight: Any = None, *, job: Job, weighted: bool) -> Any:
-    backend, c = _chunk(true, pred, weight, job, weighted)
-    return backend.run(loss_value, job.options, c.y_true, c.y_pred, c.sample_weight, None,
-                       job.options.params)
-
-
-def _block_gradient(true: Any, pred: Any, weight: Any = None, scale: Any = None, *, job: Job,
-                    weighted: bool) -> Any:
-    if not weighted:
-        weight, scale = None, weight
-    backend, c = _chunk(true, pred, weight, job, weighted)
-    cols = columns(backend, c.y_true, c.y_pred, c.sample_weight)
-    factor = backend.asarray_like(cols.xp, scale, cols.y_pred)
-    return scaled_gradient(job.options, cols, factor, job.options.params)
-
-
-def _block_rows(pred: Any) -> np.ndarray:
-    return np.array([pred.shape[0]], np.int64)
-
-
-def _checked_weight_sum(parts: np.ndarray, k: int) -> np.ndarray:
-    if parts.size and not parts[2 * k] > 0:
-        raise ValueError("sample_weight sums to 0; at least one weight must be positive")
-    return parts
