@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 
@@ -201,3 +202,20 @@ def test_output_weights_are_checked_at_construction() -> None:
     acc = mseplug.Accumulator("mse", multioutput=[1.0, 2.0])
     with pytest.raises(ValueError, match="2 weights"):
         acc.update(np.zeros((2, 3)), np.ones((2, 3)))
+
+
+def test_score_a_file_whose_first_chunk_weighs_nothing(tmp_path, capsys, monkeypatch, rng) -> None:
+    """mseplug score streams through an Accumulator: a zero-weight chunk is a chunk like others."""
+    from mseplug import _files
+    from mseplug.cli import main
+
+    y_true, y_pred, w = rng.normal(size=1000), rng.normal(size=1000), rng.uniform(size=1000)
+    w[:300] = 0.0
+    for name, array in (("t", y_true), ("p", y_pred), ("w", w)):
+        np.save(tmp_path / f"{name}.npy", array)
+    monkeypatch.setattr(_files, "CHUNK_ROWS", 128)  # the first two chunks weigh 0
+    code = main(["score", str(tmp_path / "t.npy"), str(tmp_path / "p.npy"), "--weights",
+                 str(tmp_path / "w.npy"), "--metric", "mse,rmse", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["rows"] == 1000
+    assert out["rmse"] == pytest.approx(float(mseplug.rmse(y_true, y_pred, sample_weight=w)), rel=1e-12)

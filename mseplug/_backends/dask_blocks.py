@@ -13,7 +13,8 @@ caller computes the result.
 Checks on values run inside the graph and raise when the result is
 computed: each chunk is checked by its backend (``nan_policy="raise"``,
 weights finite and non-negative), and a value or gradient whose sample
-weights sum to 0 raises there too. Chunk sizes may be unknown (DataFrame
+weights sum to 0 raises there too (output weights given as a Dask array
+are not checked for their values). Chunk sizes may be unknown (DataFrame
 columns, boolean-indexed arrays) when both inputs come in the same chunks;
 chunks of different lengths raise at compute time. The functions the
 tasks run on each chunk are in :mod:`mseplug._backends.dask_chunks`.
@@ -123,8 +124,11 @@ def _aligned(arrays: dict[str, Any]) -> dict[str, Any]:
                 "and some chunk lengths are unknown; take both from one DataFrame (the same "
                 "partitions) or call .compute_chunk_sizes() on them first"
             )
+    from dask.array.utils import meta_from_array
+
     unknown = (math.nan,) * blocks
-    return {name: a if a is None else da.Array(a.dask, a.name, (unknown, *a.chunks[1:]), meta=a._meta)
+    return {name: a if a is None else da.Array(a.dask, a.name, (unknown, *a.chunks[1:]),
+                                               meta=meta_from_array(a))
             for name, a in arrays.items()}
 
 
