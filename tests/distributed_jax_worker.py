@@ -8,27 +8,19 @@ differences go to stdout as JSON for the tests to judge.
 
 from __future__ import annotations
 
-import os
-
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
-
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
-jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).parent))
 
-import distributed_cases as cases  # noqa: E402
+import distributed_cases as cases
 
-import mseplug  # noqa: E402
+import mseplug
 
 N = 1336  # four equal shards
 
@@ -77,6 +69,16 @@ def gradient_error(got: Any, expected: Any) -> float:
 
 
 def main() -> None:
+    # Imported here, not at the top: pytest imports this module for its doctests, and the
+    # device flag must be set before JAX starts, in this script's own process only.
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    global jax, jnp, NamedSharding, P
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    jax.config.update("jax_enable_x64", True)
     cases.register_cauchy()
     mesh = jax.make_mesh((4,), ("data",))
     found: dict[str, Any] = {"devices": len(jax.devices())}
