@@ -215,7 +215,7 @@ def weighted_flat_totals(
                 w = cast[: stop - start]
                 np.copyto(w, weight[start:stop], casting="unsafe")
             total += float(np.dot(w, kernel.block_losses(d, params)))
-            weight_sum += float(np.add.reduce(w, dtype=np.float64))
+            weight_sum += float(np.add.reduce(w))  # in w's dtype: exact enough for one block
     if math.isinf(total) and dtype != np.float64 and np.isfinite(y_true).all() and \
             np.isfinite(y_pred).all():
         return weighted_flat_totals(kernel, y_true, y_pred, weight, np.float64, params)
