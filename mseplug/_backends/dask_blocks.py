@@ -13,8 +13,9 @@ caller computes the result.
 Checks on values run inside the graph and raise when the result is
 computed: each chunk is checked by its backend (``nan_policy="raise"``,
 weights finite and non-negative), and a value or gradient whose sample
-weights sum to 0 raises there too (output weights given as a Dask array
-are not checked for their values). Chunk sizes may be unknown (DataFrame
+weights sum to 0 raises there too (``reduction="none"`` checks each chunk's
+weights, not their total; output weights given as a Dask array are not
+checked for their values). Chunk sizes may be unknown (DataFrame
 columns, boolean-indexed arrays) when both inputs come in the same chunks;
 chunks of different lengths raise at compute time. The functions the
 tasks run on each chunk are in :mod:`mseplug._backends.dask_chunks`.
