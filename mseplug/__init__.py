@@ -10,6 +10,7 @@ Examples
 from mseplug._accumulate import Accumulator
 from mseplug._api import grad, huber, log_cosh, mae, mse, pinball, rmse, value_and_grad
 from mseplug._backend_registry import backends, get_backend, register_backend
+from mseplug._distributed import loss_from_statistics, sufficient_statistics
 from mseplug._engine import Backend
 from mseplug._loss import Loss, Param
 from mseplug._loss_registry import get_loss, losses, register_loss
@@ -40,6 +41,7 @@ __all__ = [
     "grad",
     "huber",
     "log_cosh",
+    "loss_from_statistics",
     "losses",
     "mae",
     "mse",
@@ -47,5 +49,6 @@ __all__ = [
     "register_backend",
     "register_loss",
     "rmse",
+    "sufficient_statistics",
     "value_and_grad",
 ]

@@ -1,8 +1,12 @@
 """The streaming, mergeable ``Accumulator`` (torchmetrics' update/compute split).
 
 It keeps the same sufficient statistics the one-shot functions compute —
-per output ``Σwᵢ·eᵢ`` and ``Σwᵢ``, plus a count — in float64 NumPy, and
-finalises them with the same code, so a stream of chunks equals one call.
+per output ``S = Σwᵢ·eᵢ`` and ``W = Σwᵢ``, plus a count of samples — in
+float64 NumPy, and finalises them with the same code, so a stream of
+batches equals one call. Its state is a plain dictionary
+(:meth:`Accumulator.state_dict`) for checkpoints and for engines that ship
+results between processes (Ray, Spark); ``mseplug.torch.all_reduce`` sums
+it across torch.distributed ranks.
 """
 
 from __future__ import annotations
@@ -12,14 +16,22 @@ from typing import Any
 import numpy as np
 
 from mseplug import _reduce
+from mseplug._accumulator_state import (
+    STATE_VERSION,
+    checked_state,
+    joined_shape,
+    option_difference,
+    plain_output_weights,
+    state_statistics,
+)
 from mseplug._backend_registry import dispatch
-from mseplug._loss_registry import options_for
+from mseplug._loss_registry import is_registered, options_for
 from mseplug._options import Options
 from mseplug._typing import ArrayLike, LossLike
 
 
 class Accumulator:
-    """Streaming loss over chunks of ``(y_true, y_pred)``; mergeable and picklable.
+    """Streaming loss over batches of ``(y_true, y_pred)``; mergeable, picklable, all-reducible.
 
     Parameters
     ----------
@@ -29,6 +41,12 @@ class Accumulator:
         As for the loss functions (``reduction`` is always ``"mean"``).
     **params
         The loss's parameters, e.g. ``delta=2.0`` for ``"huber"``.
+
+    Notes
+    -----
+    A batch may be empty (it changes nothing) and its weights may sum to 0;
+    only :meth:`compute` needs a positive total weight. Batches of shape
+    ``(n,)`` and ``(n, 1)`` mix, as the two inputs of one call do.
 
     Examples
     --------
@@ -53,78 +71,140 @@ class Accumulator:
         **params: Any,
     ) -> None:
         self.options: Options = options_for(
-            loss, multioutput=multioutput, nan_policy=nan_policy, **params
+            loss, multioutput=plain_output_weights(multioutput), nan_policy=nan_policy, **params
         )
         self.reset()
 
     def reset(self) -> None:
         """Forget every update."""
-        self.total: np.ndarray | None = None  # Σ w·e per output, float64
-        self.weight: np.ndarray | None = None  # Σ w per output, float64
+        self.total: np.ndarray | None = None  # S: Σ w·e per output, float64
+        self.weight: np.ndarray | None = None  # W: Σ w per output, float64
         self.count = 0  # samples seen
         self.output_shape: tuple[int, ...] | None = None
-        self.output_weights: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return f"Accumulator({self.options.loss.name!r}, samples={self.count})"
 
     def update(self, y_true: ArrayLike, y_pred: ArrayLike, *,
                sample_weight: ArrayLike | None = None) -> None:
-        """Add one chunk of samples (any library; checked as by the loss functions)."""
-        backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
-        (total, weight), checked = backend.statistics(self.options, y_true, y_pred, sample_weight)
-        output_weights = checked.output_weights
-        if output_weights is not None:
-            output_weights = _to_float64(backend, output_weights)
-        self._add(
-            _to_float64(backend, total), _to_float64(backend, weight),
-            checked.shape[0], checked.shape[1:], output_weights,
-        )
+        """Add one batch of samples (any library; checked as by the loss functions).
 
-    def _add(self, total: Any, weight: Any, count: int, shape: Any, output_weights: Any) -> None:
-        if self.total is None:
+        Lazy inputs (Dask) are computed here, statistics and count in one pass.
+        """
+        backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
+        (total, weight), checked = backend.statistics(
+            self.options, y_true, y_pred, sample_weight, partial=True
+        )
+        total, weight, count = backend.fetch((total, weight, backend.rows(checked)))
+        if int(count) == 0:
+            return
+        self._add(_float64(total), _float64(weight), int(count), checked.shape[1:], merging=False)
+
+    def _add(self, total: np.ndarray, weight: np.ndarray, count: int, shape: tuple[int, ...],
+             *, merging: bool) -> None:
+        if self.total is None or self.weight is None or self.output_shape is None:
             self.total, self.weight, self.output_shape = total.copy(), weight.copy(), shape
-            self.output_weights = output_weights
-        elif shape != self.output_shape:
-            raise ValueError(
-                f"y_pred outputs {shape} differ from the {self.output_shape} seen before; "
-                "every chunk needs the same trailing shape"
-            )
         else:
-            assert self.weight is not None
+            self.output_shape = joined_shape(self.output_shape, shape, merging)
             self.total = self.total + total
             self.weight = self.weight + weight
         self.count += count
 
     def merge(self, other: Accumulator) -> Accumulator:
-        """Add ``other``'s statistics (same loss and options) into this one; returns ``self``."""
+        """Add ``other``'s statistics into this one; returns ``self``.
+
+        Both must have the same loss, parameter values, ``multioutput`` (output
+        weights compared by value) and ``nan_policy``, and have seen outputs
+        of the same shape; otherwise a ``ValueError`` names the first difference.
+        """
         if not isinstance(other, Accumulator):
             raise TypeError(f"other must be an Accumulator; got {type(other).__name__}")
-        if (other.options.loss, other.options.params, other.options.nan_policy) != (
-            self.options.loss, self.options.params, self.options.nan_policy
-        ):
-            raise ValueError(f"cannot merge {other!r} into {self!r}: options differ")
-        if other.total is not None:
-            self._add(other.total, other.weight, other.count, other.output_shape,
-                      other.output_weights)
+        difference = option_difference(self.options, other.options)
+        if difference:
+            raise ValueError(f"cannot merge these accumulators: {difference}")
+        if other.total is not None and other.weight is not None and other.output_shape is not None:
+            self._add(other.total, other.weight, other.count, other.output_shape, merging=True)
         return self
 
     def compute(self) -> np.ndarray:
         """The loss over everything seen: a float64 0-d array (or per output, ``raw_values``)."""
-        if self.total is None or self.output_shape is None:
+        if self.total is None or self.weight is None or self.output_shape is None:
             raise ValueError("Accumulator.compute() before any update: no samples seen")
+        if not np.any(self.weight != 0):
+            raise ValueError(
+                f"Accumulator.compute(): the total weight of the {self.count} samples seen is 0 "
+                "(all weights 0, or every element omitted as NaN); at least one sample must count"
+            )
+        output_weights = None
+        if self.options.weighted_outputs:
+            output_weights = np.reshape(self.options.multioutput, -1)
         value = _reduce.finalize(
-            np, self.options, self.total, self.weight, self.output_shape, self.output_weights,
-            _sqrt,
+            np, self.options, self.total, self.weight, self.output_shape, output_weights, _sqrt,
         )
         return np.asarray(value, dtype=np.float64)
+
+    # -- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The whole state as plain Python values (JSON-able, picklable), versioned.
+
+        The loss is recorded by name (it must be registered wherever the state
+        is loaded) with its parameter values; ``multioutput`` as a string or a
+        list of output weights. Statistics that are NaN or infinite stay so
+        (Python's ``json`` writes them as ``NaN``/``Infinity``).
+
+        Examples
+        --------
+        >>> import json, mseplug
+        >>> acc = mseplug.Accumulator("huber", delta=2.0)
+        >>> acc.update([0.0, 0.0], [1.0, 4.0])
+        >>> state = acc.state_dict()
+        >>> state["loss"], state["params"], state["total"], state["count"]
+        ('huber', {'delta': 2.0}, [6.5], 2)
+        >>> restored = mseplug.Accumulator.from_state_dict(json.loads(json.dumps(state)))
+        >>> float(restored.compute()) == float(acc.compute())
+        True
+        """
+        options = self.options
+        if not is_registered(options.loss):
+            raise ValueError(
+                f"loss {options.loss.name!r} is not registered, so a state cannot name it; "
+                "register it with mseplug.register_loss first"
+            )
+        multioutput = options.multioutput
+        return {
+            "version": STATE_VERSION,
+            "loss": options.loss.name,
+            "params": {name: float(value) for name, value in options.param_dict.items()},
+            "multioutput": multioutput if isinstance(multioutput, str) else multioutput.tolist(),
+            "nan_policy": options.nan_policy,
+            "output_shape": None if self.output_shape is None else list(self.output_shape),
+            "total": None if self.total is None else self.total.tolist(),
+            "weight": None if self.weight is None else self.weight.tolist(),
+            "count": int(self.count),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> Accumulator:
+        """An Accumulator from :meth:`state_dict`'s dictionary (checked)."""
+        state = checked_state(state)
+        accumulator = cls(state["loss"], multioutput=state["multioutput"],
+                          nan_policy=state["nan_policy"], **state["params"])
+        if state["total"] is not None:
+            total, weight, shape = state_statistics(state)
+            accumulator._add(total, weight, int(state["count"]), shape, merging=True)
+        return accumulator
+
+    def empty_copy(self) -> Accumulator:
+        """A new Accumulator with these options and no samples."""
+        copy = object.__new__(type(self))
+        copy.options = self.options
+        copy.reset()
+        return copy
 
 
 def _sqrt(xp: Any, x: Any) -> Any:
     return xp.sqrt(x)
 
 
-def _to_float64(backend: Any, array: Any) -> np.ndarray:
-    if isinstance(array, np.ndarray):
-        return array.astype(np.float64)
-    return np.asarray(backend.to_numpy(array), dtype=np.float64).reshape(-1)
+def _float64(array: Any) -> np.ndarray:
+    return np.asarray(array, dtype=np.float64).reshape(-1)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 
 from mseplug import _validation as v
+from mseplug._checks import Checked, check_inputs
 from mseplug._dtypes import namespace_kind
 from mseplug._kernels import (
     Columns,
@@ -33,16 +34,6 @@ from mseplug._kernels import (
 from mseplug._loss import Loss
 from mseplug._options import Options
 from mseplug._typing import Array, DType, Namespace
-
-
-class Checked(NamedTuple):
-    """One call's inputs after conversion and checks, in the backend's library."""
-
-    y_true: Array
-    y_pred: Array
-    sample_weight: Array | None
-    output_weights: Array | None  # checked output weights (a float64 NumPy vector), or None
-    shape: tuple[int, ...]  # the common shape, (n_samples, *outputs)
 
 
 class Backend:
@@ -242,30 +233,10 @@ class Backend:
         return value
 
     # -- the engine ----------------------------------------------------------------
-    def check(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Checked:
-        """Convert and check one call's inputs; value checks only where values are readable."""
-        pred = self.convert(y_pred, "y_pred")
-        true = self.convert(y_true, "y_true", like=pred)
-        xp = self.namespace(pred)
-        v.check_kind("y_true", self.kind(xp, true.dtype), true.dtype)
-        v.check_kind("y_pred", self.kind(xp, pred.dtype), pred.dtype)
-        shape = v.common_shape(tuple(true.shape), tuple(pred.shape))
-        if options.nan_policy == "raise":
-            for name, array in (("y_true", true), ("y_pred", pred)):
-                if (self.kind(xp, array.dtype) == "f" and self.readable(array)
-                        and self.any_nan(xp, array)):
-                    raise v.nan_error(name)
-        weight = None
-        if sample_weight is not None:
-            weight = self.convert(sample_weight, "sample_weight", like=pred)
-            v.check_kind("sample_weight", self.kind(xp, weight.dtype), weight.dtype)
-            v.check_weight_shape(tuple(weight.shape), shape[0])
-            if self.readable(weight):
-                v.check_weight_values(*self.weight_summary(xp, weight))
-        output_weights = None
-        if options.weighted_outputs:
-            output_weights = self.output_weights(xp, options.multioutput, shape[1:], pred)
-        return Checked(true, pred, weight, output_weights, shape)
+    def check(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any, *,
+              partial: bool = False) -> Checked:
+        """Convert and check one call's inputs (see :func:`mseplug._checks.check_inputs`)."""
+        return check_inputs(self, options, y_true, y_pred, sample_weight, partial=partial)
 
     def evaluate(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Array:
         """The loss value (the weighted elementwise losses for ``reduction="none"``)."""
@@ -278,12 +249,27 @@ class Backend:
         return self.finish(value, c)
 
     def statistics(
-        self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
+        self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None, *,
+        partial: bool = False,
     ) -> tuple[Statistics, Checked]:
-        """The sufficient statistics ``(S, W)`` of one call, and its checked inputs."""
-        c = self.check(options, y_true, y_pred, sample_weight)
+        """The sufficient statistics ``(S, W)`` of one call, and its checked inputs.
+
+        ``partial`` as for :meth:`check`: empty inputs give zeros.
+        """
+        c = self.check(options, y_true, y_pred, sample_weight, partial=partial)
         return self.run(loss_statistics, options, c.y_true, c.y_pred, c.sample_weight,
                         options.params), c
+
+    def fetch(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Several results as NumPy arrays (Python numbers stay as they are), read together:
+        a lazy library computes them in one pass."""
+        return tuple(value if isinstance(value, (int, float)) else self.to_numpy(value)
+                     for value in values)
+
+    def rows(self, checked: Checked) -> Any:
+        """The number of samples of checked inputs: an int, or a lazy count where it is not
+        known before the data exist (see :meth:`fetch`)."""
+        return checked.shape[0]
 
     def value_and_grad(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None

@@ -44,7 +44,7 @@ def columns(backend: Backend, true: Array, pred: Array, weight: Array | None) ->
     xp = backend.namespace(pred)
     dtype = backend.result_dtype(xp, true.dtype, pred.dtype)
     acc = backend.accumulation_dtype(xp, dtype)
-    shape = v.common_shape(tuple(true.shape), tuple(pred.shape))
+    shape = v.common_shape(tuple(true.shape), tuple(pred.shape), allow_empty=True)
     n, k = shape[0], math.prod(shape[1:])
     t = backend.as_columns(xp, true, (n, k), acc)
     p = backend.as_columns(xp, pred, (n, k), acc)
@@ -150,6 +150,13 @@ def loss_value_and_grad(backend: Backend, options: Options, true: Array, pred: A
     weights = _output_weights(backend, xp, output_weights, total)
     value = _reduce.finalize(xp, options, total, count, c.output_shape, weights, backend.sqrt)
     scale = _reduce.gradient_scale(xp, options, total, count, weights)
+    return backend.cast_result(xp, value, c.dtype), scaled_gradient(options, c, scale, params)
+
+
+def scaled_gradient(options: Options, c: Columns, scale: Array, params: tuple[Any, ...]) -> Array:
+    """``d loss / d y_pred`` from the per-output factor ``scale`` (see ``_reduce.gradient_scale``):
+    ``scale[k] · wᵢ · e'(rᵢₖ)``, 0 where ``nan_policy="omit"`` dropped an element."""
+    xp = c.xp
     residual = c.y_pred - c.y_true
     grad = options.loss.evaluate_derivative(xp, residual, params)
     grad = grad * (scale if scale.dtype == grad.dtype else xp.astype(scale, grad.dtype))[None, :]
@@ -158,5 +165,4 @@ def loss_value_and_grad(backend: Backend, options: Options, true: Array, pred: A
     keep = kept(c, options)
     if keep is not None:
         grad = xp.where(keep, grad, xp.zeros_like(grad))
-    return (backend.cast_result(xp, value, c.dtype),
-            xp.astype(xp.reshape(grad, c.pred_shape), c.dtype, copy=False))
+    return xp.astype(xp.reshape(grad, c.pred_shape), c.dtype, copy=False)

@@ -43,45 +43,73 @@ def check_kind(name: str, kind: str, dtype: object) -> None:
         )
 
 
-def common_shape(true_shape: tuple[int, ...], pred_shape: tuple[int, ...]) -> tuple[int, ...]:
+def unknown(size: Any) -> bool:
+    """Whether an axis length is unknown until the data exist (``None`` in the Array API
+    standard, NaN in Dask); such a length matches any other, and the backend checks it later."""
+    return size is None or (isinstance(size, float) and math.isnan(size))
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b or unknown(a) or unknown(b)
+
+
+def _same_shape(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+
+
+def _shown(shape: tuple[Any, ...]) -> str:
+    return "(" + ", ".join("?" if unknown(d) else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def common_shape(
+    true_shape: tuple[int, ...], pred_shape: tuple[int, ...], *, allow_empty: bool = False
+) -> tuple[int, ...]:
     """The shape both inputs are treated as; never a broadcast.
 
     Equal shapes pass; ``(n,)`` against ``(n, 1)`` (either way round) is
     treated as ``(n,)``; a 0-d pair is one sample, ``(1,)``. Anything else,
-    and any empty input, is a ``ValueError`` naming both shapes.
+    and an empty input unless ``allow_empty`` (a part of the data, such as a
+    shard with no rows), is a ``ValueError`` naming both shapes. A length
+    that is not known yet (see :func:`unknown`) matches any length.
     """
     t, p = tuple(true_shape), tuple(pred_shape)
-    if t != p:
-        if t + (1,) == p and len(t) == 1:
+    if not _same_shape(t, p):
+        if len(t) == 1 and _same_shape(t + (1,), p):
             p = t
-        elif p + (1,) == t and len(p) == 1:
+        elif len(p) == 1 and _same_shape(p + (1,), t):
             t = p
         else:
             raise ValueError(
-                f"y_true {t} vs y_pred {p}: shapes differ. mseplug never broadcasts; "
-                "reshape one of them so both have the same shape"
+                f"y_true {_shown(t)} vs y_pred {_shown(p)}: shapes differ. mseplug never "
+                "broadcasts; reshape one of them so both have the same shape"
             )
-    if 0 in t:
+    if 0 in t and not allow_empty:
         raise ValueError(f"y_true and y_pred are empty (shape {t}); a loss needs at least one sample")
-    return t if t else (1,)
+    if not t:
+        return (1,)
+    return tuple(b if unknown(a) else a for a, b in zip(t, p)) if len(t) == len(p) else t
 
 
 def check_weight_shape(shape: tuple[int, ...], n_samples: int) -> None:
     """``sample_weight`` is one number per sample, shape ``(n_samples,)``."""
-    if tuple(shape) not in ((n_samples,), ()) or (shape == () and n_samples != 1):
+    shape = tuple(shape)
+    if not ((len(shape) == 1 and _same(shape[0], n_samples)) or (shape == () and n_samples == 1)):
+        n = "?" if unknown(n_samples) else n_samples
         raise ValueError(
-            f"sample_weight {tuple(shape)} vs {n_samples} samples: sample_weight needs shape "
-            f"({n_samples},), one weight per sample (axis 0)"
+            f"sample_weight {_shown(shape)} vs {n} samples: sample_weight needs shape "
+            f"({n},), one weight per sample (axis 0)"
         )
 
 
-def check_weight_values(total: float, minimum: float, all_finite: bool) -> None:
-    """Finite, non-negative, positive sum: checked from three reductions the backend computed."""
+def check_weight_values(total: float, minimum: float, all_finite: bool, *,
+                        positive_sum: bool = True) -> None:
+    """Finite, non-negative and (unless ``positive_sum`` is off, for a part of the data) a
+    positive sum: checked from three reductions the backend computed."""
     if not all_finite:
         raise ValueError("sample_weight has NaN or infinite values; weights must be finite")
     if minimum < 0:
         raise ValueError(f"sample_weight has negative values (min {minimum}); weights must be >= 0")
-    if not total > 0:
+    if positive_sum and not total > 0:
         raise ValueError("sample_weight sums to 0; at least one weight must be positive")
 
 

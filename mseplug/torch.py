@@ -7,7 +7,8 @@ order (``input`` is the prediction, ``target`` the truth), plus mseplug's
 keywords: ``sample_weight`` in :meth:`Loss.forward`, ``multioutput`` and
 ``nan_policy`` in the constructor. Unlike torch, shapes that differ raise a
 ``ValueError`` instead of being broadcast with a warning, mixed float dtypes
-promote, and integer targets are accepted.
+promote, and integer targets are accepted. :func:`all_reduce` sums an
+:class:`~mseplug.Accumulator` across ``torch.distributed`` ranks.
 
 Examples
 --------
@@ -32,8 +33,10 @@ from typing import Any, ClassVar
 import torch
 
 import mseplug
+from mseplug._torch_distributed import all_reduce
 
-__all__ = ["HuberLoss", "LogCoshLoss", "Loss", "MAELoss", "MSELoss", "PinballLoss", "RMSELoss"]
+__all__ = ["HuberLoss", "LogCoshLoss", "Loss", "MAELoss", "MSELoss", "PinballLoss", "RMSELoss",
+           "all_reduce"]
 
 _OPTIONS = ("reduction", "multioutput", "nan_policy")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -64,7 +66,7 @@ def test_accumulator_errors(rng) -> None:
     acc.update(np.zeros((3, 2)), np.ones((3, 2)))
     with pytest.raises(ValueError, match="outputs"):
         acc.update(np.zeros((3, 4)), np.ones((3, 4)))
-    with pytest.raises(ValueError, match="options differ"):
+    with pytest.raises(ValueError, match="cannot merge these accumulators: loss 'mae'"):
         acc.merge(mseplug.Accumulator("mae"))
     with pytest.raises(TypeError, match="Accumulator"):
         acc.merge("mse")  # type: ignore[arg-type]
@@ -72,3 +74,146 @@ def test_accumulator_errors(rng) -> None:
         acc.update(np.zeros(3), np.ones(4))
     with pytest.raises(ValueError, match="NaN"):
         mseplug.Accumulator("mse", nan_policy="raise").update([np.nan], [1.0])
+
+
+# -- real streams: empty and zero-weight batches, mixed shapes, merge checks, state --------------
+def test_empty_and_zero_weight_batches(rng) -> None:
+    y_true, y_pred = rng.normal(size=300), rng.normal(size=300)
+    w = rng.uniform(0.1, 2, size=300)
+    w[:100] = 0.0
+    acc = mseplug.Accumulator("rmse")
+    acc.update(np.zeros(0), np.zeros(0))  # a partition with no rows changes nothing
+    assert acc.count == 0 and acc.total is None
+    for part in (slice(0, 100), slice(100, 100), slice(100, 300)):
+        acc.update(y_true[part], y_pred[part], sample_weight=w[part])
+    assert acc.count == 300
+    expected = float(mseplug.rmse(y_true, y_pred, sample_weight=w))
+    assert float(acc.compute()) == pytest.approx(expected, rel=1e-12)
+    only_zero = mseplug.Accumulator("mse")
+    only_zero.update(y_true[:100], y_pred[:100], sample_weight=w[:100])
+    with pytest.raises(ValueError, match="total weight of the 100 samples seen is 0"):
+        only_zero.compute()
+    with pytest.raises(ValueError, match="negative"):
+        only_zero.update([1.0], [2.0], sample_weight=[-1.0])
+
+
+def test_one_and_two_dimensional_batches_mix(rng) -> None:
+    y_true, y_pred = rng.normal(size=60), rng.normal(size=60)
+    for mo in ("uniform_average", "raw_values"):
+        acc = mseplug.Accumulator("mae", multioutput=mo)
+        acc.update(y_true[:20], y_pred[:20])
+        acc.update(y_true[20:40, None], y_pred[20:40, None])
+        acc.update(y_true[40:], y_pred[40:, None])
+        expected = mseplug.mae(y_true, y_pred[:, None], multioutput=mo)
+        np.testing.assert_allclose(acc.compute(), expected, rtol=1e-12)
+        assert acc.compute().shape == np.shape(expected) == ()
+    column = mseplug.Accumulator("mae", multioutput="raw_values")
+    column.update(y_true[:, None], y_pred[:, None])
+    assert column.compute().shape == (1,)
+
+
+@pytest.mark.parametrize(("left", "right", "message"), [
+    ({"loss": "mse"}, {"loss": "mae"}, "loss 'mae' (the other) vs 'mse' (this one)"),
+    ({"loss": "huber", "delta": 1.0}, {"loss": "huber", "delta": 2.0},
+     "huber's delta 2.0 (the other) vs 1.0 (this one)"),
+    ({"multioutput": [1.0, 0.0]}, {"multioutput": [0.0, 1.0]},
+     "multioutput weights [0.0, 1.0] (the other) vs weights [1.0, 0.0] (this one)"),
+    ({"multioutput": "uniform_average"}, {"multioutput": "raw_values"},
+     "multioutput 'raw_values' (the other) vs 'uniform_average' (this one)"),
+    ({"nan_policy": "propagate"}, {"nan_policy": "omit"},
+     "nan_policy 'omit' (the other) vs 'propagate' (this one)"),
+])
+def test_merge_compares_every_option(left, right, message, rng) -> None:
+    y = rng.normal(size=(10, 2))
+    accumulators = []
+    for options in (left, right):
+        options = dict(options)
+        acc = mseplug.Accumulator(options.pop("loss", "mse"), **options)
+        acc.update(y, y + 1)
+        accumulators.append(acc)
+    with pytest.raises(ValueError, match=re.escape(f"cannot merge these accumulators: {message}")):
+        accumulators[0].merge(accumulators[1])
+    assert accumulators[0].count == 10  # a failed merge changes nothing
+
+
+def test_merge_needs_the_same_outputs_and_equal_weights_merge(rng) -> None:
+    y = rng.normal(size=(10, 2))
+    left, right = mseplug.Accumulator("mse"), mseplug.Accumulator("mse")
+    left.update(y, y + 1)
+    right.update(y[:, 0], y[:, 0] + 1)
+    with pytest.raises(ValueError, match=r"outputs \(\) \(the other\) vs \(2,\) \(this one\)"):
+        left.merge(right)
+    weighted = [mseplug.Accumulator("mse", multioutput=np.array([1.0, 3.0])) for _ in range(2)]
+    weighted[0].update(y[:4], y[:4] + 1)
+    weighted[1].update(y[4:], y[4:] * 2)
+    merged = weighted[0].merge(weighted[1])
+    expected = mseplug.mse(y, np.concatenate([y[:4] + 1, y[4:] * 2]), multioutput=[1.0, 3.0])
+    assert float(merged.compute()) == pytest.approx(float(expected), rel=1e-12)
+    empty = mseplug.Accumulator("mse", multioutput=[1.0, 3.0])
+    assert merged.merge(empty).count == 10
+
+
+@pytest.mark.parametrize("loss", mseplug.losses())
+def test_state_dict_round_trips_through_json_and_pickle(loss, rng) -> None:
+    import json
+
+    y_true, y_pred = rng.normal(size=(50, 2)), rng.normal(size=(50, 2))
+    y_true[3, 1] = np.nan
+    acc = mseplug.Accumulator(loss, multioutput=[0.25, 0.75], nan_policy="omit")
+    acc.update(y_true, y_pred)
+    state = acc.state_dict()
+    assert state["version"] == 1 and state["loss"] == loss and state["count"] == 50
+    assert state["params"] == {name: float(value) for name, value in acc.options.param_dict.items()}
+    for restored in (mseplug.Accumulator.from_state_dict(json.loads(json.dumps(state))),
+                     mseplug.Accumulator.from_state_dict(pickle.loads(pickle.dumps(state)))):
+        assert float(restored.compute()) == float(acc.compute())
+        assert restored.state_dict() == state
+        restored.merge(acc)  # the same options in every respect
+        assert restored.count == 100
+    fresh = mseplug.Accumulator.from_state_dict(mseplug.Accumulator(loss).state_dict())
+    assert fresh.count == 0 and fresh.total is None
+
+
+def test_from_state_dict_errors() -> None:
+    state = mseplug.Accumulator("mse").state_dict()
+    with pytest.raises(TypeError, match="dict"):
+        mseplug.Accumulator.from_state_dict([("loss", "mse")])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="version 2"):
+        mseplug.Accumulator.from_state_dict({**state, "version": 2})
+    with pytest.raises(ValueError, match=r"missing \['count'\]"):
+        mseplug.Accumulator.from_state_dict({k: v for k, v in state.items() if k != "count"})
+    with pytest.raises(ValueError, match="loss 'msle' is unknown"):
+        mseplug.Accumulator.from_state_dict({**state, "loss": "msle"})
+    with pytest.raises(ValueError, match="3 totals and 2 weights"):
+        mseplug.Accumulator.from_state_dict({**state, "output_shape": [3], "total": [1.0, 2.0, 3.0],
+                                             "weight": [1.0, 1.0], "count": 1})
+    unregistered = mseplug.Loss("not_registered_example", lambda xp, r: r * r)
+    with pytest.raises(ValueError, match="not registered"):
+        mseplug.Accumulator(unregistered).state_dict()
+
+
+def test_output_weights_are_checked_at_construction() -> None:
+    with pytest.raises(ValueError, match="multioutput weights"):
+        mseplug.Accumulator("mse", multioutput=[1.0, -1.0])
+    with pytest.raises(TypeError, match="multioutput"):
+        mseplug.Accumulator("mse", multioutput=["a", "b"])
+    acc = mseplug.Accumulator("mse", multioutput=[1.0, 2.0])
+    with pytest.raises(ValueError, match="2 weights"):
+        acc.update(np.zeros((2, 3)), np.ones((2, 3)))
+
+
+def test_score_a_file_whose_first_chunk_weighs_nothing(tmp_path, capsys, monkeypatch, rng) -> None:
+    """mseplug score streams through an Accumulator: a zero-weight chunk is a chunk like others."""
+    from mseplug import _files
+    from mseplug.cli import main
+
+    y_true, y_pred, w = rng.normal(size=1000), rng.normal(size=1000), rng.uniform(size=1000)
+    w[:300] = 0.0
+    for name, array in (("t", y_true), ("p", y_pred), ("w", w)):
+        np.save(tmp_path / f"{name}.npy", array)
+    monkeypatch.setattr(_files, "CHUNK_ROWS", 128)  # the first two chunks weigh 0
+    code = main(["score", str(tmp_path / "t.npy"), str(tmp_path / "p.npy"), "--weights",
+                 str(tmp_path / "w.npy"), "--metric", "mse,rmse", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["rows"] == 1000
+    assert out["rmse"] == pytest.approx(float(mseplug.rmse(y_true, y_pred, sample_weight=w)), rel=1e-12)

@@ -17,7 +17,7 @@ jnp = pytest.importorskip("jax.numpy")
 
 import mseplug  # noqa: E402
 from mseplug._backends import jax_kernels  # noqa: E402
-from mseplug._engine import loss_value  # noqa: E402
+from mseplug._kernels import loss_value  # noqa: E402
 
 optax = pytest.importorskip("optax")
 

@@ -45,7 +45,8 @@ from jax.core import Tracer
 from mseplug import _overflow
 from mseplug import _validation as v
 from mseplug._backends import jax_kernels as kernels
-from mseplug._engine import Backend, Checked, loss_value
+from mseplug._engine import Backend, Checked
+from mseplug._kernels import loss_value
 from mseplug._loss import Loss
 from mseplug._options import Options
 from mseplug._typing import Array, DType, Namespace

@@ -88,11 +88,13 @@ class NumpyBackend(Backend):
         return bool(np.isnan(np.add.reduce(x, axis=None)) and np.isnan(x).any())
 
     def weight_summary(self, xp: Namespace, weight: Array) -> tuple[float, float, bool]:
-        w = weight.astype(np.float64, copy=False)
-        total = float(np.add.reduce(w))
-        # A finite sum has no NaN or inf in it; only a non-finite one needs the elementwise look.
-        finite = math.isfinite(total) or bool(np.isfinite(w).all())
-        return total, float(np.minimum.reduce(w)), finite
+        # Two passes in the weights' own dtype, no copy: a NaN or inf makes the sum non-finite
+        # (only then, or when the sum overflows, is the elementwise check needed). The sum is
+        # only compared with 0, so its own dtype is precise enough.
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = float(np.add.reduce(weight, axis=None))
+        finite = math.isfinite(total) or bool(np.isfinite(weight).all())
+        return total, float(np.minimum.reduce(weight, axis=None)), finite
 
     # -- kernels -------------------------------------------------------------------------
     def kernel(self, loss: Loss) -> kernels.BlockKernel:
@@ -105,9 +107,17 @@ class NumpyBackend(Backend):
 
     def column_totals(self, options: Options, c: Columns, params: tuple[Any, ...]
                       ) -> tuple[Array, Array]:
+        kernel = self.kernel(options.loss)
+        n, k = c.y_pred.shape
+        if k == 1 and n and options.nan_policy != "omit":  # one output: the flat kernels
+            t, p = c.y_true.reshape(-1), c.y_pred.reshape(-1)
+            work = _FLOAT32 if c.dtype.itemsize < 4 else c.dtype
+            if c.weight is not None:
+                return kernels.weighted_flat_totals(kernel, t, p, c.weight, work, options.params)
+            total = kernels.flat_total(kernel, t, p, work, options.params)
+            return np.array([total]), np.array([float(n)])
         return kernels.column_totals(
-            self.kernel(options.loss), c.y_true, c.y_pred, c.weight,
-            options.nan_policy == "omit", options.params,
+            kernel, c.y_true, c.y_pred, c.weight, options.nan_policy == "omit", options.params,
         )
 
     def grand_total(self, options: Options, c: Columns, params: tuple[Any, ...]) -> Array:

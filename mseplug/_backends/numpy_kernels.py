@@ -211,6 +211,37 @@ def _parallel_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any,
     return total + sum(future.result() for future in futures)
 
 
+def weighted_flat_totals(
+    kernel: BlockKernel, y_true: Any, y_pred: Any, weight: Any, dtype: Any, params: Params
+) -> tuple[np.ndarray, np.ndarray]:
+    """``([Σ wᵢ·e(rᵢ)], [Σ wᵢ])`` for 1-D inputs: one read of each, O(block) memory.
+
+    Blocks are computed in ``dtype`` (as :func:`flat_total`: float32 for float32
+    inputs, float64 for short inputs) and their sums added in float64; a float32
+    overflow is redone in float64.
+    """
+    n = y_pred.shape[0]
+    dtype = np.dtype(np.float64 if kernel.float64 or n <= BLOCK else dtype)
+    size = min(n, BLOCKS[dtype.itemsize])
+    residual = np.empty(size, dtype)
+    cast = np.empty(size, dtype) if weight.dtype != dtype else None
+    total = weight_sum = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            d, w = residual[: stop - start], weight[start:stop]
+            np.subtract(y_pred[start:stop], y_true[start:stop], out=d, dtype=dtype)
+            if cast is not None:
+                w = cast[: stop - start]
+                np.copyto(w, weight[start:stop], casting="unsafe")
+            total += _dot(w, kernel.block_losses(d, params))
+            weight_sum += float(np.add.reduce(w))  # in w's dtype: exact enough for one block
+    if math.isinf(total) and dtype != np.float64 and np.isfinite(y_true).all() and \
+            np.isfinite(y_pred).all():
+        return weighted_flat_totals(kernel, y_true, y_pred, weight, np.float64, params)
+    return np.array([total]), np.array([weight_sum])
+
+
 def column_totals(
     kernel: BlockKernel, y_true: Any, y_pred: Any, weight: Any, omit: bool, params: Params
 ) -> tuple[np.ndarray, np.ndarray]:

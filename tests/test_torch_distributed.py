@@ -1,0 +1,84 @@
+"""torch.distributed for real: two gloo processes on 127.0.0.1 (torch.multiprocessing.spawn).
+
+The ranks run tests/distributed_torch_worker.py once per session and write
+what they measured; each test below judges one part of it. Rank 0 holds 1000
+rows and rank 1 the other 337, whose errors are larger.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import distributed_cases as cases
+import pytest
+
+import mseplug
+
+torch = pytest.importorskip("torch")
+dist = pytest.importorskip("torch.distributed")
+if not dist.is_available():
+    pytest.skip("torch.distributed is not available", allow_module_level=True)
+
+ALL_LOSSES = (*mseplug.losses(), cases.CAUCHY)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    import distributed_torch_worker
+    import torch.multiprocessing as mp
+
+    out = tmp_path_factory.mktemp("ranks")
+    mp.spawn(distributed_torch_worker.run, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    return [json.loads(Path(out, f"rank{rank}.json").read_text()) for rank in (0, 1)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", cases.OPTIONS)
+@pytest.mark.parametrize("loss", ALL_LOSSES)
+def test_all_reduce_equals_the_single_process_loss(ranks, loss, option) -> None:
+    for rank in ranks:
+        found = rank["global"][f"{loss}/{option}"]
+        assert found["error"] < 1e-12, found
+        assert found["count"] == 1337 and found["local_count_unchanged"]
+
+
+@pytest.mark.slow
+def test_a_rank_without_data_takes_part(ranks) -> None:
+    for rank in ranks:
+        edge = rank["edge"]
+        assert edge["empty_rank_error"] < 1e-12 and edge["empty_rank_shape"] == [3]
+        assert edge["zero_weight_error"] < 1e-12
+        assert edge["nobody_count"] == 0
+        assert edge["mixed_shape_error"] < 1e-12
+
+
+@pytest.mark.slow
+def test_different_accumulators_raise_on_every_rank(ranks) -> None:
+    for rank in ranks:
+        assert "differ in loss, parameters, multioutput or nan_policy" in rank["edge"]["options_differ"]
+        assert "outputs of different shapes" in rank["edge"]["shapes_differ"]
+
+
+@pytest.mark.slow
+def test_ddp_training_gradients_equal_torch(ranks) -> None:
+    for rank in ranks:
+        assert rank["ddp"] == {"MSELoss": 0.0, "HuberLoss": 0.0}, rank["ddp"]
+
+
+def test_all_reduce_needs_an_initialised_group_and_an_accumulator() -> None:
+    import mseplug.torch
+
+    with pytest.raises(TypeError, match="Accumulator"):
+        mseplug.torch.all_reduce("mse")  # type: ignore[arg-type]
+    if not dist.is_initialized():
+        with pytest.raises(RuntimeError, match="init_process_group"):
+            mseplug.torch.all_reduce(mseplug.Accumulator("mse"))
