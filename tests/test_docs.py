@@ -189,27 +189,6 @@ def _docs_module(name: str) -> Any:
     return module
 
 
-def test_distributed_guides_join_the_nav_only_when_their_pages_exist(tmp_path: Path) -> None:
-    hooks = _docs_module("hooks")
-    (tmp_path / "guides").mkdir()
-
-    def nav() -> list[Any]:
-        return [{"Home": "index.md"},
-                {"Guides": [{"PyTorch": "guides/torch.md"}, {"Streaming": "guides/streaming.md"},
-                            {"Command line": "guides/cli.md"}]}]
-
-    config = hooks.on_config({"docs_dir": str(tmp_path), "nav": nav()})
-    assert config["nav"] == nav()  # no page, no entry (a missing page would fail --strict)
-    for name in ("distributed-torch.md", "distributed-jax.md"):
-        (tmp_path / "guides" / name).write_text("# x\n")
-    guides = hooks.on_config({"docs_dir": str(tmp_path), "nav": nav()})["nav"][1]["Guides"]
-    assert guides[2:4] == ["guides/distributed-jax.md", "guides/distributed-torch.md"]
-    listed = nav()
-    listed[1]["Guides"].append({"DDP": "guides/distributed-torch.md"})  # the lead's own entry
-    guides = hooks.on_config({"docs_dir": str(tmp_path), "nav": listed})["nav"][1]["Guides"]
-    assert guides.count("guides/distributed-jax.md") == 1 and "guides/distributed-torch.md" not in guides
-
-
 def _bench_json(scaling: bool) -> dict[str, Any]:
     """A ``mseplug bench --json`` document in the shared format, with made-up timings."""
     rows = [{"backend": "numpy", "case": f"mse n=1e6 {dtype}", "anchor": "np.mean((a-b)**2)",
