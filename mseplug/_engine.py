@@ -35,6 +35,17 @@ class Checked(NamedTuple):
     sample_weight: Array | None
     output_weights: Array | None  # checked output weights (a float64 NumPy vector), or None
     shape: tuple[int, ...]  # the common shape, (n_samples, *outputs)
+    weight_scale: float = 1.0  # sample_weight was divided by this power of two (rescaled_weights)
+
+    def unscaled(self, options: Options, *values: Array) -> tuple[Array, ...]:
+        """Sums (``reduction="sum"``) over rescaled weights in the caller's weights again.
+
+        A mean is a ratio of two sums over the same weights, so it needs nothing.
+        """
+        if self.weight_scale == 1.0 or options.reduction != "sum":
+            return values
+        with np.errstate(over="ignore"):  # a sum beyond the dtype's range is inf (finish warns)
+            return tuple(value * self.weight_scale for value in values)
 
 
 class Columns(NamedTuple):
@@ -54,6 +65,9 @@ class Columns(NamedTuple):
 
 
 Statistics = tuple[Array, Array]
+
+#: Sample weights whose sum lies outside [2**-32, 2**32] are rescaled (see rescaled_weights).
+WEIGHT_SUM_RANGE = (2.0**-32, 2.0**32)
 
 
 class Backend:
@@ -224,7 +238,7 @@ class Backend:
     def output_weights(self, xp: Namespace, weights: Any, output_shape: tuple[int, ...]) -> Any:
         """The checked ``multioutput`` weights: a flat array of this library (on its device,
         values checked where readable), else a float64 NumPy vector."""
-        if not self._is_own(weights):
+        if not self._is_own(weights) or self.namespace(weights) is not xp:  # NumPy's, for Dask data
             return v.check_output_weights(weights, output_shape)
         v.check_output_weights_shape(tuple(weights.shape), output_shape)
         if self.readable(weights):
@@ -287,17 +301,36 @@ class Backend:
                 if (self.kind(xp, array.dtype) == "f" and self.readable(array)
                         and self.any_nan(xp, array)):
                     raise v.nan_error(name)
-        weight = None
+        weight, scale = None, 1.0
         if sample_weight is not None:
             weight = self.convert(sample_weight, "sample_weight", like=pred)
             v.check_kind("sample_weight", self.kind(xp, weight.dtype), weight.dtype)
             v.check_weight_shape(tuple(weight.shape), shape[0])
             if self.readable(weight):
-                v.check_weight_values(*self.weight_summary(xp, weight))
+                total, minimum, finite = self.weight_summary(xp, weight)
+                v.check_weight_values(total, minimum, finite)
+                low, high = WEIGHT_SUM_RANGE
+                if not low <= total <= high and options.reduction != "none":
+                    dtype = self.accumulation_dtype(xp, self.result_dtype(xp, true.dtype, pred.dtype))
+                    weight, scale = self.rescaled_weights(xp, weight, total, dtype)
         output_weights = None
         if options.weighted_outputs:
             output_weights = self.output_weights(xp, options.multioutput, shape[1:])
-        return Checked(true, pred, weight, output_weights, shape)
+        return Checked(true, pred, weight, output_weights, shape, scale)
+
+    def rescaled_weights(self, xp: Namespace, weight: Array, total: float, dtype: DType
+                         ) -> tuple[Array, float]:
+        """``weight / s`` in ``dtype`` and ``s``: a power of two near their sum (their largest
+        value when the sum overflowed), so ``Σw`` and ``Σw·e`` cannot overflow to a wrong 0.
+
+        A power of two divides exactly: a mean over the rescaled weights is the
+        same number, and a sum times ``s`` too (:meth:`Checked.unscaled`). ``1/s``
+        stays a normal number, which XLA would otherwise flush to 0.
+        """
+        size = total if math.isfinite(total) else float(xp.max(weight))
+        limit = math.frexp(float(xp.finfo(dtype).max))[1] - 2
+        exponent = max(-limit, min(limit, math.frexp(size)[1]))
+        return xp.astype(weight, dtype) * 2.0**-exponent, 2.0**exponent
 
     def evaluate(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Array:
         """The loss value (the weighted elementwise losses for ``reduction="none"``)."""
@@ -307,6 +340,7 @@ class Backend:
         c = self.check(options, y_true, y_pred, sample_weight)
         value = self.run(loss_value, options, c.y_true, c.y_pred, c.sample_weight,
                          c.output_weights, options.params)
+        (value,) = c.unscaled(options, value)
         return self.finish(value, c)
 
     def statistics(
@@ -314,8 +348,12 @@ class Backend:
     ) -> tuple[Statistics, Checked]:
         """The sufficient statistics ``(S, W)`` of one call, and its checked inputs."""
         c = self.check(options, y_true, y_pred, sample_weight)
-        return self.run(loss_statistics, options, c.y_true, c.y_pred, c.sample_weight,
-                        options.params), c
+        total, weight = self.run(loss_statistics, options, c.y_true, c.y_pred, c.sample_weight,
+                                 options.params)
+        if c.weight_scale != 1.0:  # exact: the weights were divided by a power of two
+            with np.errstate(over="ignore"):
+                total, weight = total * c.weight_scale, weight * c.weight_scale
+        return (total, weight), c
 
     def value_and_grad(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
@@ -326,6 +364,7 @@ class Backend:
             raise v.nonscalar_error(c.shape[1:])
         value, grad = self.run(loss_value_and_grad, options, c.y_true, c.y_pred, c.sample_weight,
                                c.output_weights, options.params)
+        value, grad = c.unscaled(options, value, grad)
         return self.finish(value, c), grad
 
 
