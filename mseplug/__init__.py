@@ -13,13 +13,14 @@ from mseplug._backend_registry import backends, get_backend, register_backend
 from mseplug._engine import Backend
 from mseplug._loss import Loss, Param
 from mseplug._loss_registry import get_loss, losses, register_loss
-from mseplug._overflow import LossOverflowWarning
+from mseplug._overflow import EmptyOutputWarning, LossOverflowWarning
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Accumulator",
     "Backend",
+    "EmptyOutputWarning",
     "Loss",
     "LossOverflowWarning",
     "Param",

@@ -142,7 +142,7 @@ def _range_total(kernel: BlockKernel, a: Any, b: Any, lo: int, hi: int, dtype: A
     buffer = np.empty(size, dtype)
     spare = np.empty(size, dtype) if kernel.spare else buffer
     total = 0.0
-    with np.errstate(over="ignore"):  # an overflow here is redone in float64 (flat_total)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone in float64 (flat_total)
         for start in range(lo, hi, block):
             stop = min(start + block, hi)
             d = buffer[: stop - start]
@@ -161,8 +161,9 @@ def flat_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params
     """
     n = y_pred.shape[0]
     if n <= BLOCK:  # one block: a float64 temporary; NumPy's pairwise sum, as np.mean and sklearn
-        d = np.subtract(y_pred, y_true, dtype=np.float64)
-        return float(np.add.reduce(kernel.block_losses(d, params)))
+        with np.errstate(over="ignore", invalid="ignore"):  # inf or NaN: the backend warns
+            d = np.subtract(y_pred, y_true, dtype=np.float64)
+            return float(np.add.reduce(kernel.block_losses(d, params)))
     if kernel.float64:
         dtype = np.float64
     total = _parallel_total(kernel, y_true, y_pred, dtype, params)
