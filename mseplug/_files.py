@@ -1,12 +1,17 @@
-"""Chunked readers for prediction files (``.npy``, ``.csv``, ``.parquet``), for ``mseplug score``.
+"""Chunked readers of prediction files (``.npy``, ``.csv``, ``.parquet``) for ``mseplug score``.
 
-Each reader yields float64 NumPy chunks of at most ``chunk_rows`` rows, so a
-file larger than memory streams through: ``.npy`` is memory-mapped, CSV and
-Parquet go through pyarrow's streaming readers (``pip install mseplug[files]``).
+A :class:`Source` yields float64 NumPy chunks of at most ``chunk_rows`` rows,
+``(m,)`` for one column and ``(m, k)`` for ``k``, so memory stays bounded by
+the chunk size whatever the file size: ``.npy`` is memory-mapped, CSV goes
+through pyarrow's streaming reader and Parquet through ``iter_batches``
+without pre-buffering (both need ``pip install mseplug[files]``). Every
+problem with a file is an :class:`InputError` whose one-line message names the
+file and says what to do.
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,77 +19,235 @@ from typing import Any
 import numpy as np
 
 CHUNK_ROWS = 1 << 18
+CSV_BLOCK_BYTES = 1 << 22
+SUFFIXES = (".npy", ".csv", ".parquet")
 
 
-def row_count(path: Path) -> int | None:
-    """Rows in the file when cheap to know (for the progress bar), else ``None``."""
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return int(np.load(path, mmap_mode="r").shape[0])
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    return None
+class InputError(ValueError):
+    """A file that cannot be scored as given; the message is one line and names the fix."""
 
 
-def read_chunks(path: Path, *, column: str | None = None, chunk_rows: int = CHUNK_ROWS
-                ) -> Iterator[np.ndarray]:
-    """Yield the file's values in row chunks; ``column`` picks one column of a table."""
+class Source:
+    """One file's values: ``rows`` (``None`` when unknown before reading), the ``columns``
+    used (``None`` for ``.npy``), and :meth:`chunks`."""
+
+    def __init__(self, path: Path, rows: int | None, columns: list[str] | None,
+                 shape: tuple[int, ...] | None = None) -> None:
+        self.path, self.rows, self.columns, self.shape = path, rows, columns, shape
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def open_source(path: Path, *, column: str | None = None, all_columns: bool = False) -> Source:
+    """The :class:`Source` of ``path``, with its columns chosen (see ``mseplug score --help``)."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a .npy, .csv or .parquet file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         if column is not None:
-            raise ValueError(f"--column applies to .csv and .parquet files, not {path.name}")
-        array = np.load(path, mmap_mode="r")
-        for start in range(0, max(array.shape[0], 1), chunk_rows):
-            yield np.asarray(array[start:start + chunk_rows])
-    elif suffix == ".csv":
-        import pyarrow.csv as pcsv
-
-        options = pcsv.ReadOptions(block_size=1 << 22)
-        with pcsv.open_csv(path, read_options=options) as reader:
-            for batch in reader:
-                yield _table_values(batch, column, path)
-    elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        columns = None if column is None else [column]
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
-            yield _table_values(batch, column, path)
-    else:
-        raise ValueError(f"{path}: unknown file type {suffix!r}; use .npy, .csv or .parquet")
+            raise InputError(f"--column applies to .csv and .parquet files, not to {path.name}")
+        return _NpySource(path)
+    if suffix in (".csv", ".parquet"):
+        reader = _CsvSource if suffix == ".csv" else _ParquetSource
+        source = reader(path)
+        source.columns = choose_columns(path, source.columns or [], column, all_columns)
+        return source
+    raise InputError(f"{path}: unknown file type {suffix!r}; use .npy, .csv or .parquet")
 
 
-def _table_values(batch: Any, column: str | None, path: Path) -> np.ndarray:
-    names = list(batch.schema.names) if column is None else [column]
-    if column is not None and column not in batch.schema.names:
-        raise ValueError(f"--column {column!r} is not in {path.name}; columns: {batch.schema.names}")
+def choose_columns(path: Path, names: list[str], column: str | None, all_columns: bool) -> list[str]:
+    """``[column]``, the only column, or (``all_columns``) every column; else an InputError."""
+    shown = ", ".join(repr(name) + (" (unnamed: a saved index?)" if not name.strip() else "")
+                      for name in names)
+    if column is not None:
+        if column not in names:
+            raise InputError(f"--column {column!r} is not a column of {path.name}; its columns: {shown}")
+        return [column]
+    if len(names) == 1 or (all_columns and names):
+        return names
+    if not names:
+        raise InputError(f"{path}: no columns found")
+    raise InputError(
+        f"{path.name} has {len(names)} columns ({shown}); choose one with --column NAME, "
+        "or pass --all-columns to score every column as an output and average them"
+    )
+
+
+def _pyarrow(module: str, path: Path) -> Any:
     try:
-        values = np.stack(
-            [np.asarray(batch.column(batch.schema.get_field_index(name))
-                        .to_numpy(zero_copy_only=False), dtype=np.float64) for name in names],
-            axis=1,
-        )
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{path.name}: columns {names} are not all numeric ({error})") from None
-    return values[:, 0] if values.shape[1] == 1 else values
+        import importlib
+
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(
+            f"reading {path.suffix} files needs pyarrow: pip install 'mseplug[files]' "
+            "(or convert the file to .npy)"
+        ) from None
+
+
+class _NpySource(Source):
+    def __init__(self, path: Path) -> None:
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as error:
+            raise InputError(f"{path}: not a readable .npy file ({_one_line(error)})") from None
+        if not isinstance(array, np.ndarray):
+            raise InputError(f"{path}: holds {type(array).__name__}, not one array; save one with np.save")
+        if array.dtype.kind not in "fiub":
+            raise InputError(f"{path}: has dtype {array.dtype}; save real numbers (a float array)")
+        shape = tuple(array.shape) if array.ndim else (1,)
+        super().__init__(path, shape[0], None, shape)
+        self._array = array.reshape(shape)
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        for start in range(0, self._array.shape[0], chunk_rows):
+            yield np.asarray(self._array[start:start + chunk_rows], dtype=np.float64)
+
+
+class _ParquetSource(Source):
+    def __init__(self, path: Path) -> None:
+        pq = _pyarrow("pyarrow.parquet", path)
+        try:
+            self._file = pq.ParquetFile(path, pre_buffer=False)
+        except Exception as error:  # pyarrow's ArrowInvalid, OSError, ...
+            raise InputError(f"{path}: not a readable Parquet file ({_one_line(error)})") from None
+        super().__init__(path, int(self._file.metadata.num_rows), list(self._file.schema_arrow.names))
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        batches = self._file.iter_batches(batch_size=chunk_rows, columns=self.columns,
+                                          use_threads=False)
+        done = 0
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as error:
+                raise InputError(f"{self.path}: unreadable after row {done} ({_one_line(error)})"
+                                 ) from None
+            yield _values(batch, self)
+            done += batch.num_rows
+
+
+class _CsvSource(Source):
+    def __init__(self, path: Path) -> None:
+        self._pa, self._csv = _pyarrow("pyarrow", path), _pyarrow("pyarrow.csv", path)
+        with path.open(newline="") as file:
+            header = next(csv.reader(file), None)
+        if header is None:
+            raise InputError(f"{path}: the file is empty; expected a header line and rows of numbers")
+        super().__init__(path, None, header)
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        pa, pcsv = self._pa, self._csv
+        columns = self.columns or []
+        convert = pcsv.ConvertOptions(column_types={name: pa.float64() for name in columns},
+                                      include_columns=columns)
+        read = pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES)
+        rows = 0
+        try:
+            with pcsv.open_csv(self.path, read_options=read, convert_options=convert) as reader:
+                for batch in reader:
+                    if batch.num_rows:
+                        rows += batch.num_rows
+                        yield _values(batch, self)
+        except pa.ArrowInvalid as error:
+            raise InputError(csv_problem(self.path, columns) or
+                             f"{self.path}: unreadable after row {rows} ({_one_line(error)})") from None
+        if rows == 0:
+            raise InputError(f"{self.path} has a header but no rows of numbers")
+
+
+def csv_problem(path: Path, columns: list[str]) -> str | None:
+    """The first line of a CSV file that pyarrow refused, as a message (a slow scan, for errors)."""
+    with path.open(newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader, [])
+        wanted = [header.index(name) for name in columns if name in header]
+        for row in reader:
+            line = reader.line_num
+            if not row:
+                continue
+            if len(row) != len(header):
+                return (f"{path.name} line {line}: {len(row)} fields where the header has "
+                        f"{len(header)}; every line needs one value per column")
+            for i in wanted:
+                if not _parses(row[i]):
+                    return (f"{path.name} line {line}: {row[i]!r} in column {header[i]!r} is not a "
+                            "number; fix or remove that line")
+    return None
+
+
+_NULLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                    "1.#QNAN", "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"})
+
+
+def _parses(text: str) -> bool:
+    if text in _NULLS:
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _values(batch: Any, source: Source) -> np.ndarray:
+    """A record batch's chosen columns as float64, ``(m,)`` or ``(m, k)``; nulls are NaN."""
+    arrays = []
+    for name in source.columns or []:
+        column = batch.column(batch.schema.get_field_index(name))
+        try:
+            arrays.append(np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64))
+        except (TypeError, ValueError):
+            raise InputError(f"{source.path}: column {name!r} is {column.type}, not numbers"
+                             ) from None
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.stack(arrays, axis=1)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def aligned(*streams: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, ...]]:
     """Zip chunk streams whose chunk sizes differ into equal-length tuples of chunks.
 
-    A stream that ends before the others is a ``ValueError``: the files differ in length.
+    A stream that ends before the others raises :class:`LengthMismatch` with
+    the rows each stream had (the longer ones are read to their end to count).
     """
     heads: list[np.ndarray | None] = [None] * len(streams)
+    counts = [0] * len(streams)
     while True:
         for i, stream in enumerate(streams):
-            if heads[i] is None or len(heads[i]) == 0:  # type: ignore[arg-type]
-                heads[i] = next(stream, None)
-        ended = [head is None for head in heads]
-        if all(ended):
+            head = heads[i]
+            if head is None or len(head) == 0:
+                head = heads[i] = next(stream, None)
+                counts[i] += 0 if head is None else len(head)
+        if all(head is None for head in heads):
             return
-        if any(ended):
-            raise ValueError("the files have different numbers of rows")
-        size = min(len(head) for head in heads)  # type: ignore[arg-type]
-        yield tuple(head[:size] for head in heads)  # type: ignore[index]
-        heads = [head[size:] for head in heads]  # type: ignore[index]
+        if any(head is None for head in heads):
+            for i, stream in enumerate(streams):
+                if heads[i] is not None:
+                    counts[i] += sum(len(chunk) for chunk in stream)
+            raise LengthMismatch(counts)
+        size = min(len(head) for head in heads if head is not None)
+        if size:
+            yield tuple(head[:size] for head in heads if head is not None)
+        heads = [None if head is None else head[size:] for head in heads]
+
+
+class LengthMismatch(InputError):
+    """Streams of different lengths; ``counts`` holds each stream's rows."""
+
+    def __init__(self, counts: list[int]) -> None:
+        super().__init__(f"the files have different numbers of rows: {counts}")
+        self.counts = counts
