@@ -45,6 +45,8 @@ def _largest(dtype: np.dtype) -> float:
 
 def _in_dtype(value: Any, dtype: np.dtype) -> np.ndarray:
     """A float64 value in the result dtype; beyond the dtype's range it is inf (see finish)."""
+    if dtype.itemsize >= 8:  # float64 holds every float64 value
+        return np.asarray(value, dtype=dtype)
     largest = _largest(dtype)
     if isinstance(value, float):
         beyond = largest < abs(value) < math.inf
@@ -58,8 +60,22 @@ def _in_dtype(value: Any, dtype: np.dtype) -> np.ndarray:
 
 def _warn_if_overflowed(value: np.ndarray, *inputs: np.ndarray) -> None:
     """A LossOverflowWarning when an ``inf`` value came from finite inputs."""
-    if np.isinf(value).any() and all(np.isfinite(x).all() for x in inputs):
+    infinite = math.isinf(value.item()) if value.ndim == 0 else bool(np.isinf(value).any())
+    if infinite and all(np.isfinite(x).all() for x in inputs):
         _overflow.warn(value.dtype.name)
+
+
+# NumPy's floating-point warnings are off inside mseplug's kernels: an overflow is inf, which
+# ``finish`` reports at the caller's line. (errstate as a decorator costs half the ``with`` form.)
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
+def _quietly(kernel: Any, backend: Backend, options: Options, *arrays: Any) -> Any:
+    return kernel(backend, options, *arrays)
+
+
+@np.errstate(over="ignore")  # a sum beyond float64 is inf: the engine rescales the weights
+def _weight_summary(weight: np.ndarray) -> tuple[float, float, bool]:
+    w = weight.astype(np.float64, copy=False)
+    return float(w.sum()), float(w.min()), bool(np.isfinite(w).all())
 
 
 def _warn_if_emptied(y_true: Any, y_pred: Any, weight: Any) -> None:
@@ -124,9 +140,7 @@ class NumpyBackend(Backend):
         return bool(np.isnan(np.add.reduce(x, axis=None)) and np.isnan(x).any())
 
     def weight_summary(self, xp: Namespace, weight: Array) -> tuple[float, float, bool]:
-        w = weight.astype(np.float64, copy=False)
-        with np.errstate(over="ignore"):  # a sum beyond float64 is inf: the weights get rescaled
-            return float(w.sum()), float(w.min()), bool(np.isfinite(w).all())
+        return _weight_summary(weight)
 
     # -- kernels -------------------------------------------------------------------------
     def kernel(self, loss: Loss) -> kernels.BlockKernel:
@@ -142,8 +156,7 @@ class NumpyBackend(Backend):
         :meth:`finish` warns at the caller's line); an emptied output under ``"omit"`` warns here."""
         if options.reduction == "none":  # elementwise: NumPy's own warnings (docs/conventions.md)
             return kernel(self, options, *arrays)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            result = kernel(self, options, *arrays)
+        result = _quietly(kernel, self, options, *arrays)
         if options.nan_policy == "omit" and options.reduction == "mean" and kernel is not loss_statistics:
             value = result[0] if kernel is loss_value_and_grad else result
             if np.isnan(value).any():  # only then: find the outputs left without weight
@@ -193,8 +206,9 @@ class NumpyBackend(Backend):
             total /= y_pred.size
             if options.loss.root:
                 total **= 0.5
-            value = _in_dtype(total, dtype)
-            if not abs(total) <= _largest(dtype):  # beyond the dtype: inf, from finite inputs?
-                _warn_if_overflowed(value, y_true, y_pred)
+            if abs(total) <= _largest(dtype):  # the common case: it fits
+                return np.asarray(total, dtype=dtype)
+            value = _in_dtype(total, dtype)  # inf (or NaN): from finite inputs?
+            _warn_if_overflowed(value, y_true, y_pred)
             return value
         return None
