@@ -30,7 +30,7 @@ import mseplug
 from mseplug._bench_cases import CASES, Row, Size, count, installed
 from mseplug._timing import peak_bytes, seconds
 
-QUICK = Size(large=5 * 10**5, jit=10**5, repeat=3, budget=0.004)
+QUICK = Size(large=5 * 10**5, jit=10**5, repeat=5, budget=0.005)
 FULL = Size(large=10**7, jit=10**6, repeat=15, budget=0.02)
 #: Ratios within this share below their goal are flagged as timing noise, not as misses.
 NOISE = 0.02
