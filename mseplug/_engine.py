@@ -157,6 +157,8 @@ class Backend:
         kind = array.dtype.kind
         if kind == "V" and "float" in array.dtype.name:  # ml_dtypes' bfloat16 from torch or JAX
             kind = "f"
+        elif kind == "O":
+            v.check_not_iterator(name, x)
         v.check_kind(name, kind, array.dtype)
         return self.from_foreign(array, like)
 

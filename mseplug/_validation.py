@@ -32,11 +32,15 @@ class ComplexDataError(ValueError, TypeError):
 
 
 def check_input_present(name: str, value: object) -> None:
-    """``None``, strings and one-pass iterators (generators, ``map``, ...) are never arrays."""
+    """``None`` and strings are never arrays."""
     if value is None:
         raise TypeError(f"{name} is None; expected an array of numbers")
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} is a {type(value).__name__}; expected an array of numbers")
+
+
+def check_not_iterator(name: str, value: object) -> None:
+    """One-pass iterators (generators, ``map``, ...) are not arrays: NumPy makes them objects."""
     if isinstance(value, Iterator):
         raise TypeError(
             f"{name} is a {type(value).__name__}, an iterator that can be read only once; "
