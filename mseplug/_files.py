@@ -164,8 +164,12 @@ class _ParquetSource(Source):
 class _CsvSource(Source):
     def __init__(self, path: Path) -> None:
         self._pa, self._csv = _pyarrow("pyarrow", path), _pyarrow("pyarrow.csv", path)
-        with path.open(newline="") as file:
-            header = next(csv.reader(file), None)
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as file:  # pyarrow skips a BOM too
+                header = next(csv.reader(file), None)
+        except UnicodeDecodeError as error:
+            raise InputError(f"{path}: not UTF-8 text ({_one_line(error)}); save it as UTF-8"
+                             ) from None
         with path.open("rb") as binary:
             self._header_bytes = len(binary.readline())
         if header is None:
@@ -195,7 +199,7 @@ class _CsvSource(Source):
 
 def csv_problem(path: Path, columns: list[str]) -> str | None:
     """The first line of a CSV file that pyarrow refused, as a message (a slow scan, for errors)."""
-    with path.open(newline="") as file:
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as file:
         reader = csv.reader(file)
         header = next(reader, [])
         wanted = [header.index(name) for name in columns if name in header]
