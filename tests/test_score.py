@@ -311,3 +311,13 @@ def test_memory_stays_bounded_for_20_million_rows(tmp_path: Path) -> None:
     finally:
         for path in tmp_path.iterdir():
             path.unlink()
+
+
+def test_csv_encodings(tmp_path: Path, capsys) -> None:
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfprice\n1\n2\n")  # Excel's UTF-8 with a BOM
+    (tmp_path / "t.csv").write_text("price\n1\n4\n")
+    (tmp_path / "latin.csv").write_bytes(b"pr\xe9ce\n1\n2\n")
+    code, out, _ = score(capsys, str(tmp_path / "t.csv"), str(tmp_path / "bom.csv"), "--metric", "mae",
+                         "--format", "json")
+    assert code == 0 and json.loads(out)["metrics"]["mae"] == 1.0
+    assert "latin.csv: not UTF-8" in error_of(capsys, str(tmp_path / "latin.csv"), str(tmp_path / "t.csv"))
