@@ -1,12 +1,13 @@
 """Chunked readers of prediction files (``.npy``, ``.csv``, ``.parquet``) for ``mseplug score``.
 
-A :class:`Source` yields float64 NumPy chunks of at most ``chunk_rows`` rows,
-``(m,)`` for one column and ``(m, k)`` for ``k``, so memory stays bounded by
+Each format is a :class:`~mseplug._sources.Source` that yields float64 NumPy
+chunks of at most ``chunk_rows`` rows, ``(m,)`` for one column and ``(m, k)``
+for ``k``, so memory stays bounded by
 the chunk size whatever the file size: ``.npy`` is memory-mapped, CSV goes
 through pyarrow's streaming reader and Parquet through ``iter_batches``
 without pre-buffering (both need ``pip install mseplug[files]``). Every
-problem with a file is an :class:`InputError` whose one-line message names the
-file and says what to do.
+problem with a file is an :class:`~mseplug._sources.InputError` whose one-line
+message names the file and says what to do.
 """
 
 from __future__ import annotations
@@ -19,30 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from mseplug._sources import InputError, Source, choose_columns, one_line
+
 CHUNK_ROWS = 1 << 18
 CSV_BLOCK_BYTES = 1 << 19  # pyarrow reads blocks ahead: ~70 MB of memory per file at 512 KB
 PARQUET_BUFFER_BYTES = 1 << 20  # buffered reads, not whole column chunks
 SUFFIXES = (".npy", ".csv", ".parquet")
-
-
-class InputError(ValueError):
-    """A file that cannot be scored as given; the message is one line and names the fix."""
-
-
-class Source:
-    """One file's values: ``rows`` (``None`` when unknown before reading), the ``columns``
-    used (``None`` for ``.npy``), and :meth:`chunks`."""
-
-    def __init__(self, path: Path, rows: int | None, columns: list[str] | None,
-                 shape: tuple[int, ...] | None = None) -> None:
-        self.path, self.rows, self.columns, self.shape = path, rows, columns, shape
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 def open_source(path: Path, *, column: str | None = None, all_columns: bool = False) -> Source:
@@ -64,24 +47,6 @@ def open_source(path: Path, *, column: str | None = None, all_columns: bool = Fa
     raise InputError(f"{path}: unknown file type {suffix!r}; use .npy, .csv or .parquet")
 
 
-def choose_columns(path: Path, names: list[str], column: str | None, all_columns: bool) -> list[str]:
-    """``[column]``, the only column, or (``all_columns``) every column; else an InputError."""
-    shown = ", ".join(repr(name) + (" (unnamed: a saved index?)" if not name.strip() else "")
-                      for name in names)
-    if column is not None:
-        if column not in names:
-            raise InputError(f"--column {column!r} is not a column of {path.name}; its columns: {shown}")
-        return [column]
-    if len(names) == 1 or (all_columns and names):
-        return names
-    if not names:
-        raise InputError(f"{path}: no columns found")
-    raise InputError(
-        f"{path.name} has {len(names)} columns ({shown}); choose one with --column NAME, "
-        "or pass --all-columns to score every column as an output and average them"
-    )
-
-
 def _pyarrow(module: str, path: Path) -> Any:
     try:
         import importlib
@@ -101,7 +66,7 @@ class _NpySource(Source):
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as error:
-            raise InputError(f"{path}: not a readable .npy file ({_one_line(error)})") from None
+            raise InputError(f"{path}: not a readable .npy file ({one_line(error)})") from None
         if not isinstance(array, np.ndarray):
             raise InputError(f"{path}: holds {type(array).__name__}, not one array; save one with np.save")
         if array.dtype.kind not in "fiub":
@@ -142,7 +107,7 @@ class _ParquetSource(Source):
         try:
             self._file = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
         except Exception as error:  # pyarrow's ArrowInvalid, OSError, ...
-            raise InputError(f"{path}: not a readable Parquet file ({_one_line(error)})") from None
+            raise InputError(f"{path}: not a readable Parquet file ({one_line(error)})") from None
         super().__init__(path, int(self._file.metadata.num_rows), list(self._file.schema_arrow.names))
 
     def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
@@ -155,7 +120,7 @@ class _ParquetSource(Source):
             except StopIteration:
                 return
             except Exception as error:
-                raise InputError(f"{self.path}: unreadable after row {done} ({_one_line(error)})"
+                raise InputError(f"{self.path}: unreadable after row {done} ({one_line(error)})"
                                  ) from None
             yield _values(batch, self)
             done += batch.num_rows
@@ -168,7 +133,7 @@ class _CsvSource(Source):
             with path.open(newline="", encoding="utf-8-sig") as file:  # pyarrow skips a BOM too
                 header = next(csv.reader(file), None)
         except UnicodeDecodeError as error:
-            raise InputError(f"{path}: not UTF-8 text ({_one_line(error)}); save it as UTF-8"
+            raise InputError(f"{path}: not UTF-8 text ({one_line(error)}); save it as UTF-8"
                              ) from None
         with path.open("rb") as binary:
             self._header_bytes = len(binary.readline())
@@ -192,7 +157,7 @@ class _CsvSource(Source):
                         yield _values(batch, self)
         except pa.ArrowInvalid as error:
             raise InputError(csv_problem(self.path, columns) or
-                             f"{self.path}: unreadable after row {rows} ({_one_line(error)})") from None
+                             f"{self.path}: unreadable after row {rows} ({one_line(error)})") from None
         if rows == 0:
             raise InputError(f"{self.path} has a header but no rows of numbers")
 
@@ -258,42 +223,3 @@ def _float64(column: Any, name: str, source: Source) -> np.ndarray:
         column = pc.fill_null(column, float("nan"))
     return np.frombuffer(column.buffers()[1], dtype=np.float64, count=len(column),
                          offset=column.offset * 8)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-def aligned(*streams: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, ...]]:
-    """Zip chunk streams whose chunk sizes differ into equal-length tuples of chunks.
-
-    A stream that ends before the others raises :class:`LengthMismatch` with
-    the rows each stream had (the longer ones are read to their end to count).
-    """
-    heads: list[np.ndarray | None] = [None] * len(streams)
-    counts = [0] * len(streams)
-    while True:
-        for i, stream in enumerate(streams):
-            head = heads[i]
-            if head is None or len(head) == 0:
-                head = heads[i] = next(stream, None)
-                counts[i] += 0 if head is None else len(head)
-        if all(head is None for head in heads):
-            return
-        if any(head is None for head in heads):
-            for i, stream in enumerate(streams):
-                if heads[i] is not None:
-                    counts[i] += sum(len(chunk) for chunk in stream)
-            raise LengthMismatch(counts)
-        size = min(len(head) for head in heads if head is not None)
-        if size:
-            yield tuple(head[:size] for head in heads if head is not None)
-        heads = [None if head is None else head[size:] for head in heads]
-
-
-class LengthMismatch(InputError):
-    """Streams of different lengths; ``counts`` holds each stream's rows."""
-
-    def __init__(self, counts: list[int]) -> None:
-        super().__init__(f"the files have different numbers of rows: {counts}")
-        self.counts = counts

@@ -3,7 +3,7 @@
 The files are read chunk by chunk (:mod:`mseplug._files`) and each chunk
 updates one :class:`~mseplug.Accumulator` per metric, so memory is bounded by
 the chunk size, not the file size. Every problem the user can fix is an
-:class:`~mseplug._files.InputError` with a one-line message naming the file,
+:class:`~mseplug._sources.InputError` with a one-line message naming the file,
 the rows and the fix; the command line turns it into exit code 2.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from mseplug import _files, _progress
-from mseplug._files import InputError, Source
+from mseplug import _files, _progress, _sources
+from mseplug._sources import InputError, Source
 
 NAN_POLICIES = ("raise", "omit", "propagate")
 
@@ -174,7 +174,7 @@ def _one_pass(request: Request, true: Source, pred: Source, weight: Source | Non
     start, total, largest = 0, 0.0, 0.0
     with _progress.Progress(pred.rows, hidden=not request.progress) as progress:
         try:
-            for chunk in _files.aligned(*streams):
+            for chunk in _sources.aligned(*streams):
                 y_true, y_pred, w = chunk[0], chunk[1], (chunk[2] if len(chunk) > 2 else None)
                 if request.nan_policy == "raise":
                     _no_nan(y_true, true, start)
@@ -195,7 +195,7 @@ def _one_pass(request: Request, true: Source, pred: Source, weight: Source | Non
                                          f"{error}") from None
                 start += len(y_pred)
                 progress.advance(len(y_pred))
-        except _files.LengthMismatch as error:
+        except _sources.LengthMismatch as error:
             counts = ", ".join(f"{source.name} {count:,}" for source, count in zip(sources, error.counts))
             raise InputError(f"the files have different numbers of rows ({counts}); "
                              "every file needs one line per sample") from None

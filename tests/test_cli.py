@@ -7,13 +7,13 @@ import sys
 
 import numpy as np
 
-from mseplug import _files
+from mseplug import _sources
 
 
 def test_aligned_rechunks_streams_of_different_sizes() -> None:
     a = iter([np.arange(3), np.arange(3, 10)])
     b = iter([np.arange(5), np.arange(5, 7), np.arange(7, 10)])
-    pairs = list(_files.aligned(a, b))
+    pairs = list(_sources.aligned(a, b))
     assert all(len(x) == len(y) for x, y in pairs)
     assert np.concatenate([x for x, _ in pairs]).tolist() == list(range(10))
     assert np.concatenate([y for _, y in pairs]).tolist() == list(range(10))
