@@ -25,27 +25,14 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-
-def interleaved(named: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each function, measured round-robin."""
-    for fn in named.values():
-        fn()  # warm up (compile, connect)
-    times: dict[str, list[float]] = {name: [] for name in named}
-    for _ in range(repeats):
-        for name, fn in named.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+from mseplug._timing import interleaved
 
 
 def report(title: str, ours: str, medians: dict[str, float], goal: str = "") -> None:

@@ -1,10 +1,11 @@
 """JAX backend speed: mseplug against the hand-written ``jnp`` expression, in one process.
 
-Two comparisons, each the median of repeats, A and B interleaved so drift hits both:
+Two comparisons, each the median of repeats, A and B alternated so drift hits both
+(``mseplug._timing.compare``, the helper ``mseplug bench`` uses too):
 
 * under ``jax.jit``: ``jax.jit(lambda a, b: mseplug.mse(a, b))`` against
   ``jax.jit(lambda a, b: jnp.mean((a - b) ** 2))`` (and MAE), with
-  ``.block_until_ready()``; the goal (docs/benchmarks.md) is a ratio <= 1.05;
+  ``.block_until_ready()``; the performance goal is a ratio <= 1.05;
 * un-jitted: the eager call ``mseplug.mse(a, b)`` (one cached jitted kernel plus
   mseplug's Python checks) against the jitted hand-written function, i.e. the
   overhead a user pays for not wrapping the loss in ``jit``.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import mseplug
+from mseplug._timing import compare
 
 HANDWRITTEN: dict[str, Callable[[Any, Any], Any]] = {
     "mse": lambda a, b: jnp.mean((a - b) ** 2),
@@ -33,31 +34,12 @@ HANDWRITTEN: dict[str, Callable[[Any, Any], Any]] = {
 OURS: dict[str, Callable[..., Any]] = {"mse": mseplug.mse, "mae": mseplug.mae}
 
 
-def _per_call(fn: Callable[[], Any], number: int) -> float:
-    start = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - start) / number
-
-
-def compare(a: Callable[[], Any], b: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Median seconds per call of ``a`` and of ``b``, measured interleaved."""
-    a(), b()  # compile and warm up
-    probe = max(_per_call(a, 3), _per_call(b, 3))
-    number = max(1, min(10_000, int(0.02 / max(probe, 1e-9))))  # ~20 ms per sample
-    times_a, times_b = [], []
-    for _ in range(repeats):
-        times_a.append(_per_call(a, number))
-        times_b.append(_per_call(b, number))
-    return statistics.median(times_a), statistics.median(times_b)
-
-
 def compare_on(
     ours: Callable[..., Any], hand: Callable[..., Any], a: Any, b: Any, repeats: int
 ) -> tuple[float, float]:
-    """:func:`compare` of ``ours(a, b)`` and ``hand(a, b)``, each waited for."""
+    """The shared ``compare`` of ``ours(a, b)`` and ``hand(a, b)``, each waited for."""
     return compare(lambda: ours(a, b).block_until_ready(),
-                   lambda: hand(a, b).block_until_ready(), repeats)
+                   lambda: hand(a, b).block_until_ready(), repeat=repeats)
 
 
 def _fmt(seconds: float) -> str:

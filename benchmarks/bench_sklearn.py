@@ -1,8 +1,8 @@
 """The metric call behind the scorers: ``mseplug.mse`` against scikit-learn's, on small inputs.
 
-Side by side in one process on the same float64 data, median of
-``timeit.repeat``. The goal (docs/benchmarks.md): ``mseplug.mse``
-costs at least 25x less than ``sklearn.metrics.mean_squared_error`` on small
+Side by side in one process on the same float64 data, median of repeats
+(``mseplug._timing.median_time``, shared with ``mseplug bench``). The performance
+goal: ``mseplug.mse`` costs at least 25x less than ``sklearn.metrics.mean_squared_error`` on small
 inputs, with identical results. The hand-written NumPy expression is shown for
 scale. "identical" means bit for bit; the script exits 1 only if the results
 differ by more than 1e-12 relative (a wrong number, not rounding), never on
@@ -14,9 +14,7 @@ Run: ``python benchmarks/bench_sklearn.py [--repeat 15]``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import timeit
 from collections.abc import Callable
 from typing import Any
 
@@ -24,16 +22,10 @@ import numpy as np
 from sklearn.metrics import mean_squared_error
 
 import mseplug
+from mseplug._timing import median_time
 
 SIZES = (8, 1000)
 TARGET = 25.0
-
-
-def median_seconds(call: Callable[[], Any], repeat: int) -> float:
-    """Median time of one call over ``repeat`` runs, each long enough to time (~0.2 s)."""
-    number, _ = timeit.Timer(call).autorange()
-    return statistics.median(t / number for t in timeit.repeat(call, number=number,
-                                                                repeat=repeat))
 
 
 def contenders(y: Any, p: Any) -> dict[str, Callable[[], Any]]:
@@ -63,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         ours, theirs = float(calls["mseplug"]()), float(calls["sklearn"]())
         relative = abs(ours - theirs) / abs(theirs)
         mismatches += relative > 1e-12
-        t_ours, t_sklearn, t_numpy = (median_seconds(calls[name], args.repeat)
+        t_ours, t_sklearn, t_numpy = (median_time(calls[name], repeat=args.repeat, budget=0.2)
                                       for name in ("mseplug", "sklearn", "numpy"))
         ratio = t_sklearn / t_ours
         verdict = "yes" if ours == theirs else f"NO: {ours!r} vs {theirs!r} (rel {relative:.1e})"

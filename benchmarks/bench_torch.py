@@ -4,9 +4,9 @@ Run: ``python benchmarks/bench_torch.py [--repeats N] [--large N]``
 
 Each row times mseplug and its torch counterpart on the same tensors,
 alternating the two for ``repeats`` rounds and reporting the median time per
-call of each (so drift of the machine hits both alike). Contract
-(docs/benchmarks.md): forward within 1.1x of ``F.mse_loss``/``F.l1_loss`` on
-small tensors; forward+backward on 10^7 float32 no slower than ``F.mse_loss``.
+call of each (so drift of the machine hits both alike; ``mseplug._timing.compare``,
+shared with ``mseplug bench``). Goals: forward within 1.1x of ``F.mse_loss``/``F.l1_loss``
+on small tensors; forward+backward on 10^7 float32 no slower than ``F.mse_loss``.
 
 On the default options mseplug runs the very ATen kernel ``F.mse_loss`` runs
 (``torch._C._nn.mse_loss``; its own shape check makes the wrapper's
@@ -18,8 +18,6 @@ above 1 is timing noise, and is marked as such.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -27,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 import mseplug
+from mseplug._timing import compare
 from mseplug.torch import HuberLoss, MAELoss, MSELoss, RMSELoss
 
 #: Run-to-run spread of the median on this kind of measurement; larger gaps are real.
@@ -42,30 +41,6 @@ class Row(NamedTuple):
     @property
     def ratio(self) -> float:
         return self.ours / self.theirs
-
-
-def _per_call(fn: Callable[[], object], number: int) -> float:
-    start = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - start) / number
-
-
-def compare(ours: Callable[[], object], theirs: Callable[[], object], repeats: int) -> tuple:
-    """Median seconds per call of each, alternating them (ABBA order) ``repeats`` times."""
-    for fn in (ours, theirs):  # warm up (and reject broken cases early)
-        fn()
-    single = max(_per_call(ours, 3), _per_call(theirs, 3), 1e-7)
-    number = max(1, int(0.02 / single))  # about 20 ms per timing
-    a, b = [], []
-    for round_ in range(repeats):
-        if round_ % 2:
-            b.append(_per_call(theirs, number))
-            a.append(_per_call(ours, number))
-        else:
-            a.append(_per_call(ours, number))
-            b.append(_per_call(theirs, number))
-    return statistics.median(a), statistics.median(b)
 
 
 def _pair(n: int, requires_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,7 +70,7 @@ def _small(n: int, repeats: int) -> list[Row]:
         ("mse weighted (vs hand-written)", lambda: mseplug.mse(t, p, sample_weight=weights),
          lambda: torch.sum(weights * (p - t) ** 2) / torch.sum(weights), None),
     ]
-    return [Row(f"{name}, n={n}", *compare(ours, theirs, repeats), target)
+    return [Row(f"{name}, n={n}", *compare(ours, theirs, repeat=repeats), target)
             for name, ours, theirs, target in cases]
 
 
@@ -113,10 +88,10 @@ def run(repeats: int = 21, large: int = 10**7) -> list[Row]:
 
     big = max(4, repeats // 2)
     rows.append(Row(f"mse forward+backward, n={large:.0e} float32",
-                    *compare(step(lambda: mseplug.mse(t, p)), step(lambda: F.mse_loss(p, t)), big),
+                    *compare(step(lambda: mseplug.mse(t, p)), step(lambda: F.mse_loss(p, t)), repeat=big),
                     1.0))
     rows.append(Row(f"mae forward+backward, n={large:.0e} float32",
-                    *compare(step(lambda: mseplug.mae(t, p)), step(lambda: F.l1_loss(p, t)), big),
+                    *compare(step(lambda: mseplug.mae(t, p)), step(lambda: F.l1_loss(p, t)), repeat=big),
                     1.0))
     return rows
 

@@ -14,7 +14,7 @@ from mseplug._distributed import loss_from_statistics, sufficient_statistics
 from mseplug._engine import Backend
 from mseplug._loss import Loss, Param
 from mseplug._loss_registry import get_loss, losses, register_loss
-from mseplug._overflow import LossOverflowWarning
+from mseplug._overflow import EmptyOutputWarning, LossOverflowWarning
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "Accumulator",
     "Backend",
+    "EmptyOutputWarning",
     "Loss",
     "LossOverflowWarning",
     "Param",

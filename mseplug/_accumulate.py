@@ -93,12 +93,14 @@ class Accumulator:
         """
         backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
         (total, weight), checked = backend.statistics(
-            self.options, y_true, y_pred, sample_weight, partial=True
+            self.options, y_true, y_pred, sample_weight, partial=True, unscaled=False
         )
         total, weight, count = backend.fetch((total, weight, backend.rows(checked)))
         if int(count) == 0:
             return
-        self._add(_float64(total), _float64(weight), int(count), checked.shape[1:], merging=False)
+        scale = checked.weight_scale  # a power of two: exact in float64, where it cannot overflow
+        self._add(_float64(total) * scale, _float64(weight) * scale, int(count), checked.shape[1:],
+                  merging=False)
 
     def _add(self, total: np.ndarray, weight: np.ndarray, count: int, shape: tuple[int, ...],
              *, merging: bool) -> None:

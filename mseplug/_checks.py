@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
 
 from mseplug import _validation as v
 from mseplug._options import Options
-from mseplug._typing import Array
+from mseplug._typing import Array, DType, Namespace
 
 if TYPE_CHECKING:
     from mseplug._engine import Backend
+
+#: Sample weights whose sum lies outside [2**-32, 2**32] are rescaled (see rescaled_weights).
+WEIGHT_SUM_RANGE = (2.0**-32, 2.0**32)
 
 
 class Checked(NamedTuple):
@@ -20,6 +26,19 @@ class Checked(NamedTuple):
     sample_weight: Array | None
     output_weights: Array | None  # checked output weights (a float64 NumPy vector), or None
     shape: tuple[int, ...]  # the common shape, (n_samples, *outputs)
+    weight_scale: float = 1.0  # sample_weight was divided by this power of two (rescaled_weights)
+
+    def unscaled(self, options: Options | None, *values: Array) -> tuple[Array, ...]:
+        """Sums over rescaled weights in the caller's weight units again.
+
+        Sums (``reduction="sum"``, or statistics when ``options`` is ``None``) are
+        multiplied back; a mean is a ratio of two sums over the same weights, so
+        it needs nothing.
+        """
+        if self.weight_scale == 1.0 or (options is not None and options.reduction != "sum"):
+            return values
+        with np.errstate(over="ignore"):  # a sum beyond the dtype's range is inf (finish warns)
+            return tuple(value * self.weight_scale for value in values)
 
 
 def check_inputs(backend: Backend, options: Options, y_true: Any, y_pred: Any, sample_weight: Any,
@@ -45,14 +64,35 @@ def check_inputs(backend: Backend, options: Options, y_true: Any, y_pred: Any, s
             if (backend.kind(xp, array.dtype) == "f" and backend.readable(array)
                     and backend.any_nan(xp, array)):
                 raise v.nan_error(name)
-    weight = None
+    weight, scale = None, 1.0
     if sample_weight is not None:
         weight = backend.convert(sample_weight, "sample_weight", like=pred)
         v.check_kind("sample_weight", backend.kind(xp, weight.dtype), weight.dtype)
         v.check_weight_shape(tuple(weight.shape), shape[0])
         if backend.readable(weight) and not empty:
-            v.check_weight_values(*backend.weight_summary(xp, weight), positive_sum=not partial)
+            total, minimum, finite = backend.weight_summary(xp, weight)
+            v.check_weight_values(total, minimum, finite, positive_sum=not partial)
+            low, high = WEIGHT_SUM_RANGE
+            if not low <= total <= high and total > 0 and options.reduction != "none":
+                dtype = backend.accumulation_dtype(xp, backend.result_dtype(xp, true.dtype,
+                                                                            pred.dtype))
+                weight, scale = rescaled_weights(xp, weight, total, dtype)
     output_weights = None
     if options.weighted_outputs:
         output_weights = backend.output_weights(xp, options.multioutput, shape[1:], pred)
-    return Checked(true, pred, weight, output_weights, shape)
+    return Checked(true, pred, weight, output_weights, shape, scale)
+
+
+def rescaled_weights(xp: Namespace, weight: Array, total: float, dtype: DType
+                     ) -> tuple[Array, float]:
+    """``weight / s`` in ``dtype`` and ``s``: a power of two near their sum (their largest
+    value when the sum overflowed), so ``Σw`` and ``Σw·e`` cannot overflow to a wrong 0.
+
+    A power of two divides exactly: a mean over the rescaled weights is the
+    same number, and a sum times ``s`` too (:meth:`Checked.unscaled`). ``1/s``
+    stays a normal number, which XLA would otherwise flush to 0.
+    """
+    size = total if math.isfinite(total) else float(xp.max(weight))
+    limit = math.frexp(float(xp.finfo(dtype).max))[1] - 2
+    exponent = max(-limit, min(limit, math.frexp(size)[1]))
+    return xp.astype(weight, dtype) * 2.0**-exponent, 2.0**exponent

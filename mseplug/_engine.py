@@ -123,6 +123,8 @@ class Backend:
         kind = array.dtype.kind
         if kind == "V" and "float" in array.dtype.name:  # ml_dtypes' bfloat16 from torch or JAX
             kind = "f"
+        elif kind == "O":
+            v.check_not_iterator(name, x)
         v.check_kind(name, kind, array.dtype)
         return self.from_foreign(array, like)
 
@@ -246,19 +248,23 @@ class Backend:
         c = self.check(options, y_true, y_pred, sample_weight)
         value = self.run(loss_value, options, c.y_true, c.y_pred, c.sample_weight,
                          c.output_weights, options.params)
+        (value,) = c.unscaled(options, value)
         return self.finish(value, c)
 
     def statistics(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None, *,
-        partial: bool = False,
+        partial: bool = False, unscaled: bool = True,
     ) -> tuple[Statistics, Checked]:
         """The sufficient statistics ``(S, W)`` of one call, and its checked inputs.
 
-        ``partial`` as for :meth:`check`: empty inputs give zeros.
+        ``partial`` as for :meth:`check`: empty inputs give zeros. With ``unscaled``
+        they are in the caller's weight units (:meth:`Checked.unscaled`); without,
+        in the rescaled ones, for a caller that multiplies back in float64.
         """
         c = self.check(options, y_true, y_pred, sample_weight, partial=partial)
-        return self.run(loss_statistics, options, c.y_true, c.y_pred, c.sample_weight,
-                        options.params), c
+        total, weight = self.run(loss_statistics, options, c.y_true, c.y_pred, c.sample_weight,
+                                 options.params)
+        return (c.unscaled(None, total, weight) if unscaled else (total, weight)), c
 
     def fetch(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """Several results as NumPy arrays (Python numbers stay as they are), read together:
@@ -280,4 +286,5 @@ class Backend:
             raise v.nonscalar_error(c.shape[1:])
         value, grad = self.run(loss_value_and_grad, options, c.y_true, c.y_pred, c.sample_weight,
                                c.output_weights, options.params)
+        value, grad = c.unscaled(options, value, grad)
         return self.finish(value, c), grad

@@ -8,6 +8,7 @@ framework. The backends call these helpers after converting their inputs.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 # Dtype kinds (numpy's ``dtype.kind`` letters) that a loss accepts.
@@ -25,6 +26,11 @@ def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     return value
 
 
+class ComplexDataError(ValueError, TypeError):
+    """Complex inputs: a ``ValueError`` as scikit-learn raises ("Complex data not supported"),
+    and a ``TypeError`` as for every other non-real dtype, so either ``except`` catches it."""
+
+
 def check_input_present(name: str, value: object) -> None:
     """``None`` and strings are never arrays."""
     if value is None:
@@ -33,8 +39,22 @@ def check_input_present(name: str, value: object) -> None:
         raise TypeError(f"{name} is a {type(value).__name__}; expected an array of numbers")
 
 
+def check_not_iterator(name: str, value: object) -> None:
+    """One-pass iterators (generators, ``map``, ...) are not arrays: NumPy makes them objects."""
+    if isinstance(value, Iterator):
+        raise TypeError(
+            f"{name} is a {type(value).__name__}, an iterator that can be read only once; "
+            f"materialise it first, e.g. np.fromiter({name}, float) or list({name})"
+        )
+
+
 def check_kind(name: str, kind: str, dtype: object) -> None:
     """Reject complex, object, string and other non-real dtypes."""
+    if kind == "c":
+        raise ComplexDataError(
+            f"Complex data not supported: {name} has complex dtype {dtype}; losses are defined for "
+            "real numbers (take the real part or the absolute value first)"
+        )
     if kind not in NUMERIC_KINDS:
         what = _KIND_NAMES.get(kind, "non-numeric")
         raise TypeError(

@@ -5,7 +5,16 @@ Use them wherever scikit-learn takes ``scoring=``: ``cross_val_score``,
 ``n_jobs=2`` works; they accept multi-output targets and, with
 ``sklearn.set_config(array_api_dispatch=True)``, the estimator's own arrays
 (for instance torch tensors), and they always return a Python ``float``.
-Importing this module does not import scikit-learn: scorers are built on first use.
+scikit-learn's Array API mode also needs the environment variable
+``SCIPY_ARRAY_API=1``, set before SciPy is first imported (scikit-learn
+refuses ``array_api_dispatch=True`` without it).
+
+A NaN score (a NaN prediction under the default ``nan_policy="propagate"``)
+warns, as scikit-learn does when its own scorer fails on NaN input; build the
+scorer with ``nan_policy="omit"`` to drop such samples, or ``"raise"`` to stop.
+
+Importing this module does not import scikit-learn: the scorers are built on
+first use (``mse_scorer`` and the others are created when first looked up).
 
 Sign convention
 ---------------
@@ -57,7 +66,7 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 import numpy as np
 
 import mseplug
-from mseplug._loss_registry import loss_function
+from mseplug._loss_metric import LossMetric
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
@@ -85,36 +94,6 @@ class Scorer(Protocol):
     ) -> float: ...
 
     def set_score_request(self, **kwargs: Any) -> Scorer: ...
-
-
-class LossMetric:
-    """The metric a scorer calls: one loss as a function returning a Python float.
-
-    It pickles with its loss's definition (so ``n_jobs > 1`` works for any loss
-    whose functions pickle) and reads ``mse`` in a scorer's repr.
-    """
-
-    def __init__(self, loss: mseplug.Loss) -> None:
-        self.loss = loss
-        self.__name__ = loss.name
-        self._function = loss_function(loss)
-
-    def __call__(self, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
-                 **options: Any) -> float:
-        return float(self._function(y_true, y_pred, sample_weight=sample_weight, **options))
-
-    def __repr__(self) -> str:
-        return self.loss.name
-
-    def __reduce__(self) -> Any:
-        loss = self.loss
-        fields = (loss.name, loss.elementwise, loss.derivative, dict(loss.params), loss.root,
-                  dict(loss.native), loss.doc)
-        return (_metric, fields)
-
-
-def _metric(*fields: Any) -> LossMetric:
-    return LossMetric(mseplug.Loss(*fields))
 
 
 def _loss(loss: object) -> mseplug.Loss:

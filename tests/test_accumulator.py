@@ -216,4 +216,16 @@ def test_score_a_file_whose_first_chunk_weighs_nothing(tmp_path, capsys, monkeyp
                  str(tmp_path / "w.npy"), "--metric", "mse,rmse", "--format", "json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["rows"] == 1000
-    assert out["rmse"] == pytest.approx(float(mseplug.rmse(y_true, y_pred, sample_weight=w)), rel=1e-12)
+    assert out["metrics"]["rmse"] == pytest.approx(
+        float(mseplug.rmse(y_true, y_pred, sample_weight=w)), rel=1e-12)
+
+
+def test_float32_weights_near_the_largest_float32_accumulate_in_float64() -> None:
+    """Weights of 3e38 sum beyond float32; the Accumulator's float64 state holds them."""
+    torch = pytest.importorskip("torch")
+    acc = mseplug.Accumulator("mse")
+    weights = torch.tensor([3e38, 3e38], dtype=torch.float32)
+    acc.update(torch.tensor([3.0, 1.0]), torch.tensor([2.0, 1.0]), sample_weight=weights)
+    assert float(acc.compute()) == 0.5
+    assert float(mseplug.mse(torch.tensor([3.0, 1.0]), torch.tensor([2.0, 1.0]),
+                             sample_weight=weights)) == 0.5

@@ -224,7 +224,7 @@ def test_command_line_metric(cauchy_test, data, tmp_path: Path, capsys) -> None:
                  "--format", "json", "--no-progress"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert out["cauchy_test"] == pytest.approx(expected_value(y_true, y_pred, w), rel=1e-12)
+    assert out["metrics"]["cauchy_test"] == pytest.approx(expected_value(y_true, y_pred, w), rel=1e-12)
 
 
 def test_a_loss_without_derivative(soft_test, data) -> None:
@@ -306,7 +306,7 @@ def test_an_installed_plugin_through_a_real_entry_point(tmp_path: Path) -> None:
     assert "squared_log_plugin" in out["names"]
     assert out["value"] == pytest.approx(expected, rel=1e-12)
     assert out["acc"] == pytest.approx(expected, rel=1e-12)
-    assert score["squared_log_plugin"] == pytest.approx(expected, rel=1e-12)
+    assert score["metrics"]["squared_log_plugin"] == pytest.approx(expected, rel=1e-12)
     assert out["grad"] == pytest.approx([2 * np.log1p(1.0) / 2])
     assert out["code"] == 0
     broken = [w for w in out["warnings"] if "failed to load" in w]

@@ -174,4 +174,6 @@ class JaxBackend(Backend):
         if options.raw and c.shape[1:] != ():
             raise v.nonscalar_error(c.shape[1:])
         kernel = kernels.compiled_value_and_grad(loss_value, self, options.static())
-        return kernel(c.y_true, c.y_pred, c.sample_weight, c.output_weights, options.params)
+        value, grad = kernel(c.y_true, c.y_pred, c.sample_weight, c.output_weights, options.params)
+        value, grad = c.unscaled(options, value, grad)
+        return value, grad

@@ -4,6 +4,11 @@ Its hooks: NumPy arrays stay in their own float dtype (the kernels cast block
 by block, so no full-size copy is made), sums go through the loss's
 :class:`~mseplug._backends.numpy_kernels.BlockKernel`, and the commonest call
 (two 1-D float arrays of one dtype, default options) skips straight to it.
+``ml_dtypes.bfloat16`` arrays (what ``np.asarray`` gives for a JAX or torch
+bfloat16 array) are floats. NumPy's own floating-point warnings stay inside:
+a value that overflowed from finite inputs is ``inf`` with a
+:class:`~mseplug.LossOverflowWarning` at the caller's line, and an output that
+``nan_policy="omit"`` emptied is NaN with an :class:`~mseplug.EmptyOutputWarning`.
 """
 
 from __future__ import annotations
@@ -15,28 +20,73 @@ import numpy as np
 
 from mseplug import _overflow
 from mseplug._backends import numpy_kernels as kernels
-from mseplug._engine import Backend, Columns
+from mseplug._engine import Backend, Checked, Columns
+from mseplug._kernels import loss_statistics, loss_value_and_grad
 from mseplug._loss import Loss
 from mseplug._options import Options
 from mseplug._typing import Array, DType, Namespace
 
 _FLOAT32 = np.dtype(np.float32)
-_LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32)}
+_LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
+
+
+def _largest(dtype: np.dtype) -> float:
+    """The largest finite value of a float dtype (ml_dtypes' too, such as bfloat16)."""
+    largest = _LARGEST.get(dtype)
+    if largest is None:
+        try:
+            largest = float(np.finfo(dtype).max)
+        except (TypeError, ValueError):
+            import ml_dtypes
+
+            largest = float(ml_dtypes.finfo(dtype).max)
+        _LARGEST[dtype] = largest
+    return largest
 
 
 def _in_dtype(value: Any, dtype: np.dtype) -> np.ndarray:
-    """A float64 value in the result dtype; beyond the dtype's range it is inf, with a warning."""
-    largest = _LARGEST.get(dtype)
-    if largest is not None:
-        if isinstance(value, float):
-            overflow = largest < abs(value) < math.inf
-        else:
-            overflow = bool(np.any((np.abs(value) > largest) & np.isfinite(value)))
-        if overflow:
-            _overflow.warn(dtype.name)
-            with np.errstate(over="ignore"):
-                return np.asarray(value, dtype=dtype)
+    """A float64 value in the result dtype; beyond the dtype's range it is inf (see finish)."""
+    if dtype.itemsize >= 8:  # float64 holds every float64 value
+        return np.asarray(value, dtype=dtype)
+    largest = _largest(dtype)
+    if isinstance(value, float):
+        beyond = largest < abs(value) < math.inf
+    else:
+        beyond = bool(np.any((np.abs(value) > largest) & np.isfinite(value)))
+    if beyond:
+        with np.errstate(over="ignore"):
+            return np.asarray(value, dtype=dtype)
     return np.asarray(value, dtype=dtype)
+
+
+def _warn_if_overflowed(value: np.ndarray, *inputs: np.ndarray) -> None:
+    """A LossOverflowWarning when an ``inf`` value came from finite inputs."""
+    infinite = math.isinf(value.item()) if value.ndim == 0 else bool(np.isinf(value).any())
+    if infinite and all(np.isfinite(x).all() for x in inputs):
+        _overflow.warn(value.dtype.name)
+
+
+# NumPy's floating-point warnings are off inside mseplug's kernels: an overflow is inf, which
+# ``finish`` reports at the caller's line. (errstate as a decorator costs half the ``with`` form.)
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
+def _quietly(kernel: Any, backend: Backend, options: Options, *arrays: Any) -> Any:
+    return kernel(backend, options, *arrays)
+
+
+@np.errstate(over="ignore")  # a sum beyond float64 is inf: the engine rescales the weights
+def _weight_summary(weight: np.ndarray) -> tuple[float, float, bool]:
+    w = weight.astype(np.float64, copy=False)
+    return float(w.sum()), float(w.min()), bool(np.isfinite(w).all())
+
+
+def _warn_if_emptied(y_true: Any, y_pred: Any, weight: Any) -> None:
+    """An EmptyOutputWarning naming the outputs ``nan_policy="omit"`` left without weight."""
+    n = y_pred.shape[0] if y_pred.ndim else 1
+    keep = ~(np.isnan(y_true) | np.isnan(y_pred)).reshape(n, -1)
+    kept = keep.sum(axis=0) if weight is None else np.asarray(weight, np.float64).reshape(-1) @ keep
+    empty = np.flatnonzero(kept == 0).tolist()
+    if empty:
+        _overflow.warn_empty(empty, keep.shape[1])
 
 
 class NumpyBackend(Backend):
@@ -63,6 +113,9 @@ class NumpyBackend(Backend):
         kind = dtype.kind
         return "f" if kind == "V" and "float" in dtype.name else kind
 
+    def accumulation_dtype(self, xp: Namespace, dtype: DType) -> DType:
+        return _FLOAT32 if dtype.itemsize < 4 else dtype  # finfo does not know bfloat16
+
     def default_float(self, xp: Namespace) -> DType:
         return np.dtype(np.float64)
 
@@ -70,9 +123,6 @@ class NumpyBackend(Backend):
         if true_dtype == pred_dtype and pred_dtype.kind == "f":
             return pred_dtype
         return super().result_dtype(xp, true_dtype, pred_dtype)
-
-    def accumulation_dtype(self, xp: Namespace, dtype: DType) -> DType:
-        return _FLOAT32 if dtype.itemsize < 4 else dtype
 
     def cast_result(self, xp: Namespace, value: Array, dtype: DType) -> Array:
         return _in_dtype(value, dtype)
@@ -88,13 +138,7 @@ class NumpyBackend(Backend):
         return bool(np.isnan(np.add.reduce(x, axis=None)) and np.isnan(x).any())
 
     def weight_summary(self, xp: Namespace, weight: Array) -> tuple[float, float, bool]:
-        # Two passes in the weights' own dtype, no copy: a NaN or inf makes the sum non-finite
-        # (only then, or when the sum overflows, is the elementwise check needed). The sum is
-        # only compared with 0, so its own dtype is precise enough.
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = float(np.add.reduce(weight, axis=None))
-        finite = math.isfinite(total) or bool(np.isfinite(weight).all())
-        return total, float(np.minimum.reduce(weight, axis=None)), finite
+        return _weight_summary(weight)
 
     # -- kernels -------------------------------------------------------------------------
     def kernel(self, loss: Loss) -> kernels.BlockKernel:
@@ -104,6 +148,23 @@ class NumpyBackend(Backend):
             kernel = loss.native_kernel("numpy") or kernels.generic_kernel(loss)
             self._kernels[loss] = kernel
         return kernel
+
+    def run(self, kernel: Any, options: Options, *arrays: Any) -> Any:
+        """Run a kernel with NumPy's floating-point warnings off: an overflow is inf (and
+        :meth:`finish` warns at the caller's line); an emptied output under ``"omit"`` warns here."""
+        if options.reduction == "none":  # elementwise: NumPy's own warnings (docs/conventions.md)
+            return kernel(self, options, *arrays)
+        result = _quietly(kernel, self, options, *arrays)
+        if options.nan_policy == "omit" and options.reduction == "mean" and kernel is not loss_statistics:
+            value = result[0] if kernel is loss_value_and_grad else result
+            if np.isnan(value).any():  # only then: find the outputs left without weight
+                _warn_if_emptied(*arrays[:3])
+        return result
+
+    def finish(self, value: Array, checked: Checked) -> Array:
+        if value.size <= math.prod(checked.shape[1:]):  # a reduced value, not elementwise losses
+            _warn_if_overflowed(value, checked.y_true, checked.y_pred)
+        return value
 
     def column_totals(self, options: Options, c: Columns, params: tuple[Any, ...]
                       ) -> tuple[Array, Array]:
@@ -151,5 +212,9 @@ class NumpyBackend(Backend):
             total /= y_pred.size
             if options.loss.root:
                 total **= 0.5
-            return _in_dtype(total, dtype)
+            if abs(total) <= _largest(dtype):  # the common case: it fits
+                return np.asarray(total, dtype=dtype)
+            value = _in_dtype(total, dtype)  # inf (or NaN): from finite inputs?
+            _warn_if_overflowed(value, y_true, y_pred)
+            return value
         return None

@@ -159,13 +159,21 @@ def _range_total(kernel: BlockKernel, a: Any, b: Any, lo: int, hi: int, dtype: A
     buffer = np.empty(size, dtype)
     spare = np.empty(size, dtype) if kernel.spare else buffer
     total = 0.0
-    with np.errstate(over="ignore"):  # an overflow here is redone in float64 (flat_total)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone in float64 (flat_total)
         for start in range(lo, hi, block):
             stop = min(start + block, hi)
             d = buffer[: stop - start]
             np.subtract(b[start:stop], a[start:stop], out=d, dtype=dtype)
             total += kernel.block_sum(d, spare[: stop - start], params)
     return total
+
+
+# The decorator form of errstate costs about half of the ``with`` form (0.6 us, not 1.2 us).
+@np.errstate(over="ignore", invalid="ignore")  # inf or NaN: the backend warns at the caller's line
+def _single_block_total(kernel: BlockKernel, y_true: Any, y_pred: Any, params: Params) -> float:
+    """One block: a float64 temporary; NumPy's pairwise sum, as np.mean and sklearn."""
+    d = np.subtract(y_pred, y_true, dtype=np.float64)
+    return float(np.add.reduce(kernel.block_losses(d, params)))
 
 
 def flat_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params: Params) -> float:
@@ -177,9 +185,8 @@ def flat_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params
     redone in float64, so the total is right whenever float64 can hold it.
     """
     n = y_pred.shape[0]
-    if n <= BLOCK:  # one block: a float64 temporary; NumPy's pairwise sum, as np.mean and sklearn
-        d = np.subtract(y_pred, y_true, dtype=np.float64)
-        return float(np.add.reduce(kernel.block_losses(d, params)))
+    if n <= BLOCK:
+        return _single_block_total(kernel, y_true, y_pred, params)
     if kernel.float64:
         dtype = np.float64
     total = _parallel_total(kernel, y_true, y_pred, dtype, params)

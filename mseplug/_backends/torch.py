@@ -245,6 +245,7 @@ class TorchBackend(Backend):
             return value
 
         gradient, value = torch.func.grad_and_value(loss)(pred)
+        value, gradient = c.unscaled(options, value, gradient)
         return value, gradient
 
     @staticmethod
