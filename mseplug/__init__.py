@@ -10,6 +10,7 @@ Examples
 from mseplug._accumulate import Accumulator
 from mseplug._api import grad, huber, log_cosh, mae, mse, pinball, rmse, value_and_grad
 from mseplug._backend_registry import backends, get_backend, register_backend
+from mseplug._backend_registry import warm_loaded as _warm_loaded
 from mseplug._distributed import loss_from_statistics, sufficient_statistics
 from mseplug._engine import Backend
 from mseplug._loss import Loss, Param
@@ -17,6 +18,8 @@ from mseplug._loss_registry import get_loss, losses, register_loss
 from mseplug._overflow import EmptyOutputWarning, LossOverflowWarning
 
 __version__ = "0.1.0"
+
+_warm_loaded()
 
 _SUBMODULES = ("torch", "sklearn")
 

@@ -109,6 +109,17 @@ def _detect(x: Any) -> Backend | None:
     return generic if generic.owns(x) else None
 
 
+def warm_loaded() -> None:
+    """Detect the array types of frameworks already imported, so a first call made while
+    ``torch.compile`` traces finds them cached (tracing cannot take the registry's lock)."""
+    for name, (_, _, library) in _BUILTINS.items():
+        if library in sys.modules:
+            backend = backend_named(name)
+            with _lock:
+                for kind in backend.array_types():
+                    _by_type.setdefault(kind, backend)
+
+
 def backend_of(x: Any) -> Backend | None:
     """The backend owning ``x``'s type, or ``None`` for lists, scalars and other non-arrays."""
     kind = type(x)

@@ -647,3 +647,20 @@ def test_cuda_cpu_mix_is_an_error_and_accumulator_works():
                                              torch.ones(2, device="cuda"))
     assert value.device.type == gradient.device.type == "cuda"
     assert gradient.tolist() == [1.0, 1.0]
+
+
+def test_first_call_of_a_fresh_process_may_be_inside_torch_compile():
+    """torch imported first: mseplug detects tensors at import, so tracing needs no lock."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, mseplug\n"
+        "f = torch.compile(lambda t, p: mseplug.mse(t, p) + mseplug.huber(t, p), "
+        "backend='aot_eager', fullgraph=True)\n"
+        "print(float(f(torch.zeros(3), torch.ones(3))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.strip().splitlines()[-1]) == 1.5
