@@ -27,14 +27,21 @@ def test_large_inputs_are_exact_to_the_dtype(dtype, loss) -> None:
 
 
 def test_dot_products_stay_below_blas_threading(monkeypatch) -> None:
+    """Every BLAS dot covers at most DOT elements, whether by np.dot or by np.vecdot's rows."""
     sizes = []
-    real_dot = np.dot
+    real_dot, real_vecdot = np.dot, kernels._VECDOT
 
     def counting_dot(x, y):
-        sizes.append(x.shape[0])
+        sizes.append(x.shape[-1])
         return real_dot(x, y)
 
+    def counting_vecdot(x, y):
+        sizes.extend([x.shape[-1]] * x.shape[0])
+        return real_vecdot(x, y)
+
     monkeypatch.setattr(kernels.np, "dot", counting_dot)
+    if real_vecdot is not None:
+        monkeypatch.setattr(kernels, "_VECDOT", counting_vecdot)
     d = np.random.default_rng(1).standard_normal(kernels.BLOCKS[8] + 5)
     assert kernels._dot(d, d) == pytest.approx(float(real_dot(d, d)), rel=1e-14)
     assert max(sizes) <= kernels.DOT[8] and sum(sizes) == d.shape[0]
