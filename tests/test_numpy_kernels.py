@@ -45,3 +45,17 @@ def test_dot_products_stay_below_blas_threading(monkeypatch) -> None:
     d = np.random.default_rng(1).standard_normal(kernels.BLOCKS[8] + 5)
     assert kernels._dot(d, d) == pytest.approx(float(real_dot(d, d)), rel=1e-14)
     assert max(sizes) <= kernels.DOT[8] and sum(sizes) == d.shape[0]
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 8, 9, 15, 16])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_a_few_elements_in_python_floats_equal_numpys_sums_bit_for_bit(n, dtype) -> None:
+    from mseplug._backends import numpy_small
+
+    rng = np.random.default_rng(n)
+    for kernel in (kernels.SQUARED, kernels.ABSOLUTE, kernels.HUBER):
+        a, b = rng.standard_normal(n).astype(dtype), (3 * rng.standard_normal(n)).astype(dtype)
+        assert numpy_small.small_total(kernel.scalar, a, b, (0.7,)) == \
+            kernels._single_block_total(kernel, a, b, (0.7,))
+    values = rng.standard_normal(n * 8)
+    assert numpy_small.pairwise_sum(values.tolist()) == float(np.add.reduce(values))

@@ -20,6 +20,7 @@ import numpy as np
 
 from mseplug import _overflow
 from mseplug._backends import numpy_kernels as kernels
+from mseplug._backends import numpy_small as small
 from mseplug._engine import Backend, Checked, Columns
 from mseplug._kernels import loss_statistics, loss_value_and_grad
 from mseplug._loss import Loss
@@ -27,6 +28,8 @@ from mseplug._options import Options
 from mseplug._typing import Array, DType, Namespace
 
 _FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
 _LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
 
 
@@ -196,24 +199,27 @@ class NumpyBackend(Backend):
             type(y_pred) is np.ndarray
             and type(y_true) is np.ndarray
             and sample_weight is None
-            and options.reduction == "mean"
-            and options.nan_policy == "propagate"
+            and y_pred.ndim == 1
             and y_true.shape == y_pred.shape
             and y_true.dtype == y_pred.dtype
             and y_pred.dtype.kind == "f"
-            and y_pred.ndim <= 1
-            and y_pred.size
-            and not options.weighted_outputs
+            and options.reduction == "mean"
+            and options.nan_policy == "propagate"
+            and isinstance(options.multioutput, str)
+            and y_pred.shape[0]
         ):
-            dtype = y_pred.dtype
-            work = _FLOAT32 if dtype.itemsize < 4 else dtype
-            total = kernels.flat_total(self.kernel(options.loss), y_true.reshape(-1),
-                                       y_pred.reshape(-1), work, options.params)
-            total /= y_pred.size
+            dtype, n = y_pred.dtype, y_pred.shape[0]
+            kernel = self._kernels.get(options.loss) or self.kernel(options.loss)
+            if n <= small.SMALL and kernel.scalar is not None:
+                total = small.small_total(kernel.scalar, y_true, y_pred, options.params)
+            else:
+                total = kernels.flat_total(kernel, y_true, y_pred,
+                                           _FLOAT32 if dtype.itemsize < 4 else dtype, options.params)
+            total /= n
             if options.loss.root:
                 total **= 0.5
-            if abs(total) <= _largest(dtype):  # the common case: it fits
-                return np.asarray(total, dtype=dtype)
+            if abs(total) <= (_FLOAT64_MAX if dtype is _FLOAT64 else _largest(dtype)):
+                return np.asarray(total, dtype=dtype)  # the common case: it fits
             value = _in_dtype(total, dtype)  # inf (or NaN): from finite inputs?
             _warn_if_overflowed(value, y_true, y_pred)
             return value

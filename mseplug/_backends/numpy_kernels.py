@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mseplug._backends import numpy_small as small
 from mseplug._loss import Loss
 
 #: Elements of the single-block path (a float64 temporary) and of a block of rows.
@@ -55,6 +56,7 @@ class BlockKernel(NamedTuple):
     block_losses: Callable[[np.ndarray, Params], np.ndarray]
     float64: bool = False
     spare: bool = False  # whether block_sum needs the spare buffer
+    scalar: small.Scalar | None = None  # e(r) of one Python float, for a few elements
 
 
 def _dot(x: np.ndarray, y: np.ndarray) -> float:
@@ -105,10 +107,10 @@ def _huber_losses(d: np.ndarray, params: Params) -> np.ndarray:
     return np.multiply(m, d, out=d)
 
 
-SQUARED = BlockKernel(_squared_sum, _squared_losses)
-ABSOLUTE = BlockKernel(_absolute_sum, _absolute_losses)
+SQUARED = BlockKernel(_squared_sum, _squared_losses, scalar=small.squared)
+ABSOLUTE = BlockKernel(_absolute_sum, _absolute_losses, scalar=small.absolute)
 #: Huber's two dot products lose digits in float32 when the residuals are large: float64.
-HUBER = BlockKernel(_huber_sum, _huber_losses, float64=True, spare=True)
+HUBER = BlockKernel(_huber_sum, _huber_losses, float64=True, spare=True, scalar=small.huber)
 
 def _namespace() -> Any:
     """NumPy 2 is an Array API namespace itself (and the cheapest to call); 1.x needs the shim."""
@@ -195,6 +197,8 @@ def flat_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params
     redone in float64, so the total is right whenever float64 can hold it.
     """
     n = y_pred.shape[0]
+    if n <= small.SMALL and kernel.scalar is not None and y_pred.dtype.kind == "f":
+        return small.small_total(kernel.scalar, y_true, y_pred, params)
     if n <= BLOCK:
         return _single_block_total(kernel, y_true, y_pred, params)
     if kernel.float64:
