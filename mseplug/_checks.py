@@ -69,7 +69,7 @@ def check_inputs(backend: Backend, options: Options, y_true: Any, y_pred: Any, s
         weight = backend.convert(sample_weight, "sample_weight", like=pred)
         v.check_kind("sample_weight", backend.kind(xp, weight.dtype), weight.dtype)
         v.check_weight_shape(tuple(weight.shape), shape[0])
-        if backend.readable(weight) and not empty:
+        if backend.checks_weights(weight) and not empty:
             total, minimum, finite = backend.weight_summary(xp, weight)
             v.check_weight_values(total, minimum, finite, positive_sum=not partial)
             low, high = WEIGHT_SUM_RANGE

@@ -185,6 +185,10 @@ class Backend:
         """Whether ``x``'s values can be read now (not a tracer, not data-less)."""
         return True
 
+    def checks_weights(self, weight: Array) -> bool:
+        """Whether sample weights' values are checked (and rescaled) on this call."""
+        return self.readable(weight)
+
     def any_nan(self, xp: Namespace, x: Array) -> bool:
         return bool(xp.any(xp.isnan(x)))
 

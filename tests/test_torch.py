@@ -664,3 +664,24 @@ def test_first_call_of_a_fresh_process_may_be_inside_torch_compile():
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout.strip().splitlines()[-1]) == 1.5
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "rmse", "huber"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("n", [5, 64, 5000])
+def test_weighted_one_dimensional_calls_equal_the_reference(rng, loss, dtype, reduction, n):
+    """The direct weighted path (short and long tensors) against the float64 reference."""
+    if mseplug.get_loss(loss).loss.root and reduction == "sum":
+        pytest.skip("rmse has no sum")
+    t, p = pair(rng, (n,), dtype)
+    w = torch.asarray(rng.uniform(0.1, 2.0, size=n)).to(getattr(torch, dtype))
+    q = p.clone().requires_grad_(True)
+    value = call(loss, t, q, sample_weight=w, reduction=reduction)
+    value.backward()
+    args = (t.double().numpy(), p.double().numpy())
+    expected = call(loss, *args, sample_weight=w.double().numpy(), reduction=reduction)
+    np.testing.assert_allclose(value.item(), float(expected), rtol=RTOL[dtype])
+    grad = mseplug.grad(loss, *args, sample_weight=w.double().numpy(), reduction=reduction)
+    np.testing.assert_allclose(q.grad.double().numpy(), grad, rtol=RTOL[dtype],
+                               atol=RTOL[dtype] * float(np.max(np.abs(grad))))

@@ -39,6 +39,7 @@ from mseplug import _overflow
 from mseplug import _validation as v
 from mseplug._backends import torch_kernels as K
 from mseplug._backends.torch_fused import FUSED_MIN, fused_loss
+from mseplug._backends.torch_weighted import weighted_value
 from mseplug._engine import Backend, Checked
 from mseplug._loss import Loss
 from mseplug._options import Options
@@ -137,6 +138,10 @@ class TorchBackend(Backend):
     def readable(self, x: Array) -> bool:
         return K.host_checks_possible(x)
 
+    def checks_weights(self, weight: Array) -> bool:
+        # On an accelerator a check would be a device sync in every training step: skipped.
+        return weight.device.type in ("cpu", "meta") and K.host_checks_possible(weight)
+
     def any_nan(self, xp: Namespace, x: Array) -> bool:
         return bool(torch.isnan(x).any())
 
@@ -158,6 +163,9 @@ class TorchBackend(Backend):
 
     def shortcut(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
         """One fused kernel when it gives the contract's answer."""
+        if sample_weight is not None:
+            value = weighted_value(options, y_true, y_pred, sample_weight)
+            return None if value is None else self._overflow_checked(value, y_true, y_pred)
         if (
             sample_weight is None
             and options.nan_policy == "propagate"
