@@ -131,15 +131,16 @@ def _save(fig: Any, name: str) -> Path:
 
 # -- benchmarks ---------------------------------------------------------------------------------
 def run_bench() -> dict[str, Any] | None:
-    """``mseplug bench --quick --json``, when this mseplug has ``--json``; else ``None``."""
+    """``mseplug bench --quick --json --scaling``, when this mseplug has ``--json``; else ``None``."""
     command = [sys.executable, "-m", "mseplug", "bench"]
     usage = subprocess.run([*command, "--help"], capture_output=True, text=True).stdout
     if "--json" not in usage:
         print("make_figures: `mseplug bench` has no --json option in this version; "
               "skipping the benchmark charts")
         return None
-    print("make_figures: running `mseplug bench --quick --json` ...", flush=True)
-    result = subprocess.run([*command, "--quick", "--json"], capture_output=True, text=True)
+    flags = ["--quick", "--json"] + (["--scaling"] if "--scaling" in usage else [])
+    print(f"make_figures: running `mseplug bench {' '.join(flags)}` ...", flush=True)
+    result = subprocess.run([*command, *flags], capture_output=True, text=True)
     if result.returncode != 0:
         print(f"make_figures: `mseplug bench --quick --json` failed; skipping the benchmark "
               f"charts\n{result.stderr[-2000:]}")

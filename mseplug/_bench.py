@@ -32,6 +32,8 @@ from mseplug._timing import peak_bytes, seconds
 
 QUICK = Size(large=5 * 10**5, jit=10**5, repeat=5, budget=0.005)
 FULL = Size(large=10**7, jit=10**6, repeat=15, budget=0.02)
+#: The largest n of the scaling run (10, 100, ..., 10**k).
+QUICK_SCALING, FULL_SCALING = 5, 8
 #: Ratios within this share below their goal are flagged as timing noise, not as misses.
 NOISE = 0.02
 
@@ -77,11 +79,15 @@ def flag(row: Row) -> str:
 
 def format_rows(rows: list[Row]) -> str:
     """A Markdown table; every column title says something different."""
-    lines = ["| backend | case | mseplug | compared with | its time | ratio | goal | |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| backend | case | mseplug | compared with | its time | ratio | goal | | "
+             "extra memory (mseplug / other) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
+        memory = ("" if row.mseplug_bytes is None or row.anchor_bytes is None
+                  else f"{row.mseplug_bytes / 1e6:.2f} / {row.anchor_bytes / 1e6:.1f} MB")
         lines.append(f"| {row.backend} | {row.case} | {seconds(row.mseplug_s)} | {row.anchor} | "
-                     f"{seconds(row.anchor_s)} | {row.ratio:.2f}x | {row.goal} | {flag(row)} |")
+                     f"{seconds(row.anchor_s)} | {row.ratio:.2f}x | {row.goal} | {flag(row)} | "
+                     f"{memory} |")
     return "\n".join(lines)
 
 
@@ -97,13 +103,14 @@ def machine() -> dict[str, Any]:
     return found
 
 
-def report(rows: list[Row], size: Size) -> dict[str, Any]:
-    """The shared JSON format (``scaling`` is filled by the scaling benchmark, not here)."""
+def report(rows: list[Row], size: Size, scaling: list[dict[str, Any]]) -> dict[str, Any]:
+    """The shared JSON format."""
     return {"mseplug": mseplug.__version__, "machine": machine(), "repeat": size.repeat,
-            "rows": [row.as_json() for row in rows], "scaling": []}
+            "rows": [row.as_json() for row in rows], "scaling": scaling}
 
 
-def run(*, quick: bool = False, output: Path | None = None, as_json: bool = False) -> int:
+def run(*, quick: bool = False, output: Path | None = None, as_json: bool = False,
+        scaling: bool = False) -> int:
     size = QUICK if quick else FULL
     out = sys.stderr if as_json else sys.stdout
     started = time.perf_counter()
@@ -112,6 +119,12 @@ def run(*, quick: bool = False, output: Path | None = None, as_json: bool = Fals
           "better); MISSED flags a ratio below its goal", file=out)
     rows, notes = measure(size, sys.stderr)
     notes = accuracy_and_memory(size.large) + notes
+    points = []
+    if scaling:
+        from mseplug._bench_scaling import scaling_points, scaling_table
+
+        points = scaling_points(QUICK_SCALING if quick else FULL_SCALING, size, sys.stderr)
+        notes.append("time against n (median seconds per call):\n\n" + scaling_table(points))
     table = format_rows(rows)
     missed = sum(1 for row in rows if row.met is False)
     notes.append(f"{len(rows)} rows, {missed} below their goal; {time.perf_counter() - started:.1f} s")
@@ -120,5 +133,5 @@ def run(*, quick: bool = False, output: Path | None = None, as_json: bool = Fals
         output.write_text(table + "\n\n" + "\n".join(f"- {note}" for note in notes) + "\n")
         print(f"\nwrote {output}", file=out)
     if as_json:
-        print(json.dumps(report(rows, size), indent=1))
+        print(json.dumps(report(rows, size, points), indent=1))
     return 0

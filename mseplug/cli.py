@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true",
                        help="print the measurements as one JSON object on stdout (the table "
                             "goes to stderr)")
+    bench.add_argument("--scaling", action="store_true",
+                       help="also time mse against n = 10 ... 10^8 (10^5 with --quick) on every "
+                            "backend and its anchor")
     bench.add_argument("--output", type=Path, help="also write the table (Markdown) here")
     return parser
 
@@ -68,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _score(args)
         from mseplug import _bench
 
-        return _bench.run(quick=args.quick, output=args.output, as_json=args.json)
+        return _bench.run(quick=args.quick, output=args.output, as_json=args.json,
+                          scaling=args.scaling)
     except (ValueError, TypeError, OSError) as error:
         message = " ".join(str(error).split())
         print(f"mseplug {args.command}: error: {message}", file=sys.stderr)
