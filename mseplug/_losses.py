@@ -83,8 +83,9 @@ def log_cosh(xp: Namespace, r: Array) -> Array:
     a = xp.abs(r)
     near = a < 1
     half = xp.sinh(xp.where(near, a, xp.zeros_like(a)) / 2)  # never overflows
+    decay = xp.exp(-a)  # exp(-2|r|) as its square: -2|r| itself overflows above max / 2
     return xp.where(near, xp.log1p(2 * (half * half)),
-                    a + xp.log1p(xp.exp(-2 * a)) - _LOG_2)
+                    a + xp.log1p(decay * decay) - _LOG_2)
 
 
 def log_cosh_derivative(xp: Namespace, r: Array) -> Array:
