@@ -159,10 +159,37 @@ class JaxBackend(Backend):
     def run(self, kernel: Any, options: Options, *arrays: Any) -> Any:
         return kernels.compiled(kernel, self, options.static())(*arrays)
 
+    def shortcut(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """The common call, without the general checks: two float arrays of one shape and
+        dtype, no weights, no output weights, NaN propagated."""
+        if (
+            sample_weight is None
+            and isinstance(y_pred, jax.Array)
+            and isinstance(y_true, jax.Array)
+            and options.nan_policy == "propagate"
+            and isinstance(options.multioutput, str)
+            and y_pred.ndim
+            and y_true.shape == y_pred.shape
+            and y_true.dtype == y_pred.dtype
+            and _kind(y_pred.dtype) == "f"
+            and y_pred.size
+        ):
+            kernel = kernels.compiled(loss_value, self, options.static())
+            value = kernel(y_true, y_pred, None, None, options.params)
+            return self._overflow_checked(value, y_true, y_pred)
+        return None
+
     def finish(self, value: Array, checked: Checked) -> Array:
+        return self._overflow_checked(value, checked.y_true, checked.y_pred)
+
+    @staticmethod
+    def _overflow_checked(value: Array, y_true: Array, y_pred: Array) -> Array:
+        """``value``, after a warning if it is inf although every input is finite.
+
+        Eager only: under ``jit`` the value is a tracer and cannot be read.
+        """
         if value.ndim == 0 and _concrete(value) and np.isinf(np.asarray(value)):
-            # Eager only (under jit the value is a tracer): inf from finite inputs is an overflow.
-            if bool(jnp.isfinite(checked.y_true).all()) and bool(jnp.isfinite(checked.y_pred).all()):
+            if bool(jnp.isfinite(y_true).all()) and bool(jnp.isfinite(y_pred).all()):
                 _overflow.warn(value.dtype)
         return value
 
