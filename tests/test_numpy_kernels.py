@@ -59,3 +59,17 @@ def test_a_few_elements_in_python_floats_equal_numpys_sums_bit_for_bit(n, dtype)
             kernels._single_block_total(kernel, a, b, (0.7,))
     values = rng.standard_normal(n * 8)
     assert numpy_small.pairwise_sum(values.tolist()) == float(np.add.reduce(values))
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber", "log_cosh"])
+def test_the_total_is_the_same_bit_for_bit_whatever_the_number_of_threads(loss, monkeypatch) -> None:
+    """Threads take blocks as they come, but block sums are added in block order."""
+    rng = np.random.default_rng(5)
+    n = 3 * kernels.PARALLEL_MIN + 777
+    a, b = rng.standard_normal(n), rng.standard_normal(n) * 3
+    function = mseplug.get_loss(loss)
+    totals = set()
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("MSEPLUG_NUM_THREADS", threads)
+        totals.add(float(function(a, b)))
+    assert len(totals) == 1

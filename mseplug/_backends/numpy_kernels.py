@@ -14,10 +14,11 @@ function applied block by block.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -165,19 +166,38 @@ def _executor(workers: int) -> ThreadPoolExecutor:
     return _pool
 
 
-def _range_total(kernel: BlockKernel, a: Any, b: Any, lo: int, hi: int, dtype: Any,
-                 params: Params, block: int) -> float:
-    size = min(block, hi - lo)
+def _range_total(kernel: BlockKernel, a: Any, b: Any, n: int, dtype: Any, params: Params,
+                 block: int) -> float:
+    """Σ of the block sums of ``a[:n]`` and ``b[:n]``, in block order, in this thread."""
+    size = min(block, n)
     buffer = np.empty(size, dtype)
     spare = np.empty(size, dtype) if kernel.spare else buffer
     total = 0.0
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone in float64 (flat_total)
-        for start in range(lo, hi, block):
-            stop = min(start + block, hi)
+        for start in range(0, n, block):
+            stop = min(start + block, n)
             d = buffer[: stop - start]
             np.subtract(b[start:stop], a[start:stop], out=d, dtype=dtype)
             total += kernel.block_sum(d, spare[: stop - start], params)
     return total
+
+
+def _take_blocks(kernel: BlockKernel, a: Any, b: Any, n: int, dtype: Any, params: Params,
+                 block: int, tickets: Iterator[int], sums: list[float]) -> None:
+    """Sum blocks until none is left: each ``next(tickets)`` is the index of a block no other
+    thread has (``itertools.count`` hands them out atomically)."""
+    count = len(sums)
+    buffer = np.empty(block, dtype)
+    spare = np.empty(block, dtype) if kernel.spare else buffer
+    with np.errstate(over="ignore", invalid="ignore"):
+        for index in tickets:
+            if index >= count:
+                return
+            start = index * block
+            stop = min(start + block, n)
+            d = buffer[: stop - start]
+            np.subtract(b[start:stop], a[start:stop], out=d, dtype=dtype)
+            sums[index] = kernel.block_sum(d, spare[: stop - start], params)
 
 
 # The decorator form of errstate costs about half of the ``with`` form (0.6 us, not 1.2 us).
@@ -216,20 +236,29 @@ def flat_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params
 
 def _parallel_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any,
                     params: Params) -> float:
-    """The total over the worker threads (one range each), or in this thread for small n."""
+    """The total over the calling thread and the worker threads, or this thread for small n.
+
+    Threads take blocks one at a time, so a core that another process slows
+    down takes fewer of them (a fixed split would wait for its half). The
+    block sums are added in block order: the same total from any number of
+    threads, bit for bit.
+    """
     n = y_pred.shape[0]
     block = BLOCKS[np.dtype(dtype).itemsize]
     workers = _threads() if n >= PARALLEL_MIN else 1
     if workers < 2:
-        return _range_total(kernel, y_true, y_pred, 0, n, dtype, params, block)
-    edges = [n * i // workers for i in range(workers + 1)]
-    futures = [
-        _executor(workers).submit(_range_total, kernel, y_true, y_pred, lo, hi, dtype, params,
-                                  block)
-        for lo, hi in zip(edges[1:-1], edges[2:])
-    ]
-    total = _range_total(kernel, y_true, y_pred, edges[0], edges[1], dtype, params, block)
-    return total + sum(future.result() for future in futures)
+        return _range_total(kernel, y_true, y_pred, n, dtype, params, block)
+    sums = [0.0] * -(-n // block)
+    tickets = itertools.count()
+    job = (kernel, y_true, y_pred, n, dtype, params, block, tickets, sums)
+    futures = [_executor(workers).submit(_take_blocks, *job) for _ in range(workers - 1)]
+    _take_blocks(*job)
+    for future in futures:
+        future.result()  # a worker that started late found no block left
+    total = 0.0
+    for value in sums:
+        total += value
+    return total
 
 
 def weighted_flat_totals(
