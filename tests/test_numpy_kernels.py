@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import mseplug
+from mseplug._backends import numpy_blocks as blocks
 from mseplug._backends import numpy_kernels as kernels
 
 
@@ -16,7 +17,7 @@ from mseplug._backends import numpy_kernels as kernels
 @pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
 def test_large_inputs_are_exact_to_the_dtype(dtype, loss) -> None:
     rng = np.random.default_rng(21)
-    n = kernels.PARALLEL_MIN + 12_345  # large blocks, two workers, a ragged last block
+    n = blocks.PARALLEL_MIN + 12_345  # large blocks, two workers, a ragged last block
     a, b = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     r = b.astype(np.float64) - a.astype(np.float64)
     e = {"mse": r * r, "mae": np.abs(r),
@@ -42,7 +43,7 @@ def test_dot_products_stay_below_blas_threading(monkeypatch) -> None:
     monkeypatch.setattr(kernels.np, "dot", counting_dot)
     if real_vecdot is not None:
         monkeypatch.setattr(kernels, "_VECDOT", counting_vecdot)
-    d = np.random.default_rng(1).standard_normal(kernels.BLOCKS[8] + 5)
+    d = np.random.default_rng(1).standard_normal(blocks.BLOCKS[8] + 5)
     assert kernels._dot(d, d) == pytest.approx(float(real_dot(d, d)), rel=1e-14)
     assert max(sizes) <= kernels.DOT[8] and sum(sizes) == d.shape[0]
 
@@ -65,7 +66,7 @@ def test_a_few_elements_in_python_floats_equal_numpys_sums_bit_for_bit(n, dtype)
 def test_the_total_is_the_same_bit_for_bit_whatever_the_number_of_threads(loss, monkeypatch) -> None:
     """Threads take blocks as they come, but block sums are added in block order."""
     rng = np.random.default_rng(5)
-    n = 3 * kernels.PARALLEL_MIN + 777
+    n = 3 * blocks.PARALLEL_MIN + 777
     a, b = rng.standard_normal(n), rng.standard_normal(n) * 3
     function = mseplug.get_loss(loss)
     totals = set()

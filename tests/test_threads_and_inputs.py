@@ -243,9 +243,9 @@ def test_concurrent_calls_equal_serial_calls(backend, rng, dtype) -> None:
 
 def test_concurrent_large_numpy_calls_equal_serial_calls(rng) -> None:
     """Large inputs split over mseplug's worker pool; eight callers share it at once."""
-    from mseplug._backends import numpy_kernels
+    from mseplug._backends import numpy_blocks
 
-    n = numpy_kernels.PARALLEL_MIN + 12345
+    n = numpy_blocks.PARALLEL_MIN + 12345
     y_true = rng.normal(size=n).astype(np.float32)
     preds = [y_true + rng.normal(size=n).astype(np.float32) for _ in range(N_THREADS)]
     serial = [(float(mseplug.mse(y_true, p)), float(mseplug.huber(y_true, p))) for p in preds]

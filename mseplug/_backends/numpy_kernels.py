@@ -3,8 +3,8 @@
 The hand-written ``np.mean((a - b) ** 2)`` makes two full-size temporaries
 and three passes over memory. Here the residual of one block (a cache-sized
 slice) goes into a reused buffer, is reduced at once (``np.dot`` for squares),
-and the block sums add up in a Python float (float64). Large inputs are split
-over a small thread pool: NumPy releases the GIL inside these calls.
+and the block sums add up in a Python float (float64); :mod:`numpy_blocks
+<mseplug._backends.numpy_blocks>` walks the blocks, over threads for large inputs.
 
 A :class:`BlockKernel` says how one loss sums a block. The built-in losses
 name theirs in their ``native`` table (:data:`SQUARED`, :data:`ABSOLUTE`,
@@ -14,31 +14,22 @@ function applied block by block.
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from mseplug._backends import numpy_blocks as blocks
 from mseplug._backends import numpy_small as small
 from mseplug._loss import Loss
 
 #: Elements of the single-block path (a float64 temporary) and of a block of rows.
 BLOCK = 1 << 13
-#: Inputs with at least this many elements are split over threads.
-PARALLEL_MIN = 1 << 20
-#: Elements per block, by the residual's itemsize: as large as L2 allows.
-BLOCKS = {2: 1 << 18, 4: 1 << 18, 8: 1 << 17}
-#: Elements per dot product, by itemsize: OpenBLAS starts threads for one dot above about
-#: 10^4 float64 elements, and inside mseplug's workers their start-up costs far more than
-#: the dot. Holding BLAS to one thread instead (threadpoolctl) only works from the one Python
-#: thread that controls OpenBLAS, so results would depend on the calling thread; dots below
-#: the threshold keep every call's summation order the same.
-DOT = {2: 1 << 15, 4: 1 << 15, 8: 1 << 13}
+#: Elements per dot product, by itemsize: below OpenBLAS's threading threshold (about 10^4
+#: float64), as its threads cost more than the dot inside mseplug's workers. (threadpoolctl
+#: holds BLAS to one thread only from the thread that controls OpenBLAS.)
+DOT = {2: 1 << 15, 4: 1 << 15, 8: 10_000}
 
 #: A loss's parameter values, in its declaration order.
 Params = tuple[Any, ...]
@@ -67,11 +58,10 @@ def _dot(x: np.ndarray, y: np.ndarray) -> float:
     if n <= step:
         return float(np.dot(x, y))
     rows = n // step
-    if _VECDOT is not None:  # one call for every row: NumPy >= 2.0
-        head = float(np.add.reduce(_VECDOT(x[: rows * step].reshape(rows, step),
-                                           y[: rows * step].reshape(rows, step)), dtype=np.float64))
-    else:  # pragma: no cover - NumPy 1.x
-        head = sum(float(np.dot(x[i:i + step], y[i:i + step])) for i in range(0, rows * step, step))
+    if rows < 4 or _VECDOT is None:  # a few dots cost less than one np.vecdot (or NumPy 1.x)
+        return sum(float(np.dot(x[i:i + step], y[i:i + step])) for i in range(0, n, step))
+    head = float(np.add.reduce(_VECDOT(x[: rows * step].reshape(rows, step),  # every row at once
+                                       y[: rows * step].reshape(rows, step)), dtype=np.float64))
     return head + float(np.dot(x[rows * step:], y[rows * step:])) if n % step else head
 
 
@@ -144,62 +134,6 @@ def generic_kernel(loss: Loss) -> BlockKernel:
     return kernel
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _threads() -> int:
-    """Worker threads for large inputs: ``MSEPLUG_NUM_THREADS``, else the cores (at most 4)."""
-    setting = os.environ.get("MSEPLUG_NUM_THREADS")
-    if setting:
-        return max(1, int(setting))
-    return min(os.cpu_count() or 1, 4)
-
-
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """The shared worker pool, created once (its size is read on first use)."""
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mseplug")
-    return _pool
-
-
-def _range_total(kernel: BlockKernel, a: Any, b: Any, n: int, dtype: Any, params: Params,
-                 block: int) -> float:
-    """Σ of the block sums of ``a[:n]`` and ``b[:n]``, in block order, in this thread."""
-    size = min(block, n)
-    buffer = np.empty(size, dtype)
-    spare = np.empty(size, dtype) if kernel.spare else buffer
-    total = 0.0
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone in float64 (flat_total)
-        for start in range(0, n, block):
-            stop = min(start + block, n)
-            d = buffer[: stop - start]
-            np.subtract(b[start:stop], a[start:stop], out=d, dtype=dtype)
-            total += kernel.block_sum(d, spare[: stop - start], params)
-    return total
-
-
-def _take_blocks(kernel: BlockKernel, a: Any, b: Any, n: int, dtype: Any, params: Params,
-                 block: int, tickets: Iterator[int], sums: list[float]) -> None:
-    """Sum blocks until none is left: each ``next(tickets)`` is the index of a block no other
-    thread has (``itertools.count`` hands them out atomically)."""
-    count = len(sums)
-    buffer = np.empty(block, dtype)
-    spare = np.empty(block, dtype) if kernel.spare else buffer
-    with np.errstate(over="ignore", invalid="ignore"):
-        for index in tickets:
-            if index >= count:
-                return
-            start = index * block
-            stop = min(start + block, n)
-            d = buffer[: stop - start]
-            np.subtract(b[start:stop], a[start:stop], out=d, dtype=dtype)
-            sums[index] = kernel.block_sum(d, spare[: stop - start], params)
-
-
 # The decorator form of errstate costs about half of the ``with`` form (0.6 us, not 1.2 us).
 @np.errstate(over="ignore", invalid="ignore")  # inf or NaN: the backend warns at the caller's line
 def _single_block_total(kernel: BlockKernel, y_true: Any, y_pred: Any, params: Params) -> float:
@@ -223,41 +157,14 @@ def flat_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params
         return _single_block_total(kernel, y_true, y_pred, params)
     if kernel.float64:
         dtype = np.float64
-    total = _parallel_total(kernel, y_true, y_pred, dtype, params)
+    total = blocks.parallel_total(kernel, y_true, y_pred, dtype, params)
     if (
         math.isinf(total)
         and dtype != np.float64
         and np.isfinite(y_true).all()
         and np.isfinite(y_pred).all()
     ):
-        return _parallel_total(kernel, y_true, y_pred, np.float64, params)
-    return total
-
-
-def _parallel_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any,
-                    params: Params) -> float:
-    """The total over the calling thread and the worker threads, or this thread for small n.
-
-    Threads take blocks one at a time, so a core that another process slows
-    down takes fewer of them (a fixed split would wait for its half). The
-    block sums are added in block order: the same total from any number of
-    threads, bit for bit.
-    """
-    n = y_pred.shape[0]
-    block = BLOCKS[np.dtype(dtype).itemsize]
-    workers = _threads() if n >= PARALLEL_MIN else 1
-    if workers < 2:
-        return _range_total(kernel, y_true, y_pred, n, dtype, params, block)
-    sums = [0.0] * -(-n // block)
-    tickets = itertools.count()
-    job = (kernel, y_true, y_pred, n, dtype, params, block, tickets, sums)
-    futures = [_executor(workers).submit(_take_blocks, *job) for _ in range(workers - 1)]
-    _take_blocks(*job)
-    for future in futures:
-        future.result()  # a worker that started late found no block left
-    total = 0.0
-    for value in sums:
-        total += value
+        return blocks.parallel_total(kernel, y_true, y_pred, np.float64, params)
     return total
 
 
@@ -272,7 +179,7 @@ def weighted_flat_totals(
     """
     n = y_pred.shape[0]
     dtype = np.dtype(np.float64 if kernel.float64 or n <= BLOCK else dtype)
-    size = min(n, BLOCKS[dtype.itemsize])
+    size = min(n, blocks.BLOCKS[dtype.itemsize])
     residual = np.empty(size, dtype)
     cast = np.empty(size, dtype) if weight.dtype != dtype else None
     total = weight_sum = 0.0
