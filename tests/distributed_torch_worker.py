@@ -7,6 +7,7 @@ the tests read and judge it. Ranks hold uneven shards: rank 0 the first
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ ROWS = {0: slice(0, 1000), 1: slice(1000, 1337)}
 
 
 def run(rank: int, world: int, port: int, out: str) -> None:
+    faulthandler.enable()  # a crash in C++ (an abort) shows the Python stack it happened under
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
     sys.path.insert(0, str(Path(__file__).parent))
     import torch
