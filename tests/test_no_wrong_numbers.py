@@ -96,6 +96,19 @@ def test_numpy_float64_overflow_warns_at_the_callers_line(call) -> None:
     assert "float64" in message and "cast the inputs to float64" not in message and "rescale" in message
 
 
+@pytest.mark.parametrize("loss", ["mse", "log_cosh"])
+def test_value_and_grad_warns_when_the_value_overflows(backend, loss) -> None:
+    """``value_and_grad`` says so when its value is inf from finite inputs, as the loss does."""
+    if backend.name == "array_api_strict":
+        pytest.skip("array_api_strict leaves overflow to NumPy's own RuntimeWarning")
+    big = float(np.finfo(np.float32).max)
+    (value, _), seen = caught(lambda: mseplug.value_and_grad(
+        loss, backend.asarray(np.zeros(4), "float32"), backend.asarray(np.full(4, big), "float32"),
+        reduction="sum"))
+    assert np.isinf(backend.to_numpy(value))
+    assert mseplug.LossOverflowWarning in [w.category for w in seen], [str(w.message) for w in seen]
+
+
 def test_overflow_advice_fits_the_dtype() -> None:
     _, seen = caught(lambda: mseplug.mse(np.array([1e30], np.float32), np.zeros(1, np.float32)))
     assert "exact" not in str(seen[0].message) and "cast the inputs to float64" in str(seen[0].message)

@@ -203,4 +203,4 @@ class JaxBackend(Backend):
         kernel = kernels.compiled_value_and_grad(loss_value, self, options.static())
         value, grad = kernel(c.y_true, c.y_pred, c.sample_weight, c.output_weights, options.params)
         value, grad = c.unscaled(options, value, grad)
-        return value, grad
+        return self.finish(value, c), grad
