@@ -13,13 +13,15 @@ from mseplug._backend_registry import backends, get_backend, register_backend
 from mseplug._backend_registry import warm_loaded as _warm_loaded
 from mseplug._distributed import loss_from_statistics, sufficient_statistics
 from mseplug._engine import Backend
+from mseplug._import_hook import after_import as _after_import
 from mseplug._loss import Loss, Param
 from mseplug._loss_registry import get_loss, losses, register_loss
 from mseplug._overflow import EmptyOutputWarning, LossOverflowWarning
 
 __version__ = "0.1.0"
 
-_warm_loaded()
+_warm_loaded()  # frameworks imported before mseplug; torch imported after it, once it is:
+_after_import(("torch",), _warm_loaded)  # torch.compile cannot trace a first detection
 
 _SUBMODULES = ("torch", "sklearn")
 

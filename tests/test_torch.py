@@ -649,13 +649,16 @@ def test_cuda_cpu_mix_is_an_error_and_accumulator_works():
     assert gradient.tolist() == [1.0, 1.0]
 
 
-def test_first_call_of_a_fresh_process_may_be_inside_torch_compile():
-    """torch imported first: mseplug detects tensors at import, so tracing needs no lock."""
+@pytest.mark.parametrize("imports", ["torch, mseplug", "mseplug, torch"])
+def test_first_call_of_a_fresh_process_may_be_inside_torch_compile(imports):
+    """Tensors are detected when both are imported, in either order, so tracing needs no lock
+    (torch first: at ``import mseplug``; mseplug first: right after ``import torch``)."""
     import subprocess
     import sys
 
     code = (
-        "import torch, mseplug\n"
+        f"import {imports}, sys\n"
+        "assert not any(type(f).__module__ == 'mseplug._import_hook' for f in sys.meta_path)\n"
         "f = torch.compile(lambda t, p: mseplug.mse(t, p) + mseplug.huber(t, p), "
         "backend='aot_eager', fullgraph=True)\n"
         "print(float(f(torch.zeros(3), torch.ones(3))))\n"
