@@ -167,8 +167,7 @@ class TorchBackend(Backend):
             value = weighted_value(options, y_true, y_pred, sample_weight)
             return None if value is None else self._overflow_checked(value, y_true, y_pred)
         if (
-            sample_weight is None
-            and options.nan_policy == "propagate"
+            options.nan_policy == "propagate"
             and options.uniform
             and isinstance(y_pred, Tensor)
             and isinstance(y_true, Tensor)
