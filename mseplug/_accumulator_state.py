@@ -74,16 +74,7 @@ def plain_output_weights(multioutput: Any) -> Any:
     owner = backend_of(multioutput)
     if owner is not None:
         multioutput = owner.to_numpy(multioutput)
-    try:
-        weights = np.array(multioutput, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            "multioutput must be 'uniform_average', 'raw_values' or an array of output weights; "
-            f"got {type(multioutput).__name__}"
-        ) from None
-    if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and weights.sum() > 0):
-        raise v.output_weights_error(np.array2string(weights, threshold=8, separator=", "))
-    return weights
+    return np.array(v.check_output_weights(multioutput))  # a copy: the accumulator keeps it
 
 
 def checked_state(state: Any) -> dict[str, Any]:

@@ -133,8 +133,12 @@ def check_weight_values(total: float, minimum: float, all_finite: bool, *,
         raise ValueError("sample_weight sums to 0; at least one weight must be positive")
 
 
-def check_output_weights(weights: Any, output_shape: tuple[int, ...]) -> Any:
-    """Validate ``multioutput`` given as output weights; return them as a float64 NumPy vector."""
+def check_output_weights(weights: Any, output_shape: tuple[int, ...] | None = None) -> Any:
+    """Validate ``multioutput`` given as output weights; return them as a float64 NumPy array.
+
+    With ``output_shape`` their shape is checked too and they come back as a flat vector;
+    without (an Accumulator, before its first batch) they keep their shape.
+    """
     import numpy as np
 
     try:
@@ -144,10 +148,11 @@ def check_output_weights(weights: Any, output_shape: tuple[int, ...]) -> Any:
             "multioutput must be 'uniform_average', 'raw_values' or an array of output weights; "
             f"got {type(weights).__name__}"
         ) from None
-    check_output_weights_shape(vector.shape, output_shape)
+    if output_shape is not None:
+        check_output_weights_shape(vector.shape, output_shape)
     if not np.all(np.isfinite(vector)) or np.any(vector < 0) or not vector.sum() > 0:
         raise output_weights_error(np.array2string(vector, threshold=8, separator=", "))
-    return vector.reshape(-1)
+    return vector if output_shape is None else vector.reshape(-1)
 
 
 def check_output_weights_shape(shape: tuple[int, ...], output_shape: tuple[int, ...]) -> None:
