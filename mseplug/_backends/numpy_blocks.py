@@ -7,6 +7,10 @@ Threads take blocks one at a time, so a core that another process slows
 down takes fewer of them (a fixed split would wait for its half), and the
 block sums are added in block order: the same total from any number of
 threads, bit for bit.
+
+The pool is fork-safe: a child process forked from a parent that had one
+starts without it (the parent's threads do not exist in the child) and makes
+its own on first use.
 """
 
 from __future__ import annotations
@@ -63,13 +67,29 @@ def _threads() -> int:
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    """The shared worker pool, created once (its size is read on first use)."""
+    """The shared worker pool, created once per process (its size is read on first use)."""
     global _pool
-    if _pool is None:
+    pool = _pool
+    if pool is None:
         with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mseplug")
-    return _pool
+            pool = _pool
+            if pool is None:
+                pool = _pool = ThreadPoolExecutor(max_workers=workers,
+                                                  thread_name_prefix="mseplug")
+    return pool
+
+
+def _forget_pool_in_child() -> None:
+    """After ``fork``, in the child: drop the parent's pool, whose threads were not copied
+    (work submitted to it would wait forever), and its lock, which another thread of the
+    parent may have held at the fork. The child makes a fresh pool on first use."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def _take_blocks(kernel: BlockKernel, a: Any, b: Any, n: int, dtype: Any, params: Params,
