@@ -6,14 +6,18 @@ alike. ``ratio`` is *anchor time / mseplug time*: above 1 means mseplug is
 faster. A row whose ratio is below its goal is flagged ``MISSED``. With
 ``--json`` the measurements are printed as one JSON object::
 
-    {"mseplug": version, "machine": {...}, "repeat": int, "rows": [ROW, ...], "scaling": []}
+    {"mseplug": version, "machine": {...}, "date": "YYYY-MM-DD", "repeat": int,
+     "rows": [ROW, ...], "scaling": [POINT, ...]}
 
 where each ROW holds ``backend, case, anchor, mseplug_s, anchor_s, ratio,
-goal, goal_value, met``.
+goal, goal_value, met, mseplug_bytes, anchor_bytes`` and each POINT (with
+``--scaling``) ``backend, loss, n, dtype, mseplug_s, anchor, anchor_s``. The
+goals come from :data:`mseplug._bench_cases.GOALS`.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -27,7 +31,7 @@ from typing import Any, TextIO
 import numpy as np
 
 import mseplug
-from mseplug._bench_cases import CASES, Row, Size, count, installed
+from mseplug._bench_cases import CASES, GOAL, GOAL_SIZE, Goal, Row, Size, count, installed
 from mseplug._timing import peak_bytes, seconds
 
 QUICK = Size(large=5 * 10**5, jit=10**5, repeat=5, budget=0.005)
@@ -54,19 +58,30 @@ def measure(size: Size, log: TextIO) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
+def _verdict(goal: Goal, measured: float, n: int) -> str:
+    """``'goal ... met'`` or ``'MISSED'`` at the goal's size; below it the goal is only named."""
+    if n < GOAL_SIZE:
+        return f"goal at n={count(GOAL_SIZE)}: {goal.words}"
+    return f"goal: {goal.words}, {'met' if goal.met(measured) else 'MISSED'}"
+
+
 def accuracy_and_memory(n: int) -> list[str]:
-    """The accuracy and memory promises, as notes under the table."""
+    """The accuracy and memory goals (:data:`GOALS`), as notes under the table."""
     rng = np.random.default_rng(1)
     a = rng.standard_normal(n).astype(np.float32)
     b = (a + rng.standard_normal(n).astype(np.float32) * 0.1).astype(np.float32)
     exact = math.fsum(((a.astype(np.float64) - b.astype(np.float64)) ** 2).tolist()) / n
     ours, naive = float(mseplug.mse(a, b)), float(np.mean((a - b) ** 2))
     memory, naive_memory = peak_bytes(lambda: mseplug.mse(a, b)), peak_bytes(lambda: np.mean((a - b) ** 2))
+    error, inputs = abs(ours - exact) / exact, a.nbytes * 2
     return [
-        f"accuracy, float32 n={count(n)}: mseplug relative error {abs(ours - exact) / exact:.1e} "
-        f"(goal <= 1e-6); np.mean((a-b)**2) {abs(naive - exact) / exact:.1e}",
+        f"accuracy, float32 n={count(n)}: mseplug relative error {error:.1e} "
+        f"({_verdict(GOAL['accuracy-float32'], error, n)}); np.mean((a-b)**2) "
+        f"{abs(naive - exact) / exact:.1e}",
         f"extra memory, float32 n={count(n)}: mseplug {memory / 1e6:.2f} MB, np.mean((a-b)**2) "
-        f"{naive_memory / 1e6:.1f} MB (inputs {a.nbytes * 2 / 1e6:.0f} MB)",
+        f"{naive_memory / 1e6:.1f} MB (inputs {inputs / 1e6:.0f} MB, "
+        f"{inputs / max(memory, 1):.0f}x mseplug's; "
+        f"{_verdict(GOAL['memory-float32'], inputs / max(memory, 1), n)})",
     ]
 
 
@@ -91,10 +106,21 @@ def format_rows(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _cpu_model() -> str:
+    """The processor's name (Linux ``/proc/cpuinfo``), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def machine() -> dict[str, Any]:
     found = {"python": platform.python_version(), "numpy": np.__version__,
              "cpu_count": os.cpu_count(), "platform": platform.platform(),
-             "processor": platform.machine()}
+             "processor": platform.machine(), "cpu": _cpu_model()}
     for name in ("torch", "jax", "scikit-learn", "dask", "pyarrow"):
         try:
             found[name] = metadata.version(name)
@@ -105,7 +131,8 @@ def machine() -> dict[str, Any]:
 
 def report(rows: list[Row], size: Size, scaling: list[dict[str, Any]]) -> dict[str, Any]:
     """The shared JSON format."""
-    return {"mseplug": mseplug.__version__, "machine": machine(), "repeat": size.repeat,
+    return {"mseplug": mseplug.__version__, "machine": machine(),
+            "date": datetime.date.today().isoformat(), "repeat": size.repeat,
             "rows": [row.as_json() for row in rows], "scaling": scaling}
 
 

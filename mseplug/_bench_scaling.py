@@ -1,10 +1,12 @@
 """``mseplug bench --scaling``: time against n, from 10 to 10⁸, for every backend and its anchor.
 
-One point per backend and size: mseplug's ``mse`` and the anchor on the same
-float32 data (NumPy against ``np.mean((a - b) ** 2)``, torch against
-``F.mse_loss``, JAX under ``jit`` against the jitted ``jnp`` expression, Dask
-against ``da.mean``), median seconds per call measured side by side. The docs
-draw them on log axes (``docs/make_figures.py``).
+One point per backend, dtype (float32, then float64) and size: mseplug's
+``mse`` and the anchor on the same data (NumPy against ``np.mean((a - b) **
+2)``, torch against ``F.mse_loss``, JAX under ``jit`` against the jitted
+``jnp`` expression, Dask against ``da.mean``), median seconds per call
+measured side by side, every timing warm. NumPy, torch and JAX go to 10⁸,
+Dask to 10⁷. JAX's float64 points turn on ``jax_enable_x64`` (after every
+float32 point). The docs draw them on log axes (``docs/make_figures.py``).
 """
 
 from __future__ import annotations
@@ -62,38 +64,54 @@ def _sizes(largest: int) -> Iterator[int]:
     return (10**k for k in range(1, largest + 1))
 
 
-def scaling_points(largest: int, size: Size, log: TextIO) -> list[dict[str, Any]]:
-    """Points in the shared ``bench --json`` format, for n = 10 ... 10**largest."""
+def _wide_jax() -> None:
+    """Let JAX keep float64 arrays (it truncates them to float32 otherwise)."""
+    if installed("jax"):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
+def scaling_points(largest: int, size: Size, log: TextIO,
+                   dtypes: tuple[str, ...] = ("float32", "float64")) -> list[dict[str, Any]]:
+    """Points in the shared ``bench --json`` format, for n = 10 ... 10**largest and each dtype."""
     rng = np.random.default_rng(5)
     points = []
-    for n in _sizes(largest):
-        a = rng.standard_normal(n).astype(np.float32)
-        b = rng.standard_normal(n).astype(np.float32)
-        for backend, module, make, top in BACKENDS:
-            if n > 10**top or not installed(module):
-                continue
-            if log.isatty():
-                print(f"\r  scaling {backend} n={n:.0e} ...   ", end="", file=log, flush=True)
-            anchor, (ours, theirs) = make(a, b)
-            seconds = compare(ours, theirs, repeat=max(3, size.repeat // 3), budget=size.budget)
-            points.append({"backend": backend, "loss": "mse", "n": n, "dtype": "float32",
-                           "mseplug_s": seconds[0], "anchor": anchor, "anchor_s": seconds[1]})
-        del a, b
+    for dtype in dtypes:
+        if dtype == "float64":
+            _wide_jax()
+        for n in _sizes(largest):
+            a = rng.standard_normal(n).astype(dtype)
+            b = rng.standard_normal(n).astype(dtype)
+            for backend, module, make, top in BACKENDS:
+                if n > 10**top or not installed(module):
+                    continue
+                if log.isatty():
+                    print(f"\r  scaling {backend} {dtype} n={n:.0e} ...   ", end="", file=log,
+                          flush=True)
+                anchor, (ours, theirs) = make(a, b)
+                seconds = compare(ours, theirs, repeat=max(3, size.repeat // 3),
+                                  budget=size.budget)
+                points.append({"backend": backend, "loss": "mse", "n": n, "dtype": dtype,
+                               "mseplug_s": seconds[0], "anchor": anchor, "anchor_s": seconds[1]})
+                del ours, theirs
+            del a, b
     if log.isatty():
         print("\r" + " " * 40 + "\r", end="", file=log, flush=True)
     return points
 
 
 def scaling_table(points: list[dict[str, Any]]) -> str:
-    """The points as a Markdown table: one row per n, mseplug / anchor per backend."""
+    """The points as a Markdown table: one row per dtype and n, mseplug / anchor per backend."""
     backends = list(dict.fromkeys(point["backend"] for point in points))
-    lines = ["| n | " + " | ".join(f"{b} (mseplug / anchor)" for b in backends) + " |",
-             "|---|" + "---|" * len(backends)]
-    for n in sorted({point["n"] for point in points}):
+    lines = ["| dtype | n | " + " | ".join(f"{b} (mseplug / anchor)" for b in backends) + " |",
+             "|---|---|" + "---|" * len(backends)]
+    for dtype, n in sorted({(point["dtype"], point["n"]) for point in points}):
         cells = []
         for backend in backends:
-            found = [p for p in points if p["n"] == n and p["backend"] == backend]
+            found = [p for p in points
+                     if p["n"] == n and p["backend"] == backend and p["dtype"] == dtype]
             cells.append(f"{found[0]['mseplug_s']:.3g} / {found[0]['anchor_s']:.3g} s"
                          if found else "")
-        lines.append(f"| {n:.0e} | " + " | ".join(cells) + " |")
+        lines.append(f"| {dtype} | {n:.0e} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -23,7 +23,12 @@ BACKENDS = {"numpy": "numpy", "sklearn": "sklearn", "torch": "torch", "jax": "ja
 
 @pytest.fixture(scope="module")
 def rows() -> list[Row]:
-    measured, _ = _bench.measure(TINY, io.StringIO())
+    """The rows of a tiny run, with the goals of 10^7 elements applied at its size."""
+    from mseplug import _bench_cases
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_bench_cases, "GOAL_SIZE", TINY.large)
+        measured, _ = _bench.measure(TINY, io.StringIO())
     return measured
 
 
@@ -40,9 +45,10 @@ def test_every_installed_backend_has_rows(rows: list[Row]) -> None:
 
 def test_rows_are_in_the_shared_json_format(rows: list[Row]) -> None:
     report = json.loads(json.dumps(_bench.report(rows, TINY, [])))
-    assert set(report) == {"mseplug", "machine", "repeat", "rows", "scaling"}
+    assert set(report) == {"mseplug", "machine", "date", "repeat", "rows", "scaling"}
     assert report["scaling"] == [] and report["repeat"] == TINY.repeat
-    assert {"python", "numpy", "cpu_count"} <= set(report["machine"])
+    assert {"python", "numpy", "cpu_count", "cpu"} <= set(report["machine"])
+    assert len(report["date"]) == 10 and report["date"][4] == "-"  # YYYY-MM-DD
     for row in report["rows"]:
         assert set(row) == ROW_KEYS
         assert row["ratio"] == pytest.approx(row["anchor_s"] / row["mseplug_s"])
@@ -71,17 +77,6 @@ def test_the_header_names_each_column_once() -> None:
     assert len(named) == len(set(named)) and named.count("anchor") == 0
 
 
-def test_run_json_prints_one_object_and_the_table_to_stderr(monkeypatch, capsys, tmp_path: Path
-                                                            ) -> None:
-    monkeypatch.setattr(_bench, "QUICK", TINY)
-    markdown = tmp_path / "bench.md"
-    assert _bench.run(quick=True, as_json=True, output=markdown) == 0
-    out, err = capsys.readouterr()
-    report = json.loads(out)
-    assert report["rows"] and report["scaling"] == []
-    assert "| backend | case |" in err and "| backend | case |" in markdown.read_text()
-
-
 def test_one_timing_helper_for_the_bench_and_every_benchmark_script() -> None:
     scripts = sorted((Path(__file__).parents[1] / "benchmarks").glob("*.py"))
     assert scripts
@@ -91,19 +86,55 @@ def test_one_timing_helper_for_the_bench_and_every_benchmark_script() -> None:
         assert "perf_counter" not in source and "import timeit" not in source, script.name
 
 
-def test_scaling_points_cover_every_size_and_installed_backend(monkeypatch, capsys) -> None:
+def test_run_json_prints_one_object_with_scaling_and_the_table_to_stderr(
+        monkeypatch, capsys, tmp_path: Path) -> None:
     from mseplug import _bench_scaling
 
-    points = _bench_scaling.scaling_points(3, TINY, io.StringIO())
+    monkeypatch.setattr(_bench, "QUICK", TINY)
+    monkeypatch.setattr(_bench, "QUICK_SCALING", 2)
+    markdown = tmp_path / "bench.md"
+    assert _bench.run(quick=True, as_json=True, output=markdown, scaling=True) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["rows"] and "| backend | case |" in err and "| backend | case |" in markdown.read_text()
+    points = report["scaling"]
     expected = {name for name, module, _, _ in _bench_scaling.BACKENDS
                 if importlib.util.find_spec(module)}
     assert {point["backend"] for point in points} == expected
-    assert sorted({point["n"] for point in points}) == [10, 100, 1000]
+    assert {point["n"] for point in points} == {10, 100}
+    assert {point["dtype"] for point in points} == {"float32", "float64"}
     assert all(point["mseplug_s"] > 0 and point["anchor_s"] > 0 for point in points)
     table = _bench_scaling.scaling_table(points)
-    assert table.count("\n") == 4 and "numpy (mseplug / anchor)" in table
-    monkeypatch.setattr(_bench, "QUICK", TINY)
-    monkeypatch.setattr(_bench, "QUICK_SCALING", 2)
-    assert _bench.run(quick=True, as_json=True, scaling=True) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert {point["n"] for point in report["scaling"]} == {10, 100}
+    assert table.count("\n") == 5 and "numpy (mseplug / anchor)" in table
+
+
+def test_every_goal_is_applied_by_a_row_and_every_row_goal_is_listed(rows: list[Row]) -> None:
+    """The goals of :data:`GOALS` are the ones the rows check (at the goals' size), no others."""
+    from mseplug import _bench_cases
+
+    applied = {(row.backend, row.goal, row.goal_value) for row in rows if row.goal_value is not None}
+    listed = {(goal.backend, goal.text, goal.value) for goal in _bench_cases.GOALS
+              if goal.measure == "speed" and importlib.util.find_spec(BACKENDS[goal.backend])}
+    assert applied == listed
+    notes = _bench.accuracy_and_memory(TINY.large)
+    for goal in _bench_cases.GOALS:
+        if goal.measure != "speed":
+            assert any(goal.words in note for note in notes), goal.key
+
+
+def test_every_timing_starts_warm() -> None:
+    """A callable that is slow on the first call after the other one ran is timed warm."""
+    import time
+
+    from mseplug._timing import compare
+
+    last = {"who": ""}
+
+    def cold_after_other(me: str) -> None:
+        if last["who"] != me:  # woken after the other side ran: slow, as a sleeping thread pool
+            time.sleep(0.01)
+        last["who"] = me
+
+    ours, theirs = compare(lambda: cold_after_other("ours"), lambda: cold_after_other("theirs"),
+                           repeat=3, budget=0.001)
+    assert ours < 0.005 and theirs < 0.005, (ours, theirs)
