@@ -48,7 +48,7 @@ class Progress:
             self._bar.update(rows)
         else:
             share = f" ({100 * self.done / self.total:.1f}%)" if self.total else ""
-            text = f"{self.done:,} rows{share}"
+            text = f"{self.done:,} {'row' if self.done == 1 else 'rows'}{share}"
             self._width = max(self._width, len(text))
             self.stream.write(f"\r{text}")
             self.stream.flush()
@@ -60,8 +60,8 @@ class Progress:
             from tqdm import tqdm
         except ImportError:
             return False
-        self._bar = tqdm(total=self.total, initial=self.done, unit="rows", unit_scale=True,
-                         file=self.stream, leave=False)
+        self._bar = tqdm(total=self.total, initial=self.done, unit=" rows", unit_scale=True,
+                         file=self.stream, leave=False)  # "12.3k rows", "4.5k rows/s"
         return True
 
     def close(self) -> None:

@@ -17,13 +17,24 @@ class InputError(ValueError):
     """A file that cannot be scored as given; the message is one line and names the fix."""
 
 
+def count(number: int, singular: str, plural: str | None = None) -> str:
+    """``"1 row"``, ``"0 rows"``, ``"1,000 rows"``: a count and its noun, singular only for 1."""
+    return f"{number:,} {singular if number == 1 else (plural or singular + 's')}"
+
+
 class Source:
     """One file's values: ``rows`` (``None`` when unknown before reading), the ``columns``
-    used (``None`` for ``.npy``), and :meth:`chunks`."""
+    used (``None`` for ``.npy``), and :meth:`chunks`.
+
+    ``header`` is False for a CSV file without a header line (its columns are then
+    named by position, ``"1"``, ``"2"``, ...). A source holds its file open from
+    construction to :meth:`close`: every file is opened once, so a named pipe works.
+    """
 
     def __init__(self, path: Path, rows: int | None, columns: list[str] | None,
-                 shape: tuple[int, ...] | None = None) -> None:
+                 shape: tuple[int, ...] | None = None, *, header: bool = True) -> None:
         self.path, self.rows, self.columns, self.shape = path, rows, columns, shape
+        self.header = header
 
     @property
     def name(self) -> str:
@@ -32,23 +43,47 @@ class Source:
     def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def choose_columns(path: Path, names: list[str], column: str | None, all_columns: bool) -> list[str]:
-    """``[column]``, the only column, or (``all_columns``) every column; else an InputError."""
-    shown = ", ".join(repr(name) + (" (unnamed: a saved index?)" if not name.strip() else "")
-                      for name in names)
+    """``[column]``, the only column, or (``all_columns``) every column; else an InputError.
+
+    A chosen name that two columns share is an error: which one was meant is unknowable.
+    """
+    def label(name: str) -> str:
+        if names.count(name) > 1:
+            return f" (named {names.count(name)} times)"
+        return " (unnamed: a saved index?)" if not name.strip() else ""
+
+    shown = ", ".join(repr(name) + label(name) for name in dict.fromkeys(names))
     if column is not None:
         if column not in names:
             raise InputError(f"--column {column!r} is not a column of {path.name}; its columns: {shown}")
-        return [column]
-    if len(names) == 1 or (all_columns and names):
-        return names
-    if not names:
+        chosen = [column]
+    elif len(names) == 1 or (all_columns and names):
+        chosen = names
+    elif not names:
         raise InputError(f"{path}: no columns found")
-    raise InputError(
-        f"{path.name} has {len(names)} columns ({shown}); choose one with --column NAME, "
-        "or pass --all-columns to score every column as an output and average them"
-    )
+    else:
+        raise InputError(
+            f"{path.name} has {count(len(names), 'column')} ({shown}); choose one with --column "
+            "NAME, or pass --all-columns to score every column as an output and average them"
+        )
+    for name in chosen:
+        if names.count(name) > 1:
+            raise InputError(
+                f"{path.name} has {names.count(name)} columns named {name!r}; give each column "
+                "its own name (a column's name must say which one to score)"
+            )
+    return chosen
 
 
 def one_line(error: BaseException) -> str:

@@ -143,7 +143,7 @@ def test_csv_errors_give_the_line_and_both_lengths(tmp_path: Path, capsys) -> No
     t = str(tmp_path / "t.csv")
     assert "bad.csv line 4: 'abc' in column 'price' is not a number" in error_of(
         capsys, str(tmp_path / "bad.csv"), t)
-    assert "ragged.csv line 3: 1 fields where the header has 2" in error_of(
+    assert "ragged.csv line 3: 1 field where the header has 2" in error_of(
         capsys, str(tmp_path / "ragged.csv"), str(tmp_path / "ragged.csv"), "--column", "price")
     err = error_of(capsys, t, str(tmp_path / "long.csv"))
     assert "t.csv 10" in err and "long.csv 12" in err
