@@ -40,7 +40,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 import mseplug
-from mseplug._bench_cases import GOALS
+from mseplug._bench_cases import GOAL_SIZE, GOALS, count
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -445,6 +445,24 @@ def measured_table(data: dict[str, Any] | None) -> str:
     return "\n".join(lines) + f"\n\n{caption(data)}\n"
 
 
+def bandwidth_table(data: dict[str, Any] | None) -> str:
+    """The NumPy rows at the goals' size with the bandwidth of each side (the physical limit)."""
+    rows = [r for r in (data or {}).get("rows") or [] if r["backend"] == "numpy"
+            and f"n={count(GOAL_SIZE)} " in r["case"]]
+    if data is None or not rows:
+        return "*No measurements of 10⁷ elements in this build.*\n"
+    lines = ["| case | mseplug | compared with | its time | ratio |", "|---|---|---|---|---|"]
+    for row in rows:
+        bytes_read = 2 * GOAL_SIZE * (4 if "float32" in row["case"] else 8)
+
+        def rate(seconds: float, bytes_read: int = bytes_read) -> str:
+            return f"{_seconds(seconds)} ({bytes_read / seconds / 1e9:.0f} GB/s)"
+
+        lines.append(f"| {row['case']} | {rate(row['mseplug_s'])} | `{row['anchor']}` | "
+                     f"{rate(row['anchor_s'])} | {row['ratio']:.2f}× |")
+    return "\n".join(lines) + f"\n\n{caption(data)}\n"
+
+
 def caption(data: dict[str, Any]) -> str:
     machine = data.get("machine", {})
     versions = ", ".join(f"{k} {machine[k]}" for k in ("python", "numpy", "torch", "jax",
@@ -500,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make_figures: note: no benchmark charts ({reason})")
     (OUT / "benchmarks.md").write_text(benchmark_page(data, reason))
     (OUT / "measured.md").write_text(measured_table(data))
+    (OUT / "bandwidth.md").write_text(bandwidth_table(data))
     written += sorted(OUT.glob("bench-*.png"))
     print(f"make_figures: wrote {len(written)} figures to {OUT.relative_to(ROOT)}/: "
           + ", ".join(p.name for p in written))

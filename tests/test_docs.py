@@ -201,8 +201,8 @@ def _bench_json(scaling: bool) -> dict[str, Any]:
     points = [{"backend": "numpy", "loss": "mse", "n": n, "dtype": "float64",
                "mseplug_s": 1e-6 + n * 1e-9, "anchor": "np.mean((a-b)**2)",
                "anchor_s": 2e-6 + n * 3e-9} for n in (10, 10**3, 10**5, 10**8)]
-    return {"mseplug": "0.1.0", "machine": {"python": "3.11", "cpu_count": 2}, "repeat": 5,
-            "rows": rows, "scaling": points if scaling else []}
+    return {"mseplug": "0.1.0", "machine": {"python": "3.11", "cpu_count": 2, "cpu": "a CPU"},
+            "date": "2026-01-01", "repeat": 5, "rows": rows, "scaling": points if scaling else []}
 
 
 def test_benchmark_charts_follow_the_shared_json_format(tmp_path: Path,
@@ -227,6 +227,105 @@ def test_benchmark_charts_follow_the_shared_json_format(tmp_path: Path,
     assert figures.parse_bench(document + "\nand a table after it\n") == data
     assert figures.parse_bench("no json here") is None
     assert figures.parse_bench('{"no rows": 1}') is None
+
+
+# -- speed goals and claims: one source --------------------------------------------------------
+#: "at least 3x faster", "within 1.1x", "at most 2x slower", "at least 90% of", ">= 0.97 of",
+#: "no slower than": a goal stated in words; its number must be one the bench applies.
+GOAL_PHRASE = re.compile(
+    r"(?P<words>at\s+least|at\s+most|within|no\s+less\s+than|≥|>=)\s*(?P<number>\d+(?:\.\d+)?)\s*"
+    r"(?P<unit>×|x\b|times\b|%|of\b)|(?P<same>no\s+slower\b)", re.IGNORECASE)
+#: "1.4x faster", "2.95× slower": a measured speed written by hand instead of generated.
+HAND_MEASURED = re.compile(r"\d+(?:\.\d+)?\s*(?:×|x\b)\s*(?:faster|slower)", re.IGNORECASE)
+GOAL_WORDS = re.compile(r"(at\s+least|at\s+most|within|no\s+less\s+than|≥|>=)\s*$", re.IGNORECASE)
+
+
+def stated_goals(text: str) -> list[tuple[int, str, float]]:
+    """(line, phrase, ratio) of each speed goal stated in ``text``; ratio = anchor / mseplug time."""
+    found = []
+    for match in GOAL_PHRASE.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        if match["same"]:
+            found.append((line, match[0], 1.0))
+            continue
+        number, unit = float(match["number"]), match["unit"].lower()
+        words = " ".join(match["words"].lower().split())
+        if unit == "%":
+            ratio = number / 100
+        elif unit == "of":
+            ratio = number
+        elif words in ("within", "at most"):  # "within 1.1x", "at most 2x slower"
+            ratio = 1 / number
+        else:
+            ratio = number
+        found.append((line, match[0], ratio))
+    return found
+
+
+def _goal_pages() -> list[Path]:
+    """Every page a reader sees, less the changelog (a record of past releases)."""
+    return [p for p in pages() if p.name != "changelog.md"]
+
+
+def test_the_goal_finder_reads_the_ways_a_goal_is_written() -> None:
+    text = ("at least 2.5× faster\nwithin 1.05x of jnp\nat least 60% of the bandwidth\n"
+            "no slower than F.mse_loss\n>= 0.97 of the expression\nat most 2x slower\n"
+            "accumulated in at least float32, at least 3 rows")
+    assert [(line, round(ratio, 4)) for line, _, ratio in stated_goals(text)] == [
+        (1, 2.5), (2, round(1 / 1.05, 4)), (3, 0.6), (4, 1.0), (5, 0.97), (6, 0.5)]
+    assert HAND_MEASURED.search("| 1.40× faster |") and not HAND_MEASURED.search("3x more rows")
+
+
+def test_no_page_states_a_speed_goal_the_bench_does_not_apply() -> None:
+    """Goals on any page are the bench's own (:data:`mseplug._bench_cases.GOALS`), and measured
+    speeds come from the generated tables, never typed into a page."""
+    from mseplug._bench_cases import GOALS
+
+    applied = [goal.value for goal in GOALS if goal.measure == "speed"]
+    problems = []
+    for path in _goal_pages():
+        text = path.read_text(encoding="utf-8")
+        for line, phrase, ratio in stated_goals(text):
+            if not any(abs(ratio - value) <= 1e-3 * value for value in applied):
+                problems.append(f"{_id(path)}:{line}: {phrase!r} is not a goal mseplug bench "
+                                f"applies ({sorted(set(round(v, 3) for v in applied))})")
+        for match in HAND_MEASURED.finditer(text):
+            if GOAL_WORDS.search(text[max(0, match.start() - 12):match.start()]):
+                continue  # "at least 3x faster": a goal, checked above
+            problems.append(f"{_id(path)}:{text.count(chr(10), 0, match.start()) + 1}: "
+                            f"{match[0]!r}: a measured speed typed by hand; include a generated "
+                            "table (docs/make_figures.py) instead")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_goals_table_is_generated_from_the_bench_goals(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    from mseplug._bench_cases import GOALS
+
+    figures = _docs_module("make_figures")
+    table = figures.goals_table()
+    assert table.count("\n") == len(GOALS) + 2
+    for goal in GOALS:
+        assert f"| {goal.words} |" in table and goal.case in table
+    assert '--8<-- "docs/generated/goals.md"' in (DOCS / "benchmarks.md").read_text()
+
+
+def test_merged_bench_runs_take_each_rows_median() -> None:
+    pytest.importorskip("matplotlib")
+    figures = _docs_module("make_figures")
+    runs = []
+    for factor in (1.0, 3.0, 2.0):
+        report = _bench_json(scaling=True)
+        for row in report["rows"]:
+            row["anchor_s"] *= factor
+        runs.append(report)
+    merged = figures.merge_runs(runs)
+    assert merged["runs"] == 3
+    first = merged["rows"][0]
+    assert first["ratio"] == pytest.approx(2 * 4.5) and first["met"] is True
+    assert first["ratios"] == pytest.approx([4.5, 13.5, 9.0])
+    assert len(merged["scaling"]) == len(runs[0]["scaling"])
 
 
 # -- every page ----------------------------------------------------------------------------------
