@@ -10,6 +10,7 @@ Everything lands in ``docs/generated/`` (ignored by git, rebuilt every time):
   house example, in dollars;
 - ``outlier.png``: the loss of a constant prediction ``c`` under MSE and MAE,
   with and without an outlier, the minimisers (mean, median) marked;
+- ``tests/``: a copy of the test files, which the comparison page links to;
 - ``goals.md``: the goals table, generated from the goals ``mseplug bench``
   applies (``mseplug._bench_cases.GOALS``);
 - ``bench-ratios.png``, ``bench-scaling.png``, ``benchmarks.md`` and
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -490,6 +492,14 @@ def benchmark_page(data: dict[str, Any] | None, reason: str) -> str:
     return "\n".join(lines)
 
 
+def copy_tests() -> list[Path]:
+    """The test files, copied into the site so the comparison page can link each "yes" to one."""
+    target = OUT / "tests"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    return [Path(shutil.copy2(path, target)) for path in sorted((ROOT / "tests").glob("test_*.py"))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group()
@@ -504,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     plt.rcParams.update(STYLE)
     written = [*loss_figures(), rmse_figure(), outlier_figure()]
     (OUT / "goals.md").write_text(goals_table())
+    copy_tests()
 
     source_file = args.bench_json or BENCH_JSON
     if args.bench:

@@ -328,6 +328,25 @@ def test_merged_bench_runs_take_each_rows_median() -> None:
     assert len(merged["scaling"]) == len(runs[0]["scaling"])
 
 
+TEST_LINK = re.compile(r"\]\((?P<path>generated/tests/(?P<file>test_\w+\.py)) \"(?P<test>test_\w+)\"\)")
+
+
+def test_each_yes_of_the_comparison_links_a_test_that_exists() -> None:
+    """Every "yes" of mseplug's column links a test file and names a test defined in it."""
+    text = (DOCS / "comparison.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| **")]
+    assert len(rows) >= 9
+    for row in rows:
+        ours = row.split("|")[2]
+        assert ours.strip().startswith("[yes]("), f"mseplug's cell has no linked yes: {row[:60]}"
+    links = TEST_LINK.findall(text)
+    assert len(links) >= len(rows)
+    for _, name, test in links:
+        source = (ROOT / "tests" / name).read_text(encoding="utf-8")
+        assert re.search(rf"^def {test}\(", source, flags=re.MULTILINE), f"{name} has no {test}"
+        assert f"tests/{name}::{test}" in text, f"{name}::{test} is missing from the list of tests"
+
+
 # -- every page ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", pages_with_code(), ids=_id)
 def test_page_code_runs(path: Path, tmp_path: Path) -> None:
