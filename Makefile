@@ -9,6 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 RUNTIME := $(VENV)/.installed-runtime
+# The Ray guide that `make test` runs starts a local Ray: it sends no usage report.
+export RAY_USAGE_STATS_ENABLED := 0
 DEVELOP := $(VENV)/.installed-develop
 
 .PHONY: demo test bench bench-json docs docs-site clean

@@ -10,11 +10,13 @@ ratio above 1 means mseplug is faster):
 * ``dask``: a LocalCluster (2 worker processes) holding ``--n`` float32
   elements in memory. ``mseplug.mse``/``mae`` and the weighted MSE against the
   hand-written ``((a - b) ** 2).mean()``, ``abs(a - b).mean()`` and
-  ``(w * (a - b) ** 2).sum() / w.sum()`` (goal: >= 1.2);
+  ``(w * (a - b) ** 2).sum() / w.sum()``;
 * ``jax``: 4 forced host devices. ``shard_map`` + ``psum`` of
   ``sufficient_statistics`` then ``loss_from_statistics`` against the same
   computation written in ``jnp`` inside ``shard_map``, and against
-  ``jnp.mean((a - b) ** 2)`` under ``jit`` on the sharded arrays (goal: >= 1/1.05).
+  ``jnp.mean((a - b) ** 2)`` under ``jit`` on the sharded arrays.
+
+These are measurements without goals: ``mseplug bench`` sets none for distributed runs.
 
 Run: ``python benchmarks/bench_distributed.py [ddp|dask|jax|all] [--n 2e8] [--repeats 7]``.
 Each part runs in its own process (JAX needs its device flags before it starts).
@@ -147,7 +149,7 @@ def bench_dask(args: argparse.Namespace) -> None:
                                    "hand-written dask expression": lambda f=hand: f().compute()},
                                   args.repeats)
             report(f"Dask, LocalCluster 2 workers, {n:.3g} float32, chunks of {chunk:.3g}: {case}",
-                   f"mseplug ({case})", medians, ">= 1.2")
+                   f"mseplug ({case})", medians)
 
 
 # -- JAX -------------------------------------------------------------------------------------
@@ -187,7 +189,7 @@ def bench_jax(args: argparse.Namespace) -> None:
         "jit(jnp.mean((p - t) ** 2)) on sharded arrays": lambda: auto(a, b).block_until_ready(),
     }, args.repeats * 5)
     report(f"JAX, 4 host devices, {n:.3g} float32, MSE", "shard_map + psum of mseplug statistics",
-           medians, ">= 1/1.05 = 0.95")
+           medians)
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ Two comparisons, each the median of repeats, A and B alternated so drift hits bo
 
 * under ``jax.jit``: ``jax.jit(lambda a, b: mseplug.mse(a, b))`` against
   ``jax.jit(lambda a, b: jnp.mean((a - b) ** 2))`` (and MAE), with
-  ``.block_until_ready()``; the performance goal is a ratio <= 1.05;
+  ``.block_until_ready()``; the goal is the one ``mseplug bench`` applies (at least 0.97
+  of the hand-written expression's speed: a time ratio of at most 1/0.97);
 * un-jitted: the eager call ``mseplug.mse(a, b)`` (one cached jitted kernel plus
   mseplug's Python checks) against the jitted hand-written function, i.e. the
   overhead a user pays for not wrapping the loss in ``jit``.
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import mseplug
+from mseplug._bench_cases import GOAL
 from mseplug._timing import compare
 
 HANDWRITTEN: dict[str, Callable[[Any, Any], Any]] = {
@@ -81,7 +83,7 @@ def main() -> None:
     worst = max(t_ours / t_hand for case, _, t_ours, t_hand in rows if case.startswith("jit"))
     extra = statistics.median(t_ours - t_hand for case, _, t_ours, t_hand in rows
                               if case.startswith("eager"))
-    print(f"\nworst ratio under jit: {worst:.3f} (contract: <= 1.05)")
+    print(f"\nworst ratio under jit: {worst:.3f} (goal: <= {1 / GOAL['jax-jit'].value:.3f})")
     print(f"eager call overhead over the jitted hand-written function: {extra * 1e6:.1f} us "
           "(median)")
 
