@@ -121,10 +121,17 @@ def one_loss_figure(name: str) -> Path:
         value_ax.plot(RESIDUALS, values / 2, color="0.45", linestyle=":", label="MAE / 2 (α = 0.5)")
         slope_ax.plot(RESIDUALS, np.asarray(slopes) / 2, color="0.45", linestyle=":",
                       label="MAE / 2 (α = 0.5)")
+    for params in settings:  # where Huber turns from quadratic to linear
+        if "delta" in params:
+            for ax in (value_ax, slope_ax):
+                for edge in (-params["delta"], params["delta"]):
+                    ax.axvline(edge, color="0.55", linestyle=":", linewidth=0.9)
     if name == "mae":  # the subgradient mseplug uses at r = 0
         slope_ax.plot([0.0], [0.0], "o", color="C0", markersize=4, label="0 at r = 0 (subgradient)")
     _axes_labels(value_ax, slope_ax, [name])
-    value_ax.set_title(f"{_title(name, settings)}: loss")
+    value_ax.set_title(f"{_title(name, settings)}: loss"
+                       + ("\nquadratic inside |r| = δ (dotted), linear outside"
+                          if any("delta" in p for p in settings) else ""))
     slope_ax.set_title(f"{_title(name, settings)}: derivative")
     handles, labels = slope_ax.get_legend_handles_labels()
     if len(settings) == 1 and name != "mae":  # one curve per panel: the titles say it all
