@@ -33,7 +33,7 @@ from typing import Any
 import invariants_cases as ic
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from invariants_cases import LIBRARIES, NAMES, Case, Spec, assert_close, assert_identical, to_numpy
 from reference import loss_grad, loss_hessian, loss_value
@@ -192,7 +192,10 @@ def test_parts_give_the_one_call_loss(loss: str, data: st.DataObject) -> None:
 
 def statistics_loss(loss: str, S: Any, W: Any, multioutput: Any, params: dict[str, float]) -> Any:
     """``loss_from_statistics`` with the loss's params (checked on its own in
-    test_loss_from_statistics_takes_the_params; here the numbers are the point)."""
+    test_loss_from_statistics_takes_the_params; here the numbers are the point). The statistics
+    are flat, one per output (K,): so are the output weights given with them."""
+    if not isinstance(multioutput, str):
+        multioutput = np.ravel(multioutput)
     try:
         return mseplug.loss_from_statistics(loss, S, W, multioutput=multioutput, **params)
     except TypeError as error:
@@ -253,7 +256,8 @@ def test_dask_chunks_give_the_numpy_answer(loss: str, data: st.DataObject) -> No
     statistics and Accumulator.update equal float64 NumPy to 1e-12."""
     import dask.array as da
 
-    spec = data.draw(ic.specs(loss, max_rows=40, outputs=st.sampled_from([(), (3,)])), label="spec")
+    spec = data.draw(ic.specs(loss, rows=st.integers(1, 40), outputs=st.sampled_from([(), (3,)])),
+                     label="spec")
     case = spec.build()
     chunks = data.draw(ic.chunkings(spec.n), label="data chunks")
     weight_chunks = data.draw(ic.chunkings(spec.n), label="weight chunks")
@@ -431,40 +435,52 @@ ISSUE_SCALES = [1e-300, 1e-50, 1e300, 1e308]
 
 @pytest.mark.parametrize("scale", ISSUE_SCALES)
 @pytest.mark.parametrize("library", LIBRARIES)
-def test_the_reported_weight_scales(library: str, scale: float) -> None:
-    """The cases of the report: float32 predictions with float64 weights, parts at 1e308,
-    output weights whose sum overflows. The answers are scikit-learn's."""
+def test_reported_float32_predictions_with_float64_weights(library: str, scale: float) -> None:
+    """float32 inputs, float64 weights that do not fit float32: scikit-learn's 14/3."""
     from sklearn.metrics import mean_squared_error
 
-    truth, prediction = np.zeros(3), np.array([1.0, 2.0, 3.0])
-    weight = np.full(3, scale)
+    truth, prediction, weight = np.zeros(3), np.array([1.0, 2.0, 3.0]), np.full(3, scale)
     with recorded() as records:
         got = mseplug.mse(ic.to_library(truth, library, "float32"),
                           ic.to_library(prediction, library, "float32"),
                           sample_weight=ic.to_library(weight, library))
-    assert_quiet(records, 1.0, f"{library}: float32 with weights {scale}")
+    # float32: one rounding of the answer and a few of the mean.
     assert_close(got, mean_squared_error(truth, prediction), 1e-7, f"{library}: weights {scale}")
+    assert_quiet(records, 1.0, f"{library}: float32 with weights {scale}")
+
+
+@pytest.mark.parametrize("scale", ISSUE_SCALES)
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_reported_parts_at_extreme_weights(library: str, scale: float) -> None:
+    """Accumulator and sufficient_statistics at weights up to 1e308: the one-shot 14/3, quietly."""
+    truth, prediction, weight = np.zeros(3), np.array([1.0, 2.0, 3.0]), np.full(3, scale)
     acc = mseplug.Accumulator("mse")
     with recorded() as records:
         acc.update(ic.to_library(truth, library), ic.to_library(prediction, library),
                    sample_weight=ic.to_library(weight, library))
         streamed = acc.compute()
+    assert_close(streamed, 14 / 3, RTOL, f"{library}: Accumulator at weights {scale}")
+    assert_quiet(records, 1.0, f"{library}: Accumulator at weights {scale}")
+    with recorded() as records:
         S, W = mseplug.sufficient_statistics("mse", ic.to_library(truth, library),
                                              ic.to_library(prediction, library),
                                              sample_weight=ic.to_library(weight, library))
         from_statistics = mseplug.loss_from_statistics("mse", to_numpy(S), to_numpy(W))
-    assert_quiet(records, 1.0, f"{library}: parts at weights {scale}")
-    assert_close(streamed, 14 / 3, RTOL, f"{library}: Accumulator at weights {scale}")
     assert_close(from_statistics, 14 / 3, RTOL, f"{library}: statistics at weights {scale}")
-    outputs = ic.to_library(np.ones((2, 2)), library)
+    assert_quiet(records, 1.0, f"{library}: statistics at weights {scale}")
+
+
+@pytest.mark.parametrize("scale", ISSUE_SCALES)
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_reported_output_weights_whose_sum_overflows(library: str, scale: float) -> None:
+    """``multioutput=[c, c]`` is ``multioutput=[1, 1]``: value 1 and gradient 1/2, for any c."""
+    outputs, truth = ic.to_library(np.ones((2, 2)), library), ic.to_library(np.zeros((2, 2)), library)
     with recorded() as records:
-        got = mseplug.mse(ic.to_library(np.zeros((2, 2)), library), outputs,
-                          multioutput=ic.to_library(np.full(2, scale), library))
-        slope = mseplug.grad("mse", ic.to_library(np.zeros((2, 2)), library), outputs,
-                             multioutput=ic.to_library(np.full(2, scale), library))
-    assert_quiet(records, 1.0, f"{library}: output weights {scale}")
+        got = mseplug.mse(truth, outputs, multioutput=ic.to_library(np.full(2, scale), library))
+        slope = mseplug.grad("mse", truth, outputs, multioutput=ic.to_library(np.full(2, scale), library))
     assert_close(got, 1.0, RTOL, f"{library}: output weights [{scale}, {scale}]")
     assert_close(slope, np.full((2, 2), 0.5), RTOL, f"{library}: gradient, output weights {scale}")
+    assert_quiet(records, 1.0, f"{library}: output weights {scale}")
 
 
 # =================================================================================================
@@ -529,18 +545,18 @@ def typed(x: np.ndarray, library: str, dtype: str) -> Any:
 DTYPE_LIBRARIES = tuple(lib for lib in ("numpy", "torch", "jax") if lib in LIBRARIES)
 
 
-@budget(60)
-@given(data=st.data())
-def test_result_dtype_follows_one_rule(data: st.DataObject) -> None:
-    """Result library = y_pred's; result dtype by the one rule, across numpy x torch x jax."""
+def dtype_rule_case(data: st.DataObject, true_dtypes: tuple[str, ...], pred_dtypes: tuple[str, ...]
+                    ) -> None:
+    """Draw y_true and y_pred (libraries and dtypes), call, and check the result's library,
+    dtype and value."""
     loss = data.draw(st.sampled_from(NAMES), label="loss")
     pred_library = data.draw(st.sampled_from(DTYPE_LIBRARIES), label="y_pred library")
-    pred_dtype = data.draw(st.sampled_from([d for d in TYPED if holds(pred_library, d)]),
+    pred_dtype = data.draw(st.sampled_from([d for d in pred_dtypes if holds(pred_library, d)]),
                            label="y_pred dtype")
     true_library = data.draw(st.sampled_from([*DTYPE_LIBRARIES, "list", "scalar"]), label="y_true library")
     true_dtype = "float64"
     if true_library not in ("list", "scalar"):
-        true_dtype = data.draw(st.sampled_from([d for d in TYPED if holds(true_library, d)]),
+        true_dtype = data.draw(st.sampled_from([d for d in true_dtypes if holds(true_library, d)]),
                                label="y_true dtype")
     shape = () if true_library == "scalar" else (4,)
     rng = np.random.default_rng(data.draw(st.integers(0, 1000), label="seed"))
@@ -566,6 +582,27 @@ def test_result_dtype_follows_one_rule(data: st.DataObject) -> None:
     reference = loss_value(loss, np.asarray(truth, float), np.asarray(prediction, float), **params)
     assert_close(got, reference, 4 * ic.float_eps(want_dtype) if want_dtype != "float64" else RTOL,
                  "the value")
+
+
+@budget(40)
+@given(data=st.data())
+def test_result_dtype_follows_one_rule(data: st.DataObject) -> None:
+    """Result library = y_pred's; float dtypes promote to the wider (float16 with bfloat16:
+    float32) whatever the libraries; a list or a Python scalar takes y_pred's dtype."""
+    dtype_rule_case(data, FLOATS, FLOATS)
+
+
+@budget(25)
+@given(data=st.data())
+def test_integers_and_bools_become_the_default_float(data: st.DataObject) -> None:
+    """An integer or bool input is first the default float of y_pred's library (NumPy and JAX
+    with x64: float64; torch: torch.get_default_dtype()), then the float rule applies: int32
+    with float16 NumPy is float64 (as NumPy's own promotion and scikit-learn), not float16."""
+    integers = ("int32", "int64", "bool")
+    if data.draw(st.booleans(), label="integer y_pred"):
+        dtype_rule_case(data, TYPED, integers)
+    else:
+        dtype_rule_case(data, integers, TYPED)
 
 
 def dtype_tolerance(dtype: str, n: int, k: int) -> float:
@@ -873,25 +910,45 @@ def test_devices_psum_statistics_to_the_one_call_loss(devices: list[dict[str, An
 # =================================================================================================
 # 7. Fast paths against the engine, bit for bit
 # =================================================================================================
-FAST_LIBRARIES = tuple(lib for lib in LIBRARIES if lib != "dask")
+#: Libraries with fast paths count twice (the others' fast_value must say None).
+FAST_LIBRARIES = tuple(lib for lib in LIBRARIES for _ in range(2 if lib in ("numpy", "torch", "jax") else 1)
+                       if lib != "dask")
 
 
 @st.composite
 def fast_calls(draw: st.DrawFn) -> dict[str, Any]:
+    """Calls the fast paths take: 1-D and 2-D float32/float64 arrays of one library, small and
+    large, mostly default options; sometimes weights (at scales the fast paths must hand to
+    the engine too), a sum, raw values, a NaN."""
     loss = draw(st.sampled_from(NAMES))
-    library = draw(st.sampled_from(FAST_LIBRARIES))
-    dtype = draw(st.sampled_from(["float32", "float64"]))
-    n = draw(st.one_of(st.integers(1, 20), st.sampled_from([1000, 4099, 65536, 300000])))
-    columns = draw(st.sampled_from([None, 1, 3]))
-    return {"loss": loss, "library": library, "dtype": dtype, "n": n, "columns": columns,
-            "weighted": draw(st.booleans()), "seed": draw(st.integers(0, 2**16))}
+    root = mseplug.get_loss(loss).loss.root
+    plain = draw(st.integers(0, 2)) > 0  # two calls in three: what the fast paths are for
+    if plain:
+        columns, weights, reduction, multioutput, nan = None, None, "mean", "uniform_average", False
+        columns = draw(st.sampled_from([None, None, None, 1, 3]))
+        weights = draw(st.sampled_from([None, None, None, 1.0]))
+    else:
+        columns = draw(st.sampled_from([None, 1, 3]))
+        weights = draw(st.sampled_from([None, 1.0, 1e-12, 1e12]))
+        reduction = draw(st.sampled_from(["mean"] + ([] if root else ["sum", "none"])))
+        multioutput = draw(st.sampled_from(["uniform_average", "raw_values"]))
+        nan = draw(st.booleans())
+    return {
+        "loss": loss, "library": draw(st.sampled_from(FAST_LIBRARIES)),
+        "dtype": draw(st.sampled_from(["float32", "float64"])),
+        "n": draw(st.one_of(st.integers(1, 20), st.sampled_from([1000, 4099, 65536, 300000]))),
+        "columns": columns, "weights": weights, "reduction": reduction, "multioutput": multioutput,
+        "nan": nan, "seed": draw(st.integers(0, 2**16)),
+    }
 
 
 def fast_inputs(call: dict[str, Any]) -> tuple[Any, ...]:
     rng = np.random.default_rng(call["seed"])
     shape = (call["n"],) if call["columns"] is None else (call["n"], call["columns"])
     t, p = rng.normal(size=shape), rng.normal(size=shape)
-    w = rng.uniform(0.0, 2.0, size=call["n"]) if call["weighted"] else None
+    if call["nan"]:
+        p.reshape(-1)[int(rng.integers(p.size))] = np.nan
+    w = None if call["weights"] is None else rng.uniform(0.0, 2.0, size=call["n"]) * call["weights"]
     lib, dtype = call["library"], call["dtype"]
     return (ic.to_library(t, lib, dtype), ic.to_library(p, lib, dtype),
             None if w is None else ic.to_library(w, lib, dtype))
@@ -903,7 +960,7 @@ def assert_same_bits(fast: Any, engine: Any, what: str) -> None:
     assert_identical(fast, engine, what)
 
 
-@budget(40)
+@budget(80)
 @given(call=fast_calls())
 def test_fast_paths_are_the_engine_bit_for_bit(call: dict[str, Any]) -> None:
     """Whenever a backend's fast path answers, it is the engine's answer bit for bit (value, and
@@ -914,16 +971,21 @@ def test_fast_paths_are_the_engine_bit_for_bit(call: dict[str, Any]) -> None:
         pytest.skip(f"{backend!r} has no fast_value/engine_value yet (the engine's split into a "
                     "fast path and the general engine is not landed)")
     options = mseplug.get_loss(call["loss"]).loss.options(
-        reduction="mean", multioutput="uniform_average", nan_policy="propagate",
+        reduction=call["reduction"], multioutput=call["multioutput"], nan_policy="propagate",
         **ic.example_params(call["loss"]))
-    fast = backend.fast_value(options, t, p, w)
-    if fast is not None:
-        assert_same_bits(fast, backend.engine_value(options, t, p, w), f"value {call}")
-    pair = backend.fast_value_and_grad(options, t, p, w)
-    if pair is not None:
-        engine = backend.engine_value_and_grad(options, t, p, w)
-        assert_same_bits(pair[0], engine[0], f"value of value_and_grad {call}")
-        assert_same_bits(pair[1], engine[1], f"gradient of value_and_grad {call}")
+    with recorded():
+        fast = backend.fast_value(options, t, p, w)
+        if fast is not None:
+            event("fast_value answered")
+            assert_same_bits(fast, backend.engine_value(options, t, p, w), f"value {call}")
+        scalar = call["reduction"] != "none" and (call["multioutput"] != "raw_values"
+                                                  or call["columns"] in (None, 1))
+        pair = backend.fast_value_and_grad(options, t, p, w) if scalar else None
+        if pair is not None:
+            event("fast_value_and_grad answered")
+            engine = backend.engine_value_and_grad(options, t, p, w)
+            assert_same_bits(pair[0], engine[0], f"value of value_and_grad {call}")
+            assert_same_bits(pair[1], engine[1], f"gradient of value_and_grad {call}")
 
 
 def test_fast_rmse_at_300000_rows_is_the_engine() -> None:
