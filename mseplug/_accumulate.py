@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mseplug import _reduce
+from mseplug import _overflow, _reduce
 from mseplug._accumulator_state import (
     STATE_VERSION,
     checked_state,
@@ -70,6 +70,12 @@ class Accumulator:
         nan_policy: str = "propagate",
         **params: Any,
     ) -> None:
+        if "reduction" in params:
+            raise ValueError(
+                f"Accumulator takes no reduction (got reduction={params['reduction']!r}): it "
+                "computes the weighted mean over every sample seen; for a sum, keep the "
+                "statistics (mseplug.sufficient_statistics) and add them yourself"
+            )
         self.options: Options = options_for(
             loss, multioutput=plain_output_weights(multioutput), nan_policy=nan_policy, **params
         )
@@ -77,8 +83,9 @@ class Accumulator:
 
     def reset(self) -> None:
         """Forget every update."""
-        self.total: np.ndarray | None = None  # S: Σ w·e per output, float64
-        self.weight: np.ndarray | None = None  # W: Σ w per output, float64
+        self.total: np.ndarray | None = None  # S: Σ w·e per output, float64, scaled (below)
+        self.weight: np.ndarray | None = None  # W: Σ w per output, float64, scaled
+        self.exponent = 0  # S and W are in units of the weights divided by 2**exponent
         self.count = 0  # samples seen
         self.output_shape: tuple[int, ...] | None = None
 
@@ -89,27 +96,41 @@ class Accumulator:
                sample_weight: ArrayLike | None = None) -> None:
         """Add one batch of samples (any library; checked as by the loss functions).
 
-        Lazy inputs (Dask) are computed here, statistics and count in one pass.
+        The batch's statistics are computed in float64 whatever its dtype. Lazy
+        inputs (Dask) are computed here, statistics and count in one pass.
         """
         backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
-        (total, weight), checked = backend.statistics(
-            self.options, y_true, y_pred, sample_weight, partial=True, unscaled=False
-        )
-        total, weight, count = backend.fetch((total, weight, backend.rows(checked)))
+        statistics, checked = backend.statistics(self.options, y_true, y_pred, sample_weight,
+                                                 partial=True)
+        total, weight, exponent, count = backend.fetch(
+            (statistics.total, statistics.weight, statistics.exponent, backend.rows(checked)))
         if int(count) == 0:
             return
-        scale = checked.weight_scale  # a power of two: exact in float64, where it cannot overflow
-        self._add(_float64(total) * scale, _float64(weight) * scale, int(count), checked.shape[1:],
-                  merging=False)
+        total, weight = _float64(total), _float64(weight)
+        if not np.isfinite(total).all():
+            _warn_if_overflowed(backend, checked)
+        self._add(total, weight, int(exponent), int(count), checked.shape[1:], merging=False)
 
-    def _add(self, total: np.ndarray, weight: np.ndarray, count: int, shape: tuple[int, ...],
-             *, merging: bool) -> None:
+    def _add(self, total: np.ndarray, weight: np.ndarray, exponent: int, count: int,
+             shape: tuple[int, ...], *, merging: bool) -> None:
+        """Add statistics in units of weights divided by ``2**exponent`` (brought to one
+        exponent first: exact, but for a part whose weights are ~2**1000 times smaller)."""
         if self.total is None or self.weight is None or self.output_shape is None:
             self.total, self.weight, self.output_shape = total.copy(), weight.copy(), shape
+            self.exponent = exponent
         else:
             self.output_shape = joined_shape(self.output_shape, shape, merging)
-            self.total = self.total + total
-            self.weight = self.weight + weight
+            common, (mine, theirs) = _reduce.aligned([self.exponent, exponent])
+            with np.errstate(over="ignore", invalid="ignore"):
+                added = (_reduce.times_power_of_two(self.total, mine)
+                         + _reduce.times_power_of_two(total, theirs))
+            if not np.isfinite(added).all() and np.isfinite(self.total).all() and \
+                    np.isfinite(total).all():
+                _overflow.warn("float64")  # two finite sums whose sum exceeds float64
+            self.total = added
+            self.weight = (_reduce.times_power_of_two(self.weight, mine)
+                           + _reduce.times_power_of_two(weight, theirs))
+            self.exponent = common
         self.count += count
 
     def merge(self, other: Accumulator) -> Accumulator:
@@ -125,7 +146,8 @@ class Accumulator:
         if difference:
             raise ValueError(f"cannot merge these accumulators: {difference}")
         if other.total is not None and other.weight is not None and other.output_shape is not None:
-            self._add(other.total, other.weight, other.count, other.output_shape, merging=True)
+            self._add(other.total, other.weight, other.exponent, other.count, other.output_shape,
+                      merging=True)
         return self
 
     def compute(self) -> np.ndarray:
@@ -140,9 +162,11 @@ class Accumulator:
         output_weights = None
         if self.options.weighted_outputs:
             output_weights = np.reshape(self.options.multioutput, -1)
-        value = _reduce.finalize(
-            np, self.options, self.total, self.weight, self.output_shape, output_weights, _sqrt,
-        )
+        with np.errstate(divide="ignore", invalid="ignore"):  # an output with no weight: NaN
+            value = _reduce.finalize(
+                np, self.options, self.total, self.weight, self.output_shape, output_weights,
+                _sqrt,
+            )
         return np.asarray(value, dtype=np.float64)
 
     # -- state -----------------------------------------------------------------------------
@@ -183,6 +207,7 @@ class Accumulator:
             "total": None if self.total is None else self.total.tolist(),
             "weight": None if self.weight is None else self.weight.tolist(),
             "count": int(self.count),
+            "weight_exponent": int(self.exponent),
         }
 
     @classmethod
@@ -192,8 +217,9 @@ class Accumulator:
         accumulator = cls(state["loss"], multioutput=state["multioutput"],
                           nan_policy=state["nan_policy"], **state["params"])
         if state["total"] is not None:
-            total, weight, shape = state_statistics(state)
-            accumulator._add(total, weight, int(state["count"]), shape, merging=True)
+            total, weight, shape = state_statistics(state, accumulator.options)
+            accumulator._add(total, weight, state["weight_exponent"], state["count"], shape,
+                             merging=True)
         return accumulator
 
     def empty_copy(self) -> Accumulator:
@@ -206,6 +232,15 @@ class Accumulator:
 
 def _sqrt(xp: Any, x: Any) -> Any:
     return xp.sqrt(x)
+
+
+def _warn_if_overflowed(backend: Any, checked: Any) -> None:
+    """A LossOverflowWarning when a batch's float64 sums are not finite although its inputs are."""
+    xp = backend.namespace(checked.y_pred)
+    finite = [xp.all(xp.isfinite(x)) for x in (checked.y_true, checked.y_pred)
+              if backend.kind(xp, x.dtype) == "f"]
+    if all(bool(np.asarray(flag)) for flag in backend.fetch(tuple(finite))):
+        _overflow.warn("float64")
 
 
 def _float64(array: Any) -> np.ndarray:

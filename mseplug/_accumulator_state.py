@@ -18,11 +18,12 @@ from mseplug import _validation as v
 from mseplug._backend_registry import backend_of
 from mseplug._options import Options
 
-#: The version of ``Accumulator.state_dict``'s layout.
-STATE_VERSION = 1
+#: The version of ``Accumulator.state_dict``'s layout (1: before ``weight_exponent``).
+STATE_VERSION = 2
 STATE_KEYS = ("version", "loss", "params", "multioutput", "nan_policy", "output_shape",
-              "total", "weight", "count")
-
+              "total", "weight", "count", "weight_exponent")
+#: Exponents of weight scales: a float64 weight is at most 2**1024, at least 2**-1074.
+_EXPONENT_LIMIT = 2200
 
 def option_difference(mine: Options, theirs: Options) -> str:
     """The first difference between two accumulators' options in words, or ``""``."""
@@ -78,29 +79,85 @@ def plain_output_weights(multioutput: Any) -> Any:
 
 
 def checked_state(state: Any) -> dict[str, Any]:
-    """``state`` if it is a dictionary ``Accumulator.state_dict`` could have written."""
+    """``state`` if it is a dictionary ``Accumulator.state_dict`` could have written: every
+    field checked, a ``ValueError`` (``TypeError`` for a wrong type) naming the first bad one.
+
+    The loss, its parameters, ``multioutput`` and ``nan_policy`` are checked again by the
+    Accumulator made from them; the statistics by :func:`state_statistics`.
+    """
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict from Accumulator.state_dict(); got "
                         f"{type(state).__name__}")
+    state = dict(state)
+    if state.get("version") == 1:  # written before weights were scaled by powers of two
+        state.setdefault("weight_exponent", 0)
     missing = [key for key in STATE_KEYS if key not in state]
     if missing:
         raise ValueError(f"state is missing {missing}; expected a dict from Accumulator.state_dict()")
-    if state["version"] != STATE_VERSION:
-        raise ValueError(f"state has version {state['version']!r}; this mseplug reads version "
-                         f"{STATE_VERSION}")
+    unknown = sorted(set(state) - set(STATE_KEYS))
+    if unknown:
+        raise ValueError(f"state has unknown field(s) {unknown}; expected a dict from "
+                         "Accumulator.state_dict()")
+    if state["version"] not in (1, STATE_VERSION) or isinstance(state["version"], bool):
+        raise ValueError(f"state['version'] is {state['version']!r}; this mseplug reads versions "
+                         f"1 and {STATE_VERSION}")
+    if not isinstance(state["loss"], str):
+        raise TypeError(f"state['loss'] must be a loss name; got {type(state['loss']).__name__}")
     if not isinstance(state["params"], dict):
         raise TypeError(f"state['params'] must be a dict; got {type(state['params']).__name__}")
+    count = _integer(state, "count")
+    if count < 0:
+        raise ValueError(f"state['count'] is {count}; a count of samples is >= 0")
+    exponent = _integer(state, "weight_exponent")
+    if abs(exponent) > _EXPONENT_LIMIT:
+        raise ValueError(f"state['weight_exponent'] is {exponent}; expected at most "
+                         f"{_EXPONENT_LIMIT} in size")
+    empty = [key for key in ("output_shape", "total", "weight") if state[key] is None]
+    if empty and len(empty) != 3:
+        raise ValueError(f"state[{empty[0]!r}] is None but "
+                         f"{', '.join(k for k in ('output_shape', 'total', 'weight') if k not in empty)} "
+                         "is not; an Accumulator without samples has all three None")
+    if empty and count:
+        raise ValueError(f"state['count'] is {count} but the state holds no statistics")
     return state
 
 
-def state_statistics(state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """The totals, weights and output shape a (non-empty) state holds, checked against each other."""
-    shape = tuple(int(d) for d in state["output_shape"])
-    total = np.asarray(state["total"], dtype=np.float64).reshape(-1)
-    weight = np.asarray(state["weight"], dtype=np.float64).reshape(-1)
-    if not total.shape == weight.shape == (math.prod(shape),):
-        raise ValueError(
-            f"state has {total.size} totals and {weight.size} weights for outputs {shape}; "
-            "expected one of each per output"
-        )
+def _integer(state: dict[str, Any], key: str) -> int:
+    value = state[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"state[{key!r}] must be an integer; got {type(value).__name__} {value!r}")
+    if not (math.isfinite(value) and float(value).is_integer()):
+        raise ValueError(f"state[{key!r}] must be a finite integer; got {value!r}")
+    return int(value)
+
+
+def state_statistics(state: dict[str, Any], options: Options
+                     ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """The totals, weights and output shape a (non-empty) state holds, checked against each
+    other and against the accumulator's ``options`` (output weights: one per output)."""
+    shape_value = state["output_shape"]
+    if not isinstance(shape_value, (list, tuple)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape_value):
+        raise ValueError(f"state['output_shape'] must be a list of positive integers; got "
+                         f"{shape_value!r}")
+    shape = tuple(int(d) for d in shape_value)
+    arrays = []
+    for key in ("total", "weight"):
+        try:
+            arrays.append(np.asarray(state[key], dtype=np.float64).reshape(-1))
+        except (TypeError, ValueError):
+            raise ValueError(f"state[{key!r}] must be a list of numbers; got {state[key]!r}"
+                             ) from None
+    total, weight = arrays
+    outputs = math.prod(shape)
+    for key, array in (("total", total), ("weight", weight)):
+        if array.shape != (outputs,):
+            raise ValueError(f"state[{key!r}] has {array.size} values for outputs {shape}; "
+                             f"expected {outputs}, one per output")
+    bad = np.flatnonzero(~(np.isfinite(weight) & (weight >= 0)))
+    if bad.size:
+        raise ValueError(f"state['weight'] has {weight[bad[0]]} for output {int(bad[0])}; sums "
+                         "of sample weights are finite and >= 0")
+    if options.weighted_outputs:
+        v.check_output_weights_shape(tuple(np.shape(options.multioutput)), shape)
     return total, weight, shape

@@ -22,6 +22,7 @@ from mseplug._engine import Backend
 from mseplug._typing import ArrayLike, BackendLike
 
 __all__ = [
+    "backend_by_name",
     "backend_named",
     "backend_of",
     "backends",
@@ -79,6 +80,8 @@ def _load_entry_points() -> list[type[Backend]]:
             cls = point.load()
             if not (isinstance(cls, type) and issubclass(cls, Backend)):
                 raise TypeError(f"{point.value} is not a mseplug.Backend subclass")
+            if cls.library and not _installed(cls.library):
+                continue  # its arrays cannot exist here: disabled, quietly
             loaded.append(cls)
         except Exception as error:  # a broken plugin must not break mseplug
             warnings.warn(
@@ -103,10 +106,25 @@ def _detect(x: Any) -> Backend | None:
             if backend.owns(x):
                 return backend
     for backend in _plugins():
-        if backend.owns(x):
+        if _owns(backend, x):
             return backend
     generic = backend_named("array_api")
     return generic if generic.owns(x) else None
+
+
+def _owns(backend: Backend, x: Any) -> bool:
+    """Whether a plugin owns ``x``; a plugin whose detection fails warns once and is dropped."""
+    try:
+        return backend.owns(x)
+    except Exception as error:  # a broken plugin must not break mseplug
+        warnings.warn(
+            f"mseplug backend plugin {backend.name!r} failed to recognise an array and is "
+            f"disabled: {error!r}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        _registered[:] = [b for b in _registered if b is not backend]
+        return False
 
 
 def warm_loaded() -> None:
@@ -132,7 +150,8 @@ def backend_of(x: Any) -> Backend | None:
     return backend
 
 
-def _by_name(name: Any) -> Backend:
+def backend_by_name(name: Any) -> Backend:
+    """The backend ``backend=`` names: a Backend, a Backend class (registered), or a name."""
     if isinstance(name, Backend):
         return name
     if isinstance(name, type) and issubclass(name, Backend):
@@ -152,7 +171,7 @@ def _by_name(name: Any) -> Backend:
 def resolve(y_true: Any, y_pred: Any, backend: Any = None) -> Backend:
     """The backend of one call: the one named, else ``y_pred``'s, else ``y_true``'s, else NumPy."""
     if backend is not None:
-        return _by_name(backend)
+        return backend_by_name(backend)
     found = backend_of(y_pred)
     if found is None:
         found = backend_of(y_true)
@@ -171,7 +190,7 @@ def dispatch(
     """
     pred_owner, true_owner = backend_of(y_pred), backend_of(y_true)
     if backend is not None:
-        chosen = _by_name(backend)
+        chosen = backend_by_name(backend)
     else:
         chosen = pred_owner or true_owner or backend_named("numpy")
     if true_owner is not None and true_owner is not chosen:
@@ -239,10 +258,18 @@ def register_backend(backend_cls: type[Backend]) -> Backend:
 
     A registered backend is asked after NumPy, torch and JAX and before the
     generic Array API backend. Registering a name again replaces the old one.
+    A backend whose :attr:`~mseplug.Backend.library` is not installed is a
+    ``ValueError`` here (an installed entry-point plugin of that kind is
+    disabled quietly).
     """
     if not (isinstance(backend_cls, type) and issubclass(backend_cls, Backend)):
         raise TypeError(
             f"backend_cls must be a subclass of mseplug.Backend; got {backend_cls!r}"
+        )
+    if backend_cls.library and not _installed(backend_cls.library):
+        raise ValueError(
+            f"backend {backend_cls.name!r} needs the library {backend_cls.library!r}, which is "
+            "not installed; install it first (or leave Backend.library empty)"
         )
     with _lock:
         _plugins()

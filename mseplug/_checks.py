@@ -9,13 +9,11 @@ import numpy as np
 
 from mseplug import _validation as v
 from mseplug._options import Options
-from mseplug._typing import Array, DType, Namespace
+from mseplug._reduce import relative_output_weights, times_power_of_two, weight_exponent
+from mseplug._typing import Array
 
 if TYPE_CHECKING:
     from mseplug._engine import Backend
-
-#: Sample weights whose sum lies outside [2**-32, 2**32] are rescaled (see rescaled_weights).
-WEIGHT_SUM_RANGE = (2.0**-32, 2.0**32)
 
 
 class Checked(NamedTuple):
@@ -26,19 +24,35 @@ class Checked(NamedTuple):
     sample_weight: Array | None
     output_weights: Array | None  # checked output weights (a float64 NumPy vector), or None
     shape: tuple[int, ...]  # the common shape, (n_samples, *outputs)
-    weight_scale: float = 1.0  # sample_weight was divided by this power of two (rescaled_weights)
+    #: sample_weight was divided by 2**weight_exponent (see mseplug._reduce.weight_exponent)
+    weight_exponent: int = 0
 
-    def unscaled(self, options: Options | None, *values: Array) -> tuple[Array, ...]:
-        """Sums over rescaled weights in the caller's weight units again.
 
-        Sums (``reduction="sum"``, or statistics when ``options`` is ``None``) are
-        multiplied back; a mean is a ratio of two sums over the same weights, so
-        it needs nothing.
-        """
-        if self.weight_scale == 1.0 or (options is not None and options.reduction != "sum"):
-            return values
-        with np.errstate(over="ignore"):  # a sum beyond the dtype's range is inf (finish warns)
-            return tuple(value * self.weight_scale for value in values)
+def unscaled(backend: Backend, checked: Checked, options: Options | None, *values: Array
+             ) -> tuple[Array, ...]:
+    """Sums over scaled weights in the caller's weight units again.
+
+    Sums (``reduction="sum"``, or statistics when ``options`` is ``None``) are
+    multiplied back by ``2**weight_exponent`` (in the library's widest float,
+    then in their own dtype again: ``inf`` where the true sum exceeds it); a
+    mean is a ratio of two sums over the same weights, so it needs nothing.
+    """
+    exponent = checked.weight_exponent
+    if exponent == 0 or (options is not None and options.reduction != "sum"):
+        return values
+    results = []
+    for value in values:
+        xp = backend.namespace(value)
+        wide = xp.astype(value, backend.widest_float(xp))
+        with np.errstate(over="ignore"):  # inf where the sum exceeds the dtype (finish warns)
+            results.append(xp.astype(times_power_of_two(wide, exponent), value.dtype))
+    return tuple(results)
+
+
+def _typed(x: Any) -> bool:
+    """Whether ``x`` carries a dtype of its own (an array or a NumPy scalar), unlike a list,
+    a tuple or a Python number, which take the dtype of the other input."""
+    return hasattr(x, "dtype")
 
 
 def check_inputs(backend: Backend, options: Options, y_true: Any, y_pred: Any, sample_weight: Any,
@@ -49,14 +63,24 @@ def check_inputs(backend: Backend, options: Options, y_true: Any, y_pred: Any, s
     sample weights) only where the backend can read them without a sync it
     should not make (a tracer, a lazy Dask array).
 
+    Dtypes: a list or Python number has no dtype of its own and takes the other
+    input's float dtype (``y_pred``'s first); typed arrays keep theirs and
+    promote to the wider later, whatever their libraries.
+
     ``partial``: the inputs are one part of the data (a shard, a batch of a
     stream), so they may be empty and their weights may sum to 0.
     """
     pred = backend.convert(y_pred, "y_pred")
     true = backend.convert(y_true, "y_true", like=pred)
     xp = backend.namespace(pred)
-    v.check_kind("y_true", backend.kind(xp, true.dtype), true.dtype)
-    v.check_kind("y_pred", backend.kind(xp, pred.dtype), pred.dtype)
+    true_kind, pred_kind = backend.kind(xp, true.dtype), backend.kind(xp, pred.dtype)
+    v.check_kind("y_true", true_kind, true.dtype)
+    v.check_kind("y_pred", pred_kind, pred.dtype)
+    if true.dtype != pred.dtype:
+        if pred_kind == "f" and not _typed(y_true):
+            true = xp.astype(true, pred.dtype)
+        elif true_kind == "f" and not _typed(y_pred):
+            pred = xp.astype(pred, true.dtype)
     shape = v.common_shape(tuple(true.shape), tuple(pred.shape), allow_empty=partial)
     empty = shape[0] == 0
     if options.nan_policy == "raise" and not empty:
@@ -64,7 +88,7 @@ def check_inputs(backend: Backend, options: Options, y_true: Any, y_pred: Any, s
             if (backend.kind(xp, array.dtype) == "f" and backend.readable(array)
                     and backend.any_nan(xp, array)):
                 raise v.nan_error(name)
-    weight, scale = None, 1.0
+    weight, exponent = None, 0
     if sample_weight is not None:
         weight = backend.convert(sample_weight, "sample_weight", like=pred)
         v.check_kind("sample_weight", backend.kind(xp, weight.dtype), weight.dtype)
@@ -72,27 +96,23 @@ def check_inputs(backend: Backend, options: Options, y_true: Any, y_pred: Any, s
         if backend.checks_weights(weight) and not empty:
             total, minimum, finite = backend.weight_summary(xp, weight)
             v.check_weight_values(total, minimum, finite, positive_sum=not partial)
-            low, high = WEIGHT_SUM_RANGE
-            if not low <= total <= high and total > 0 and options.reduction != "none":
-                dtype = backend.accumulation_dtype(xp, backend.result_dtype(xp, true.dtype,
-                                                                            pred.dtype))
-                weight, scale = rescaled_weights(xp, weight, total, dtype)
+            if options.reduction != "none":
+                # A sum that overflowed float64 is scaled by the largest weight instead.
+                largest = total if math.isfinite(total) else float(xp.max(weight))
+                exponent = weight_exponent(total, largest)
+                if exponent:
+                    weight = scaled_weights(backend, weight, exponent)
     output_weights = None
     if options.weighted_outputs:
-        output_weights = backend.output_weights(xp, options.multioutput, shape[1:], pred)
-    return Checked(true, pred, weight, output_weights, shape, scale)
+        output_weights = relative_output_weights(
+            options, backend.output_weights(xp, options.multioutput, shape[1:], pred))
+    return Checked(true, pred, weight, output_weights, shape, exponent)
 
 
-def rescaled_weights(xp: Namespace, weight: Array, total: float, dtype: DType
-                     ) -> tuple[Array, float]:
-    """``weight / s`` in ``dtype`` and ``s``: a power of two near their sum (their largest
-    value when the sum overflowed), so ``Σw`` and ``Σw·e`` cannot overflow to a wrong 0.
-
-    A power of two divides exactly: a mean over the rescaled weights is the
-    same number, and a sum times ``s`` too (:meth:`Checked.unscaled`). ``1/s``
-    stays a normal number, which XLA would otherwise flush to 0.
-    """
-    size = total if math.isfinite(total) else float(xp.max(weight))
-    limit = math.frexp(float(xp.finfo(dtype).max))[1] - 2
-    exponent = max(-limit, min(limit, math.frexp(size)[1]))
-    return xp.astype(weight, dtype) * 2.0**-exponent, 2.0**exponent
+def scaled_weights(backend: Backend, weight: Array, exponent: int) -> Array:
+    """``weight / 2**exponent``, computed in the widest float the weights' library has (so
+    float64 weights of 1e-50 or 1e300 survive the later cast to a float32 accumulation)."""
+    if isinstance(weight, np.ndarray):  # NumPy weights handed to another library (JAX) as they are
+        return times_power_of_two(weight.astype(np.float64), -exponent)
+    xp = backend.namespace(weight)
+    return times_power_of_two(xp.astype(weight, backend.widest_float(xp)), -exponent)

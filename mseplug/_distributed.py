@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mseplug import _reduce
+from mseplug import _overflow, _reduce
 from mseplug._backend_registry import dispatch, resolve
+from mseplug._kernels import output_weights_like
 from mseplug._loss_registry import options_for
+from mseplug._reduce import relative_output_weights
 from mseplug._typing import Array, ArrayLike, NanPolicy
 
 
@@ -76,12 +78,26 @@ def sufficient_statistics(
             )
     options = options_for(loss, nan_policy=nan_policy, **params)
     chosen, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
-    (total, weight), _ = chosen.statistics(options, y_true, y_pred, sample_weight, partial=True)
+    statistics, checked = chosen.statistics(options, y_true, y_pred, sample_weight, partial=True)
+    total, weight = chosen.unscaled_statistics(statistics)
+    if isinstance(statistics.exponent, int) and statistics.exponent:
+        # Weights were read to be scaled, so reading their sums costs no extra sync here.
+        _warn_if_overflowed(chosen, checked, total, weight)
     return total, weight
 
 
+def _warn_if_overflowed(backend: Any, checked: Any, total: Array, weight: Array) -> None:
+    """A LossOverflowWarning when the statistics in the caller's units exceed float64 although
+    every input is finite (as the weights were checked to be)."""
+    xp = backend.namespace(total)
+    if bool(xp.all(xp.isfinite(total))) and bool(xp.all(xp.isfinite(weight))):
+        return
+    if all(bool(xp.all(xp.isfinite(x))) for x in (checked.y_true, checked.y_pred)):
+        _overflow.warn_statistics()
+
+
 def loss_from_statistics(
-    loss: Any, S: ArrayLike, W: ArrayLike, *, multioutput: Any = "uniform_average"
+    loss: Any, S: ArrayLike, W: ArrayLike, *, multioutput: Any = "uniform_average", **params: Any,
 ) -> Array:
     """The loss from sufficient statistics ``(S, W)`` (see :func:`sufficient_statistics`).
 
@@ -100,6 +116,10 @@ def loss_from_statistics(
         Summed statistics; the result has ``S``'s library and device.
     multioutput : {"uniform_average", "raw_values"} or array_like, default "uniform_average"
         How outputs combine, as for :func:`mseplug.mse`; ``"raw_values"`` gives shape ``(K,)``.
+    **params
+        The loss's parameters, checked as everywhere (the statistics were computed with them;
+        the loss's final step does not use them), so code written for any loss can pass
+        the same keywords to :func:`sufficient_statistics` and here.
 
     Returns
     -------
@@ -115,7 +135,13 @@ def loss_from_statistics(
     ...                              multioutput="raw_values").tolist()
     [1.0, 4.0]
     """
-    options = options_for(loss, multioutput=multioutput)
+    for name in ("reduction", "nan_policy", "sample_weight"):
+        if name in params:
+            raise TypeError(
+                f"loss_from_statistics() got an unexpected keyword argument {name!r}; it belongs "
+                "to sufficient_statistics, which computed S and W"
+            )
+    options = options_for(loss, multioutput=multioutput, **params)
     chosen = resolve(W, S)
     total = chosen.convert(S, "S")
     weight = chosen.convert(W, "W", like=total)
@@ -134,5 +160,6 @@ def loss_from_statistics(
     output_weights = None
     if options.weighted_outputs:
         checked = chosen.output_weights(xp, options.multioutput, output_shape, total)
-        output_weights = chosen.asarray_like(xp, checked, total)
+        output_weights = output_weights_like(chosen, options,
+                                             relative_output_weights(options, checked), total)
     return _reduce.finalize(xp, options, total, weight, output_shape, output_weights, chosen.sqrt)

@@ -13,26 +13,26 @@ override nothing but :meth:`Backend.array_types`.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from mseplug import _validation as v
-from mseplug._checks import Checked, check_inputs
+from mseplug._checks import Checked, check_inputs, unscaled
 from mseplug._dtypes import namespace_kind
 from mseplug._kernels import (
     Columns,
     Statistics,
     generic_column_totals,
-    generic_grand_total,
+    generic_grand_value,
     loss_statistics,
     loss_value,
     loss_value_and_grad,
 )
 from mseplug._loss import Loss
 from mseplug._options import Options
+from mseplug._reduce import ScaledStatistics, times_power_of_two
 from mseplug._typing import Array, DType, Namespace
 
 
@@ -66,10 +66,6 @@ class Backend:
         """Whether ``x`` is one of this backend's arrays (the registry caches it per type)."""
         types = cls.array_types()
         return bool(types) and isinstance(x, types)
-
-    @classmethod
-    def is_installed(cls) -> bool:
-        return not cls.library or importlib.util.find_spec(cls.library) is not None
 
     def _is_own(self, x: object) -> bool:
         kind = type(x)
@@ -170,9 +166,14 @@ class Backend:
         """The dtype sums over samples are taken in: float64 where the library has it."""
         return getattr(xp, "float64", dtype)
 
+    def widest_float(self, xp: Namespace) -> DType:
+        """The widest float the library computes in: sufficient statistics and weight scaling
+        use it (float64 where the library has it)."""
+        return getattr(xp, "float64", None) or xp.float32
+
     def cast_result(self, xp: Namespace, value: Array, dtype: DType) -> Array:
         """A value computed in a wider dtype as the result dtype."""
-        return xp.astype(value, dtype)
+        return value if value.dtype == dtype else xp.astype(value, dtype)
 
     def as_columns(self, xp: Namespace, x: Array, shape: tuple[int, ...], dtype: DType) -> Array:
         """``x`` reshaped to ``shape`` in the dtype ``dtype`` (the accumulation dtype)."""
@@ -205,7 +206,7 @@ class Backend:
         v.check_output_weights_shape(tuple(weights.shape), output_shape)
         if self.readable(weights):
             finite = bool(xp.all(xp.isfinite(weights)))
-            if not (finite and bool(xp.all(weights >= 0)) and bool(xp.sum(weights) > 0)):
+            if not (finite and bool(xp.all(weights >= 0)) and bool(xp.any(weights > 0))):
                 raise v.output_weights_error(f"an array with minimum {float(xp.min(weights))}")
         return xp.reshape(weights, (-1,))
 
@@ -222,16 +223,29 @@ class Backend:
         """``(S, W)``, each of shape ``(K,)``, in :meth:`sum_dtype`."""
         return generic_column_totals(self, options, c, params)
 
-    def grand_total(self, options: Options, c: Columns, params: tuple[Any, ...]) -> Array:
-        """``Σ w·e`` over every element (no NaN is omitted), for values that need no more."""
-        return generic_grand_total(self, options, c, params)
+    def grand_value(self, options: Options, c: Columns, params: tuple[Any, ...]
+                    ) -> tuple[Array, Any]:
+        """Every element as one output, when the outputs share one weight: ``(Σ w·e / D, D)``
+        for the mean (``D = Σw · K``), ``(Σ w·e, 1)`` for the sum; no NaN is omitted."""
+        return generic_grand_value(self, options, c, params)
 
     def run(self, kernel: Callable[..., Any], options: Options, *arrays: Any) -> Any:
         """Run a pure kernel of this module (JAX compiles it; others call it)."""
         return kernel(self, options, *arrays)
 
-    def shortcut(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
-        """A native answer for the commonest calls, or ``None`` for the engine's path."""
+    def fast_value(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """The value of the commonest calls without the general checks, or ``None``.
+
+        A fast path accepts only calls the engine accepts and needs no check for
+        (by one predicate on types, shapes and options), computes through the
+        same kernel hooks and final step, and so returns :meth:`engine_value`'s
+        number bit for bit (the test suite asserts it).
+        """
+        return None
+
+    def fast_value_and_grad(self, options: Options, y_true: Any, y_pred: Any,
+                            sample_weight: Any) -> tuple[Array, Array] | None:
+        """:meth:`fast_value` for :meth:`value_and_grad`: bit for bit the engine's, or ``None``."""
         return None
 
     def finish(self, value: Array, checked: Checked) -> Array:
@@ -246,29 +260,45 @@ class Backend:
 
     def evaluate(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Array:
         """The loss value (the weighted elementwise losses for ``reduction="none"``)."""
-        value = self.shortcut(options, y_true, y_pred, sample_weight)
-        if value is not None:
-            return value
+        value = self.fast_value(options, y_true, y_pred, sample_weight)
+        if value is None:
+            value = self.engine_value(options, y_true, y_pred, sample_weight)
+        return value
+
+    def engine_value(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
+                     ) -> Array:
+        """:meth:`evaluate` through the general engine: checks, kernel, final step."""
         c = self.check(options, y_true, y_pred, sample_weight)
         value = self.run(loss_value, options, c.y_true, c.y_pred, c.sample_weight,
                          c.output_weights, options.params)
-        (value,) = c.unscaled(options, value)
+        (value,) = unscaled(self, c, options, value)
         return self.finish(value, c)
 
     def statistics(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None, *,
-        partial: bool = False, unscaled: bool = True,
-    ) -> tuple[Statistics, Checked]:
+        partial: bool = False,
+    ) -> tuple[ScaledStatistics, Checked]:
         """The sufficient statistics ``(S, W)`` of one call, and its checked inputs.
 
-        ``partial`` as for :meth:`check`: empty inputs give zeros. With ``unscaled``
-        they are in the caller's weight units (:meth:`Checked.unscaled`); without,
-        in the rescaled ones, for a caller that multiplies back in float64.
+        ``partial`` as for :meth:`check`: empty inputs give zeros. ``S`` and ``W``
+        are in the library's widest float, in the units of the weights divided by
+        ``2**exponent`` (see :mod:`mseplug._reduce`; :meth:`unscaled_statistics`
+        gives them in the caller's).
         """
         c = self.check(options, y_true, y_pred, sample_weight, partial=partial)
         total, weight = self.run(loss_statistics, options, c.y_true, c.y_pred, c.sample_weight,
                                  options.params)
-        return (c.unscaled(None, total, weight) if unscaled else (total, weight)), c
+        return ScaledStatistics(total, weight, c.weight_exponent), c
+
+    def unscaled_statistics(self, statistics: ScaledStatistics) -> tuple[Array, Array]:
+        """``(S, W)`` in the caller's weight units: times ``2**exponent`` (``inf`` where that
+        exceeds the widest float)."""
+        exponent = statistics.exponent
+        if not exponent:
+            return statistics.total, statistics.weight
+        with np.errstate(over="ignore"):
+            return (times_power_of_two(statistics.total, exponent),
+                    times_power_of_two(statistics.weight, exponent))
 
     def fetch(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """Several results as NumPy arrays (Python numbers stay as they are), read together:
@@ -284,11 +314,20 @@ class Backend:
     def value_and_grad(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
     ) -> tuple[Array, Array]:
-        """The loss value and its analytic gradient with respect to ``y_pred``."""
+        """The loss value and its gradient with respect to ``y_pred``."""
+        result = self.fast_value_and_grad(options, y_true, y_pred, sample_weight)
+        if result is None:
+            result = self.engine_value_and_grad(options, y_true, y_pred, sample_weight)
+        return result
+
+    def engine_value_and_grad(
+        self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
+    ) -> tuple[Array, Array]:
+        """:meth:`value_and_grad` through the general engine: the analytic gradient."""
         c = self.check(options, y_true, y_pred, sample_weight)
         if options.raw and c.shape[1:] != ():
             raise v.nonscalar_error(c.shape[1:])
         value, grad = self.run(loss_value_and_grad, options, c.y_true, c.y_pred, c.sample_weight,
                                c.output_weights, options.params)
-        value, grad = c.unscaled(options, value, grad)
+        value, grad = unscaled(self, c, options, value, grad)
         return self.finish(value, c), grad

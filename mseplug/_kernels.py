@@ -23,7 +23,7 @@ Statistics = tuple[Array, Array]
 
 
 class Columns(NamedTuple):
-    """Inputs inside a kernel: ``(n, K)`` arrays in the accumulation dtype."""
+    """Inputs inside a kernel: ``(n, K)`` arrays in the working dtype."""
 
     xp: Namespace
     y_true: Array
@@ -32,24 +32,30 @@ class Columns(NamedTuple):
     shape: tuple[int, ...]  # the common shape
     pred_shape: tuple[int, ...]  # y_pred's own shape: the shape of "none" results and gradients
     dtype: DType  # promoted input dtype: the dtype of results
+    work: DType  # the dtype the losses are computed in (the accumulation dtype, or the widest)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
         return self.shape[1:]
 
+    @property
+    def outputs(self) -> int:
+        return math.prod(self.shape[1:])
 
 
-def columns(backend: Backend, true: Array, pred: Array, weight: Array | None) -> Columns:
-    """The inputs as ``(n, K)`` columns in the accumulation dtype."""
+def columns(backend: Backend, true: Array, pred: Array, weight: Array | None, *,
+            wide: bool = False) -> Columns:
+    """The inputs as ``(n, K)`` columns in the accumulation dtype (``wide``: in the library's
+    widest float, as sufficient statistics are, whatever the batch dtype)."""
     xp = backend.namespace(pred)
     dtype = backend.result_dtype(xp, true.dtype, pred.dtype)
-    acc = backend.accumulation_dtype(xp, dtype)
+    work = backend.widest_float(xp) if wide else backend.accumulation_dtype(xp, dtype)
     shape = v.common_shape(tuple(true.shape), tuple(pred.shape), allow_empty=True)
     n, k = shape[0], math.prod(shape[1:])
-    t = backend.as_columns(xp, true, (n, k), acc)
-    p = backend.as_columns(xp, pred, (n, k), acc)
-    w = None if weight is None else backend.as_columns(xp, weight, (n,), acc)
-    return Columns(xp, t, p, w, shape, tuple(pred.shape), dtype)
+    t = backend.as_columns(xp, true, (n, k), work)
+    p = backend.as_columns(xp, pred, (n, k), work)
+    w = None if weight is None else backend.as_columns(xp, weight, (n,), work)
+    return Columns(xp, t, p, w, shape, tuple(pred.shape), dtype, work)
 
 
 def kept(c: Columns, options: Options) -> Array | None:
@@ -90,23 +96,34 @@ def generic_column_totals(backend: Backend, options: Options, c: Columns,
     return total, xp.sum(kept_weight, axis=0, dtype=dtype)
 
 
-def generic_grand_total(backend: Backend, options: Options, c: Columns,
-                        params: tuple[Any, ...]) -> Array:
-    """``Σ w·e`` over every element, in the backend's ``sum_dtype``."""
+def generic_grand_value(backend: Backend, options: Options, c: Columns,
+                        params: tuple[Any, ...]) -> tuple[Array, Any]:
+    """Every element taken as one output: ``(Σ w·e / D, D)`` with ``D = Σw · K`` for the
+    mean (``Σw`` is ``n`` without weights), ``(Σ w·e, 1)`` for the sum; no NaN is omitted."""
     xp = c.xp
     losses = weighted_losses(backend, options, c, params, None)
-    return xp.sum(losses, dtype=backend.sum_dtype(xp, c.y_pred.dtype))
+    total = xp.sum(losses, dtype=backend.sum_dtype(xp, c.y_pred.dtype))
+    if options.reduction != "mean":
+        return total, 1
+    count = c.shape[0] if c.weight is None else xp.sum(c.weight, dtype=total.dtype)
+    denominator = count * c.outputs
+    return total / denominator, denominator
 
 
-def _needs_columns(options: Options, c: Columns) -> bool:
-    """Whether the value needs per-output statistics (else the grand total is enough)."""
+def needs_columns(options: Options, c: Columns) -> bool:
+    """Whether the value needs per-output statistics (else one grand value over every element:
+    the outputs share one weight, and a uniform mean of equal means is their grand mean)."""
     k = c.y_pred.shape[1]
     return (options.nan_policy == "omit" or options.weighted_outputs
             or (k > 1 and (options.loss.root or not options.uniform)))
 
 
-def _output_weights(backend: Backend, xp: Namespace, output_weights: Any, like: Array) -> Any:
-    return None if output_weights is None else backend.asarray_like(xp, output_weights, like)
+def output_weights_like(backend: Backend, options: Options, output_weights: Any, like: Array
+                        ) -> Any:
+    """Checked output weights as an array of ``like``'s library, device and dtype."""
+    if output_weights is None:
+        return None
+    return backend.asarray_like(backend.namespace(like), output_weights, like)
 
 
 def loss_value(backend: Backend, options: Options, true: Array, pred: Array, weight: Array | None,
@@ -117,51 +134,61 @@ def loss_value(backend: Backend, options: Options, true: Array, pred: Array, wei
     if options.reduction == "none":
         losses = weighted_losses(backend, options, c, params, kept(c, options))
         return backend.cast_result(xp, xp.reshape(losses, c.pred_shape), c.dtype)
-    if not _needs_columns(options, c):
-        total = backend.grand_total(options, c, params)
-        if options.reduction == "mean":
-            n, k = c.y_pred.shape
-            count = n if c.weight is None else xp.sum(c.weight, dtype=total.dtype)
-            total = total / (count * k)
-            if options.loss.root:
-                total = backend.sqrt(xp, total)
-        if options.raw:
-            total = xp.reshape(total, c.output_shape)
-        return backend.cast_result(xp, total, c.dtype)
+    if not needs_columns(options, c):
+        statistic, _ = backend.grand_value(options, c, params)
+        value = _reduce.finalize_grand(xp, options, statistic, c.output_shape, backend.sqrt)
+        return backend.cast_result(xp, value, c.dtype)
     total, count = backend.column_totals(options, c, params)
     value = _reduce.finalize(xp, options, total, count, c.output_shape,
-                             _output_weights(backend, xp, output_weights, total), backend.sqrt)
+                             output_weights_like(backend, options, output_weights, total), backend.sqrt)
     return backend.cast_result(xp, value, c.dtype)
 
 
 def loss_statistics(backend: Backend, options: Options, true: Array, pred: Array,
                     weight: Array | None, params: tuple[Any, ...]) -> Statistics:
-    """``(S, W)`` per output of checked inputs."""
-    return backend.column_totals(options, columns(backend, true, pred, weight), params)
+    """``(S, W)`` per output of checked inputs, in the library's widest float."""
+    return backend.column_totals(options, columns(backend, true, pred, weight, wide=True), params)
 
 
 def loss_value_and_grad(backend: Backend, options: Options, true: Array, pred: Array,
                         weight: Array | None, output_weights: Any, params: tuple[Any, ...]
                         ) -> tuple[Array, Array]:
-    """The value and the analytic gradient ``d loss / d y_pred`` from the loss's derivative."""
+    """The value (as :func:`loss_value`'s, bit for bit) and the analytic gradient
+    ``d loss / d y_pred`` from the loss's derivative."""
     c = columns(backend, true, pred, weight)
     xp = c.xp
+    if not needs_columns(options, c):
+        statistic, denominator = backend.grand_value(options, c, params)
+        value = _reduce.finalize_grand(xp, options, statistic, c.output_shape, backend.sqrt)
+        factor = _reduce.root_gradient_factor(xp, statistic) if options.loss.root else None
+        if factor is not None and not hasattr(factor, "dtype"):
+            factor = xp.asarray(factor)
+        grad = scaled_gradient(options, c, factor, params,
+                               denominator=denominator if options.reduction == "mean" else None)
+        return backend.cast_result(xp, value, c.dtype), grad
     total, count = backend.column_totals(options, c, params)
-    weights = _output_weights(backend, xp, output_weights, total)
+    weights = output_weights_like(backend, options, output_weights, total)
     value = _reduce.finalize(xp, options, total, count, c.output_shape, weights, backend.sqrt)
     scale = _reduce.gradient_scale(xp, options, total, count, weights)
     return backend.cast_result(xp, value, c.dtype), scaled_gradient(options, c, scale, params)
 
 
-def scaled_gradient(options: Options, c: Columns, scale: Array, params: tuple[Any, ...]) -> Array:
-    """``d loss / d y_pred`` from the per-output factor ``scale`` (see ``_reduce.gradient_scale``):
-    ``scale[k] · wᵢ · e'(rᵢₖ)``, 0 where ``nan_policy="omit"`` dropped an element."""
+def scaled_gradient(options: Options, c: Columns, scale: Array | None, params: tuple[Any, ...],
+                    *, denominator: Any = None) -> Array:
+    """``d loss / d y_pred`` in ``y_pred``'s shape: ``wᵢ · e'(rᵢₖ) / denominator · scale[k]``
+    (``scale`` from ``_reduce.gradient_scale``, or a 0-d factor, or none), 0 where
+    ``nan_policy="omit"`` dropped an element."""
     xp = c.xp
     residual = c.y_pred - c.y_true
     grad = options.loss.evaluate_derivative(xp, residual, params)
-    grad = grad * (scale if scale.dtype == grad.dtype else xp.astype(scale, grad.dtype))[None, :]
     if c.weight is not None:
         grad = grad * c.weight[:, None]
+    if denominator is not None:
+        grad = grad / denominator
+    if scale is not None:
+        if scale.dtype != grad.dtype:
+            scale = xp.astype(scale, grad.dtype)
+        grad = grad * (scale[None, :] if scale.ndim else scale)
     keep = kept(c, options)
     if keep is not None:
         grad = xp.where(keep, grad, xp.zeros_like(grad))

@@ -229,6 +229,9 @@ def _param_spec(loss: str, name: Any, spec: Any) -> Param:
 
 def check_param_value(loss: str, name: str, value: Any, spec: Param) -> Any:
     """One parameter value: a finite real number within bounds (a traced JAX value as is)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**1023:
+        raise ValueError(f"{loss}'s {name} must be {spec.describe()}; got an integer beyond "
+                         f"float64's range ({str(value)[:12]}...)")
     if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
         number = float(value)
     elif _is_traced(value):

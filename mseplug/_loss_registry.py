@@ -27,6 +27,7 @@ _lock = threading.RLock()
 _records: dict[str, Loss] = {}
 _functions: dict[str, LossFunction] = {}
 _entry_points_read = False
+_builtins: set[str] = set()  # names registered by mseplug itself: never replaced
 
 
 class LossFunction(Protocol):
@@ -113,7 +114,9 @@ def register_loss(loss: Loss, *, replace: bool = False) -> LossFunction:
     loss : Loss
         The loss record.
     replace : bool, default False
-        Replace a registered loss of the same name (otherwise a ``ValueError``).
+        Replace a registered loss of the same name (otherwise a ``ValueError``). A built-in
+        loss is never replaced (a ``ValueError``: register under another name), so
+        ``mseplug.mse`` and ``get_loss("mse")`` always agree.
 
     Returns
     -------
@@ -144,10 +147,17 @@ def register_loss(loss: Loss, *, replace: bool = False) -> LossFunction:
 
 def _register(loss: Loss, *, replace: bool, doc: str | None = None) -> LossFunction:
     existing = _records.get(loss.name)
-    if existing is not None and existing is not loss and not replace:
-        raise ValueError(
-            f"a loss named {loss.name!r} is registered already; pass replace=True to replace it"
-        )
+    if existing is not None and existing is not loss:
+        if loss.name in _builtins:  # mseplug.<name> and every import of it would disagree
+            raise ValueError(
+                f"{loss.name!r} is a built-in loss and cannot be replaced; register yours under "
+                f"another name, e.g. Loss('my_{loss.name}', ...)"
+            )
+        if not replace:
+            raise ValueError(
+                f"a loss named {loss.name!r} is registered already; pass replace=True to "
+                "replace it"
+            )
     function = loss_function(loss, doc=doc)
     _records[loss.name] = loss
     _functions[loss.name] = function
@@ -168,7 +178,9 @@ def builtin(loss: Loss) -> Callable[[Callable[..., Any]], LossFunction]:
         if declared != expected:
             raise TypeError(f"{documented.__name__}: keywords {declared} differ from {expected}")
         with _lock:
-            return _register(loss, replace=False, doc=documented.__doc__)
+            function = _register(loss, replace=False, doc=documented.__doc__)
+            _builtins.add(loss.name)
+            return function
 
     return register
 

@@ -50,8 +50,10 @@ def huber(xp: Namespace, r: Array, delta: float) -> Array:
 
 
 def huber_derivative(xp: Namespace, r: Array, delta: float) -> Array:
-    """``e'(r) = clip(r, -δ, δ)``."""
-    return xp.clip(r, -delta, delta)
+    """``e'(r) = clip(r, -δ, δ)``, written as a choice so that autodiff's second derivative at
+    ``|r| == δ`` is 1 on every backend (the quadratic piece is closed, as torch's ``clamp``
+    says; JAX's ``clip`` would split the difference, 0.5)."""
+    return xp.where(xp.abs(r) <= delta, r, delta * xp.sign(r))
 
 
 def pinball(xp: Namespace, r: Array, alpha: float) -> Array:

@@ -59,6 +59,18 @@ def warn(dtype: object) -> None:
     )
 
 
+def warn_statistics() -> None:
+    """Warn, at the user's call, that sufficient statistics exceed float64 (weights so large
+    that their sums do), so they are ``inf``."""
+    warnings.warn(
+        "mseplug: the sufficient statistics overflowed float64 to inf: the sample weights (or "
+        "the weighted losses) sum beyond float64's range; divide sample_weight by a constant "
+        "(every mean loss is unchanged by it) before computing statistics",
+        LossOverflowWarning,
+        stacklevel=_user_stacklevel(),
+    )
+
+
 def warn_empty(outputs: Sequence[int], n_outputs: int) -> None:
     """Warn, at the user's call, that ``outputs`` kept no weight under ``nan_policy="omit"``."""
     which = "the output" if n_outputs == 1 else f"output(s) {list(outputs)} of {n_outputs}"

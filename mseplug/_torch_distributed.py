@@ -1,12 +1,15 @@
 """``all_reduce``: one Accumulator's statistics summed across torch.distributed ranks.
 
 Every rank sends two tensors through ``torch.distributed.all_reduce``: a small
-header (a fingerprint of the accumulator's options and the shape of its
-outputs, reduced with ``MAX`` over the values and their negatives, so every
-rank learns the largest and the smallest), then one float64 tensor
-``[S..., W..., count]`` reduced with ``SUM``. The header lets a rank that saw
-no data take part (it learns the output shape from the others) and makes every
-rank raise the same error, with no rank left waiting, when accumulators differ.
+header, then one float64 tensor ``[S..., W..., count]`` reduced with ``SUM``.
+The header holds the accumulator's options field by field (the loss, each
+parameter value, ``multioutput``, ``nan_policy``), the shape of its outputs and
+the exponent its weights are scaled by, and is reduced with ``MAX`` over the
+values and their negatives, so every rank learns the largest and the smallest
+of each field. That lets a rank that saw no data take part (it learns the
+output shape from the others), brings every rank's statistics to the largest
+weight exponent before they are added, and makes every rank raise the same
+error, naming the first field that differs, with no rank left waiting.
 """
 
 from __future__ import annotations
@@ -20,11 +23,18 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from mseplug import _reduce
 from mseplug._accumulate import Accumulator
 
-#: Output dimensions the header carries (an output shape of more dimensions is an error).
+#: Output dimensions and loss parameters the header carries (more is an error).
 MAX_OUTPUT_DIMS = 8
-_HEADER = 2 + MAX_OUTPUT_DIMS  # fingerprint, ndim, dims
+MAX_PARAMS = 8
+#: The header's fields: the options (compared), then the data's shape and weight exponent.
+_LOSS, _PARAMS = 0, slice(1, 1 + MAX_PARAMS)
+_MULTIOUTPUT, _NAN_POLICY = 1 + MAX_PARAMS, 2 + MAX_PARAMS
+_NDIM, _DIMS = 3 + MAX_PARAMS, slice(4 + MAX_PARAMS, 4 + MAX_PARAMS + MAX_OUTPUT_DIMS)
+_EXPONENT = 4 + MAX_PARAMS + MAX_OUTPUT_DIMS
+_HEADER = _EXPONENT + 1
 
 
 def all_reduce(acc: Accumulator, group: Any = None) -> Accumulator:
@@ -64,22 +74,31 @@ def all_reduce(acc: Accumulator, group: Any = None) -> Accumulator:
             "mseplug.torch.all_reduce needs torch.distributed initialised; call "
             "torch.distributed.init_process_group first"
         )
+    if len(acc.options.params) > MAX_PARAMS:
+        raise ValueError(f"mseplug.torch.all_reduce takes losses of at most {MAX_PARAMS} "
+                         f"parameters; {acc.options.loss.name!r} has {len(acc.options.params)}")
     device = _device(group)
     header = torch.as_tensor(_header(acc), dtype=torch.float64, device=device)
     dist.all_reduce(header, op=dist.ReduceOp.MAX, group=group)
-    shape = _agreed_shape(header.cpu().numpy())
+    largest, smallest = _extremes(header.cpu().numpy())
+    _check_options_agree(acc, largest, smallest)
+    shape = _agreed_shape(largest, smallest)
     result = acc.empty_copy()
     if shape is None:  # no rank saw data
         return result
     k = math.prod(shape)
+    common = int(largest[_EXPONENT])
     statistics = np.zeros(2 * k + 1)
     if acc.total is not None and acc.weight is not None:
-        statistics[:k], statistics[k:2 * k], statistics[2 * k] = acc.total, acc.weight, acc.count
+        shift = acc.exponent - common  # <= 0: to the largest exponent of any rank
+        statistics[:k] = _reduce.times_power_of_two(acc.total, shift)
+        statistics[k:2 * k] = _reduce.times_power_of_two(acc.weight, shift)
+        statistics[2 * k] = acc.count
     summed = torch.as_tensor(statistics, device=device)
     dist.all_reduce(summed, op=dist.ReduceOp.SUM, group=group)
     values = summed.cpu().numpy()
-    result._add(values[:k].copy(), values[k:2 * k].copy(), round(float(values[2 * k])), shape,
-                merging=True)
+    result._add(values[:k].copy(), values[k:2 * k].copy(), common, round(float(values[2 * k])),
+                shape, merging=True)
     return result
 
 
@@ -90,52 +109,81 @@ def _device(group: Any) -> torch.device:
     return torch.device("cpu")
 
 
-def _fingerprint(acc: Accumulator) -> float:
-    """A number every rank computes alike from the options (an exact float64)."""
-    options = acc.options
-    multioutput = options.multioutput
-    described = [options.loss.name, [float(value) for value in options.params],
-                 multioutput if isinstance(multioutput, str) else multioutput.tolist(),
-                 options.nan_policy]
-    return float(zlib.crc32(json.dumps(described).encode()))
+def _fingerprint(value: Any) -> float:
+    """A number every rank computes alike from a JSON-able value (an exact float64)."""
+    return float(zlib.crc32(json.dumps(value).encode()))
 
 
 def _header(acc: Accumulator) -> np.ndarray:
-    """``[h, -h]`` with ``h = [fingerprint, ndim, dims...]`` (dims padded with 1); a rank
-    without data sends ``-inf`` for the shape, which no ``MAX`` picks."""
+    """``[h, -h]``: ``h`` the fields above. A rank without data sends ``-inf`` for the shape and
+    exponent, which no ``MAX`` picks."""
+    options = acc.options
     h = np.full(_HEADER, -np.inf)
-    h[0] = _fingerprint(acc)
+    h[_LOSS] = _fingerprint(options.loss.name)
+    h[_PARAMS] = 0.0
+    h[_PARAMS.start:_PARAMS.start + len(options.params)] = [float(p) for p in options.params]
+    multioutput = options.multioutput
+    h[_MULTIOUTPUT] = _fingerprint(multioutput if isinstance(multioutput, str)
+                                   else np.asarray(multioutput, np.float64).tolist())
+    h[_NAN_POLICY] = _fingerprint(options.nan_policy)
     shape = acc.output_shape
     if shape is not None and acc.total is not None:
-        h[1] = len(shape)
-        h[2:] = 1
-        h[2:2 + min(len(shape), MAX_OUTPUT_DIMS)] = shape[:MAX_OUTPUT_DIMS]
+        if len(shape) > MAX_OUTPUT_DIMS:
+            raise ValueError(f"mseplug.torch.all_reduce takes outputs of at most "
+                             f"{MAX_OUTPUT_DIMS} dimensions; got {len(shape)}")
+        h[_NDIM] = len(shape)
+        h[_DIMS] = 1
+        h[_DIMS.start:_DIMS.start + len(shape)] = shape
+        h[_EXPONENT] = acc.exponent
     negated = -h
-    negated[1:][np.isinf(h[1:])] = -np.inf
+    negated[_NDIM:][np.isinf(h[_NDIM:])] = -np.inf
     return np.concatenate([h, negated])
 
 
-def _agreed_shape(header: np.ndarray) -> tuple[int, ...] | None:
-    """The output shape all ranks with data agree on (``None``: no rank has data)."""
-    largest, smallest = header[:_HEADER], -header[_HEADER:]
-    if largest[0] != smallest[0]:
+def _extremes(header: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every field's largest and smallest value over the ranks (over ranks with data, for the
+    shape and exponent: ``-inf`` and ``inf`` when none has data)."""
+    return header[:_HEADER], -header[_HEADER:]
+
+
+def _check_options_agree(acc: Accumulator, largest: np.ndarray, smallest: np.ndarray) -> None:
+    """The same ValueError on every rank, naming the first option that differs."""
+    differs = None
+    if largest[_LOSS] != smallest[_LOSS]:
+        differs = "the loss"
+    else:
+        names = list(acc.options.loss.params)
+        for i in range(MAX_PARAMS):
+            slot = _PARAMS.start + i
+            if largest[slot] != smallest[slot]:
+                name = names[i] if i < len(names) else f"parameter {i + 1}"
+                differs = (f"{acc.options.loss.name}'s {name} (between {smallest[slot]:g} and "
+                           f"{largest[slot]:g})")
+                break
+        else:
+            if largest[_MULTIOUTPUT] != smallest[_MULTIOUTPUT]:
+                differs = "multioutput"
+            elif largest[_NAN_POLICY] != smallest[_NAN_POLICY]:
+                differs = "nan_policy"
+    if differs is not None:
         raise ValueError(
-            "mseplug.torch.all_reduce: the ranks' accumulators differ in loss, parameters, "
-            "multioutput or nan_policy; build the same Accumulator on every rank"
+            f"mseplug.torch.all_reduce: the ranks' accumulators differ in {differs}; build the "
+            "same Accumulator (loss, parameters, multioutput, nan_policy) on every rank"
         )
-    if np.isneginf(largest[1]):
+
+
+def _agreed_shape(largest: np.ndarray, smallest: np.ndarray) -> tuple[int, ...] | None:
+    """The output shape all ranks with data agree on (``None``: no rank has data)."""
+    if np.isneginf(largest[_NDIM]):
         return None
-    ndim = int(largest[1])
-    if ndim > MAX_OUTPUT_DIMS:
-        raise ValueError(f"mseplug.torch.all_reduce takes outputs of at most {MAX_OUTPUT_DIMS} "
-                         f"dimensions; got {ndim}")
-    dims_agree = np.array_equal(largest[2:], smallest[2:])
-    if dims_agree and int(smallest[1]) == ndim:
-        return tuple(int(d) for d in largest[2:2 + ndim])
-    if dims_agree and {int(smallest[1]), ndim} == {0, 1} and largest[2] == 1:
+    ndim, low_ndim = int(largest[_NDIM]), int(smallest[_NDIM])
+    dims_agree = np.array_equal(largest[_DIMS], smallest[_DIMS])
+    if dims_agree and low_ndim == ndim:
+        return tuple(int(d) for d in largest[_DIMS][:ndim])
+    if dims_agree and {low_ndim, ndim} == {0, 1} and largest[_DIMS.start] == 1:
         return ()  # (n,) and (n, 1) data mix, as in one call
-    low = tuple(int(d) for d in smallest[2:2 + int(smallest[1])])
-    high = tuple(int(d) for d in largest[2:2 + ndim])
+    low = tuple(int(d) for d in smallest[_DIMS][:low_ndim])
+    high = tuple(int(d) for d in largest[_DIMS][:ndim])
     raise ValueError(
         f"mseplug.torch.all_reduce: the ranks' accumulators have seen outputs of different "
         f"shapes (dimensions between {low} and {high}); every rank needs the same trailing shape"

@@ -103,8 +103,14 @@ def common_shape(
                 f"y_true {_shown(t)} vs y_pred {_shown(p)}: shapes differ. mseplug never "
                 "broadcasts; reshape one of them so both have the same shape"
             )
-    if 0 in t and not allow_empty:
-        raise ValueError(f"y_true and y_pred are empty (shape {t}); a loss needs at least one sample")
+    if 0 in t[1:]:
+        raise ValueError(
+            f"y_true and y_pred have no outputs (shape {_shown(t)}); a loss needs at least one "
+            "value per sample: drop the empty trailing axis or give data"
+        )
+    if t and t[0] == 0 and not allow_empty:
+        raise ValueError(f"y_true and y_pred are empty (shape {_shown(t)}); a loss needs at least "
+                         "one sample")
     if not t:
         return (1,)
     return tuple(b if unknown(a) else a for a, b in zip(t, p)) if len(t) == len(p) else t
@@ -150,7 +156,7 @@ def check_output_weights(weights: Any, output_shape: tuple[int, ...] | None = No
         ) from None
     if output_shape is not None:
         check_output_weights_shape(vector.shape, output_shape)
-    if not np.all(np.isfinite(vector)) or np.any(vector < 0) or not vector.sum() > 0:
+    if not np.all(np.isfinite(vector)) or np.any(vector < 0) or not np.any(vector > 0):
         raise output_weights_error(np.array2string(vector, threshold=8, separator=", "))
     return vector if output_shape is None else vector.reshape(-1)
 

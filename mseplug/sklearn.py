@@ -66,7 +66,9 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 import numpy as np
 
 import mseplug
+from mseplug._backend_registry import backend_by_name
 from mseplug._loss_metric import LossMetric
+from mseplug._validation import check_output_weights
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
@@ -135,7 +137,12 @@ def _check_options(loss: mseplug.Loss, options: dict[str, Any]) -> None:
             "use 'uniform_average' or output weights"
         )
     # Check the values now rather than at the first fold (where cross_val_score would turn
-    # the error into a warning and a NaN score).
+    # the error into a warning and a NaN score): output weights' values (their number waits
+    # for the data), the backend's name and the loss's parameters.
+    if not isinstance(multioutput, str):
+        check_output_weights(multioutput)
+    if options.get("backend") is not None:
+        backend_by_name(options["backend"])
     loss.options(**{key: value for key, value in options.items() if key != "backend"})
 
 

@@ -162,7 +162,7 @@ def test_state_dict_round_trips_through_json_and_pickle(loss, rng) -> None:
     acc = mseplug.Accumulator(loss, multioutput=[0.25, 0.75], nan_policy="omit")
     acc.update(y_true, y_pred)
     state = acc.state_dict()
-    assert state["version"] == 1 and state["loss"] == loss and state["count"] == 50
+    assert state["version"] == 2 and state["loss"] == loss and state["count"] == 50
     assert state["params"] == {name: float(value) for name, value in acc.options.param_dict.items()}
     for restored in (mseplug.Accumulator.from_state_dict(json.loads(json.dumps(state))),
                      mseplug.Accumulator.from_state_dict(pickle.loads(pickle.dumps(state)))):
@@ -178,15 +178,59 @@ def test_from_state_dict_errors() -> None:
     state = mseplug.Accumulator("mse").state_dict()
     with pytest.raises(TypeError, match="dict"):
         mseplug.Accumulator.from_state_dict([("loss", "mse")])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="version 2"):
-        mseplug.Accumulator.from_state_dict({**state, "version": 2})
+    with pytest.raises(ValueError, match="version.*3"):
+        mseplug.Accumulator.from_state_dict({**state, "version": 3})
     with pytest.raises(ValueError, match=r"missing \['count'\]"):
         mseplug.Accumulator.from_state_dict({k: v for k, v in state.items() if k != "count"})
     with pytest.raises(ValueError, match="loss 'msle' is unknown"):
         mseplug.Accumulator.from_state_dict({**state, "loss": "msle"})
-    with pytest.raises(ValueError, match="3 totals and 2 weights"):
+    with pytest.raises(ValueError, match=r"state\['weight'\] has 2 values for outputs \(3,\)"):
         mseplug.Accumulator.from_state_dict({**state, "output_shape": [3], "total": [1.0, 2.0, 3.0],
                                              "weight": [1.0, 1.0], "count": 1})
+
+
+def _filled_state(**changes: object) -> dict[str, object]:
+    acc = mseplug.Accumulator("mse", multioutput=[1.0, 3.0])
+    acc.update(np.zeros((2, 2)), np.array([[1.0, 2.0], [3.0, 4.0]]))
+    return {**acc.state_dict(), **changes}
+
+
+@pytest.mark.parametrize(("changes", "error", "match"), [
+    # Tampered statistics are never believed: each names the field.
+    ({"weight": [-2.0, 2.0]}, ValueError, r"state\['weight'\] has -2.0 for output 0"),
+    ({"weight": [float("nan"), 2.0]}, ValueError, r"state\['weight'\] has nan"),
+    ({"count": -1}, ValueError, r"state\['count'\] is -1"),
+    ({"count": 1e400}, ValueError, r"state\['count'\] must be a finite integer"),
+    ({"count": 2.5}, ValueError, r"state\['count'\] must be a finite integer"),
+    ({"count": True}, TypeError, r"state\['count'\] must be an integer"),
+    ({"output_shape": None}, ValueError, r"state\['output_shape'\] is None but total, weight"),
+    ({"output_shape": [0]}, ValueError, r"state\['output_shape'\] must be a list of positive"),
+    ({"total": None, "weight": None, "output_shape": None}, ValueError,
+     r"state\['count'\] is 2 but the state holds no statistics"),
+    ({"multioutput": [1.0]}, ValueError, "multioutput has 1 weights .* 2 outputs"),
+    ({"weight_exponent": 10**6}, ValueError, r"state\['weight_exponent'\] is 1000000"),
+    ({"reduction": "sum"}, ValueError, r"unknown field\(s\) \['reduction'\]"),
+    ({"params": {"delta": 2.0}}, TypeError, "unexpected keyword argument 'delta'"),
+])
+def test_a_tampered_state_is_refused_naming_its_field(changes: dict[str, object], error: type,
+                                                      match: str) -> None:
+    with pytest.raises(error, match=match):
+        mseplug.Accumulator.from_state_dict(_filled_state(**changes))
+
+
+def test_a_state_of_version_1_still_loads() -> None:
+    state = _filled_state(version=1)
+    del state["weight_exponent"]
+    restored = mseplug.Accumulator.from_state_dict(state)
+    expected = 0.25 * 10 / 2 + 0.75 * 20 / 2  # output weights 1:3 of the per-output MSEs 5, 10
+    assert float(restored.compute()) == pytest.approx(expected, rel=1e-15)
+
+
+def test_the_accumulator_has_no_reduction() -> None:
+    with pytest.raises(ValueError, match="Accumulator takes no reduction"):
+        mseplug.Accumulator("mse", reduction="sum")
+    with pytest.raises(ValueError, match="Accumulator takes no reduction"):
+        mseplug.Accumulator("mse", reduction="mean")
     unregistered = mseplug.Loss("not_registered_example", lambda xp, r: r * r)
     with pytest.raises(ValueError, match="not registered"):
         mseplug.Accumulator(unregistered).state_dict()

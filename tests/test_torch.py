@@ -89,9 +89,19 @@ def test_default_options_take_torch_native_kernels(rng, loss):
     p.requires_grad_(True)
     grad_fn = call(loss, t, p).grad_fn.name()
     expected = {"mse": "MseLossBackward0", "mae": "MeanBackward0",  # torch's l1_loss is abs+mean
-                "huber": "HuberLossBackward0",
+                # not F.huber_loss: its double backward says 0 at |r| == delta, mseplug says 1
+                "huber": "DivBackward0",
                 "rmse": "WhereBackward0"}[loss]  # sqrt(mse_loss) behind the overflow guard
     assert grad_fn == expected
+
+
+def test_huber_second_derivative_at_the_kink_is_one_unlike_torchs_fused_loss():
+    t = torch.zeros(1, dtype=torch.float64)
+    at_delta = torch.full((1,), 2.0, dtype=torch.float64)
+    ours = torch.autograd.functional.hessian(lambda q: mseplug.huber(t, q, delta=2.0), at_delta)
+    theirs = torch.autograd.functional.hessian(
+        lambda q: torch.nn.functional.huber_loss(q, t, delta=2.0), at_delta)
+    assert ours.item() == 1.0 and theirs.item() == 0.0
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -385,12 +395,17 @@ def test_complex_inputs_are_type_errors():
 
 
 def test_numpy_and_list_targets_follow_y_pred():
+    """The library and device follow y_pred; a typed target keeps its dtype and promotes (as
+    two tensors would), a list takes y_pred's."""
     p = torch.tensor([1.0, 2.0, 4.0], requires_grad=True)
     target = np.array([1.0, 2.0, 3.0])  # float64
     value = mseplug.mse(target, p)
-    assert isinstance(value, torch.Tensor) and value.dtype == torch.float32
+    assert isinstance(value, torch.Tensor) and value.dtype == torch.float64
+    assert value.dtype == mseplug.mse(torch.from_numpy(target), p).dtype
     assert value.grad_fn is not None and value.item() == pytest.approx(1 / 3)
-    assert MSELoss()(p, [1, 2, 3]).item() == pytest.approx(1 / 3)
+    assert mseplug.mse(target.astype(np.float32), p).dtype == torch.float32
+    listed = MSELoss()(p, [1, 2, 3])
+    assert listed.dtype == torch.float32 and listed.item() == pytest.approx(1 / 3)
     read_only = target.copy()
     read_only.flags.writeable = False
     with warnings.catch_warnings():

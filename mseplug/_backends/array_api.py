@@ -54,6 +54,18 @@ class ArrayAPIBackend(Backend):
             return dask_blocks.run(self, kernel, options, *arrays)
         return super().run(kernel, options, *arrays)
 
+    def statistics(self, options: Any, y_true: Any, y_pred: Any, sample_weight: Any = None, *,
+                   partial: bool = False) -> Any:
+        if not (dask_blocks.is_dask_array(y_pred) or dask_blocks.is_dask_frame(y_pred)):
+            return super().statistics(options, y_true, y_pred, sample_weight, partial=partial)
+        c = self.check(options, y_true, y_pred, sample_weight, partial=partial)
+        return dask_blocks.statistics(options, c.y_true, c.y_pred, c.sample_weight), c
+
+    def unscaled_statistics(self, statistics: Any) -> tuple[Any, Any]:
+        if dask_blocks.is_dask_array(statistics.total):
+            return dask_blocks.unscaled(statistics)
+        return super().unscaled_statistics(statistics)
+
     def fetch(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         if not any(dask_blocks.is_dask_array(value) for value in values):
             return super().fetch(values)

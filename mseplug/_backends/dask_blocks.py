@@ -34,8 +34,9 @@ from mseplug import _reduce
 from mseplug import _validation as v
 from mseplug._backends import dask_chunks as chunks
 from mseplug._engine import Backend
-from mseplug._kernels import loss_statistics, loss_value, loss_value_and_grad
+from mseplug._kernels import loss_value, loss_value_and_grad
 from mseplug._options import Options
+from mseplug._reduce import ScaledStatistics
 
 
 def is_dask_array(x: Any) -> bool:
@@ -62,11 +63,6 @@ def unknown_rows(x: Any) -> bool:
 def run(backend: Backend, kernel: Any, options: Options, *arrays: Any) -> Any:
     """``kernel(backend, options, *arrays)`` for Dask arrays, chunk by chunk."""
     # The loss's parameters travel in ``options.params`` (the last of ``arrays`` repeats them).
-    if kernel is loss_statistics:
-        true, pred, weight, _ = arrays
-        parts = _statistics(options, true, pred, weight)
-        k = _outputs(pred)
-        return parts[:k], parts[k:2 * k]
     if kernel is loss_value:
         true, pred, weight, output_weights, _ = arrays
         if options.reduction == "none":
@@ -74,9 +70,25 @@ def run(backend: Backend, kernel: Any, options: Options, *arrays: Any) -> Any:
         return _value(backend, options, true, pred, weight, output_weights)[0]
     if kernel is loss_value_and_grad:
         true, pred, weight, output_weights, _ = arrays
-        value, scale = _value(backend, options, true, pred, weight, output_weights, scale=True)
-        return value, _gradient(options, true, pred, weight, scale)
+        value, (scale, exponent) = _value(backend, options, true, pred, weight, output_weights,
+                                          scale=True)
+        return value, _gradient(options, true, pred, weight, scale, exponent)
     return kernel(backend, options, *arrays)
+
+
+def statistics(options: Options, true: Any, pred: Any, weight: Any) -> ScaledStatistics:
+    """The lazy statistics of every chunk, added at one weight exponent (lazy too)."""
+    k = _outputs(pred)
+    parts = _statistics(options, true, pred, weight)
+    return ScaledStatistics(parts[:k], parts[k:2 * k], parts[2 * k + 2].astype(np.int64))
+
+
+def unscaled(statistics: ScaledStatistics) -> tuple[Any, Any]:
+    """Lazy ``(S, W)`` in the caller's weight units (``inf`` beyond float64)."""
+    import dask.array as da
+
+    exponent = statistics.exponent
+    return da.ldexp(statistics.total, exponent), da.ldexp(statistics.weight, exponent)
 
 
 def rows(pred: Any) -> Any:
@@ -135,21 +147,25 @@ def _aligned(arrays: dict[str, Any]) -> dict[str, Any]:
 
 
 def _statistics(options: Options, true: Any, pred: Any, weight: Any) -> Any:
-    """The lazy ``(2K + 2,)`` vector ``[S..., W..., Σw, rows]`` summed over chunks."""
+    """The lazy ``(2K + 3,)`` vector ``[S..., W..., Σw, rows, exponent]`` of all chunks: each
+    chunk's row (:func:`~mseplug._backends.dask_chunks.block_statistics`), added at the
+    largest weight exponent (:func:`~mseplug._backends.dask_chunks.aligned_sum`)."""
     import dask.array as da
 
-    width = 2 * _outputs(pred) + 2
+    width = 2 * _outputs(pred) + 3
     parts = da.blockwise(
         chunks.block_statistics, "iz", *_indexed(true, pred, weight), new_axes={"z": width},
         adjust_chunks={"i": 1}, concatenate=True, dtype=np.float64,
         meta=np.empty((0, 0), np.float64), job=chunks.Job(options), weighted=weight is not None,
     )
-    return parts.sum(axis=0)
+    whole = parts.rechunk({0: -1})
+    return da.map_blocks(chunks.aligned_sum, whole, chunks=((1,), (width,)), dtype=np.float64)[0]
 
 
 def _value(backend: Backend, options: Options, true: Any, pred: Any, weight: Any,
            output_weights: Any, scale: bool = False) -> tuple[Any, Any]:
-    """The lazy loss value (and the gradient's per-output scale) from the chunks' statistics."""
+    """The lazy loss value (and the gradient's per-output scale with its weight exponent) from
+    the chunks' statistics."""
     import dask.array as da
 
     xp = backend.namespace(pred)
@@ -157,12 +173,17 @@ def _value(backend: Backend, options: Options, true: Any, pred: Any, weight: Any
     parts = _statistics(options, true, pred, weight)
     if weight is not None:  # the whole call's weights must sum to more than 0
         parts = da.map_blocks(chunks.checked_weight_sum, parts, k, dtype=np.float64)
-    total, count = parts[:k], parts[k:2 * k]
+    total, count, exponent = parts[:k], parts[k:2 * k], parts[2 * k + 2].astype(np.int64)
     weights = None if output_weights is None else xp.asarray(output_weights, dtype=xp.float64)
     shape = v.common_shape(tuple(true.shape), tuple(pred.shape))[1:]
     value = _reduce.finalize(xp, options, total, count, shape, weights, backend.sqrt)
+    if options.reduction == "sum":  # a sum in the caller's units (inf beyond float64)
+        value = da.ldexp(value, exponent)
     dtype = backend.result_dtype(xp, true.dtype, pred.dtype)
-    factor = _reduce.gradient_scale(xp, options, total, count, weights) if scale else None
+    factor = None
+    if scale:  # the gradient's scale: of the mean in the scaled units, of a sum in the caller's
+        factor = (_reduce.gradient_scale(xp, options, total, count, weights),
+                  exponent if options.reduction == "mean" else da.zeros((), np.int64))
     return xp.astype(value, dtype), factor
 
 
@@ -176,7 +197,8 @@ def _elementwise(options: Options, true: Any, pred: Any, weight: Any) -> Any:
                         weighted=weight is not None)
 
 
-def _gradient(options: Options, true: Any, pred: Any, weight: Any, scale: Any) -> Any:
+def _gradient(options: Options, true: Any, pred: Any, weight: Any, scale: Any,
+              exponent: Any) -> Any:
     import dask.array as da
 
     whole = {axis: -1 for axis in range(1, pred.ndim)}  # each chunk holds every output
@@ -184,8 +206,9 @@ def _gradient(options: Options, true: Any, pred: Any, weight: Any, scale: Any) -
     true = true.rechunk({axis: -1 for axis in range(1, true.ndim)})
     dtype = _result_dtype(true, pred)
     return da.blockwise(chunks.block_gradient, _index(pred.ndim), *_indexed(true, pred, weight),
-                        scale, None, dtype=dtype, meta=np.empty((0,) * pred.ndim, dtype),
-                        concatenate=True, job=chunks.Job(options), weighted=weight is not None)
+                        scale, None, exponent, None, dtype=dtype,
+                        meta=np.empty((0,) * pred.ndim, dtype), concatenate=True,
+                        job=chunks.Job(options), weighted=weight is not None)
 
 
 def _result_dtype(true: Any, pred: Any) -> np.dtype:

@@ -45,6 +45,7 @@ from jax.core import Tracer
 from mseplug import _overflow
 from mseplug import _validation as v
 from mseplug._backends import jax_kernels as kernels
+from mseplug._checks import unscaled
 from mseplug._engine import Backend, Checked
 from mseplug._kernels import loss_value
 from mseplug._loss import Loss
@@ -131,6 +132,9 @@ class JaxBackend(Backend):
     def sum_dtype(self, xp: Namespace, dtype: DType) -> DType:
         return dtype  # float64 only exists with jax_enable_x64; XLA's sums are tree-shaped
 
+    def widest_float(self, xp: Namespace) -> DType:
+        return jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 without jax_enable_x64
+
     # -- value checks (concrete inputs only) ----------------------------------------------------
     def readable(self, x: Array) -> bool:
         return _concrete(x)
@@ -159,9 +163,10 @@ class JaxBackend(Backend):
     def run(self, kernel: Any, options: Options, *arrays: Any) -> Any:
         return kernels.compiled(kernel, self, options.static())(*arrays)
 
-    def shortcut(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
-        """The common call, without the general checks: two float arrays of one shape and
-        dtype, no weights, no output weights, NaN propagated."""
+    def fast_value(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """The common call, without the general checks (none applies): two float arrays of one
+        shape and dtype, no weights, no output weights, NaN propagated; the engine's compiled
+        kernel on the same arrays."""
         if (
             sample_weight is None
             and isinstance(y_pred, jax.Array)
@@ -193,7 +198,7 @@ class JaxBackend(Backend):
                 _overflow.warn(value.dtype)
         return value
 
-    def value_and_grad(
+    def engine_value_and_grad(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
     ) -> tuple[Any, Any]:
         """``jax.value_and_grad`` of the compiled value kernel, with respect to ``y_pred``."""
@@ -202,5 +207,5 @@ class JaxBackend(Backend):
             raise v.nonscalar_error(c.shape[1:])
         kernel = kernels.compiled_value_and_grad(loss_value, self, options.static())
         value, grad = kernel(c.y_true, c.y_pred, c.sample_weight, c.output_weights, options.params)
-        value, grad = c.unscaled(options, value, grad)
+        value, grad = unscaled(self, c, options, value, grad)
         return self.finish(value, c), grad

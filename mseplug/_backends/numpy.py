@@ -20,16 +20,15 @@ import numpy as np
 
 from mseplug import _overflow
 from mseplug._backends import numpy_kernels as kernels
-from mseplug._backends import numpy_small as small
 from mseplug._engine import Backend, Checked, Columns
 from mseplug._kernels import loss_statistics, loss_value_and_grad
 from mseplug._loss import Loss
 from mseplug._options import Options
+from mseplug._reduce import finalize_grand
 from mseplug._typing import Array, DType, Namespace
 
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
-_FLOAT64_MAX = float(np.finfo(np.float64).max)
 _LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
 
 
@@ -112,6 +111,13 @@ class NumpyBackend(Backend):
     def from_foreign(self, x: np.ndarray, like: Any) -> Any:
         return x
 
+    def convert(self, x: Any, name: str, like: Any = None) -> Any:
+        if type(x) is np.ndarray:
+            return x
+        if isinstance(x, np.ndarray):  # np.matrix, masked arrays...: plain arrays, as scikit-learn
+            x = np.asarray(x)  # (a matrix's * is a matrix product, not elementwise)
+        return super().convert(x, name, like)
+
     def kind(self, xp: Namespace, dtype: DType) -> str:
         kind = dtype.kind
         return "f" if kind == "V" and "float" in dtype.name else kind
@@ -126,6 +132,14 @@ class NumpyBackend(Backend):
         if true_dtype == pred_dtype and pred_dtype.kind == "f":
             return pred_dtype
         return super().result_dtype(xp, true_dtype, pred_dtype)
+
+    def sqrt(self, xp: Namespace, x: Array) -> Array:
+        """The root of a mean: a Python float's with ``math`` (as exact as ``np.sqrt``, and no
+        warning machinery); NaN for a negative mean, as on every backend."""
+        if isinstance(x, float):
+            return math.sqrt(x) if x >= 0 else math.nan
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(x)
 
     def cast_result(self, xp: Namespace, value: Array, dtype: DType) -> Array:
         return _in_dtype(value, dtype)
@@ -175,26 +189,27 @@ class NumpyBackend(Backend):
         n, k = c.y_pred.shape
         if k == 1 and n and options.nan_policy != "omit":  # one output: the flat kernels
             t, p = c.y_true.reshape(-1), c.y_pred.reshape(-1)
-            work = _FLOAT32 if c.dtype.itemsize < 4 else c.dtype
             if c.weight is not None:
-                return kernels.weighted_flat_totals(kernel, t, p, c.weight, work, options.params)
-            total = kernels.flat_total(kernel, t, p, work, options.params)
+                return kernels.weighted_flat_totals(kernel, t, p, c.weight, c.work, params)
+            total = kernels.flat_total(kernel, t, p, c.work, params)
             return np.array([total]), np.array([float(n)])
         return kernels.column_totals(
-            kernel, c.y_true, c.y_pred, c.weight, options.nan_policy == "omit", options.params,
+            kernel, c.y_true, c.y_pred, c.weight, options.nan_policy == "omit", params,
         )
 
-    def grand_total(self, options: Options, c: Columns, params: tuple[Any, ...]) -> Array:
-        if c.weight is not None:  # weighted: Σₖ (w @ e)ₖ, the blocked float64 column sums
-            return self.column_totals(options, c, params)[0].sum()
-        work = _FLOAT32 if c.dtype.itemsize < 4 else c.dtype
-        return np.float64(kernels.flat_total(
-            self.kernel(options.loss), c.y_true.reshape(-1), c.y_pred.reshape(-1), work,
-            options.params,
-        ))
+    def grand_value(self, options: Options, c: Columns, params: tuple[Any, ...]
+                    ) -> tuple[Any, Any]:
+        n, k = c.y_pred.shape
+        if c.weight is None:  # a Python float: the blocked float64 sum of every element
+            total = kernels.flat_total(self.kernel(options.loss), c.y_true.reshape(-1),
+                                       c.y_pred.reshape(-1), c.work, params)
+            return _grand(options, total, n * k)
+        sums, weights = self.column_totals(options, c, params)  # Σₖ (w @ e)ₖ, blocked float64
+        return _grand(options, float(sums.sum()), float(weights[0]) * k)
 
-    def shortcut(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
-        """The common call: two 1-D float arrays of one shape and dtype, default options."""
+    def fast_value(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """The common call: two 1-D float arrays of one shape and dtype, no weights, NaN
+        propagated, a plain mean or sum: :meth:`grand_value`'s sum, then the engine's final step."""
         if (
             type(y_pred) is np.ndarray
             and type(y_true) is np.ndarray
@@ -203,24 +218,25 @@ class NumpyBackend(Backend):
             and y_true.shape == y_pred.shape
             and y_true.dtype == y_pred.dtype
             and y_pred.dtype.kind == "f"
-            and options.reduction == "mean"
+            and options.reduction != "none"
             and options.nan_policy == "propagate"
             and isinstance(options.multioutput, str)
             and y_pred.shape[0]
         ):
             dtype, n = y_pred.dtype, y_pred.shape[0]
             kernel = self._kernels.get(options.loss) or self.kernel(options.loss)
-            if n <= small.SMALL and kernel.scalar is not None:
-                total = small.small_total(kernel.scalar, y_true, y_pred, options.params)
-            else:
-                total = kernels.flat_total(kernel, y_true, y_pred,
-                                           _FLOAT32 if dtype.itemsize < 4 else dtype, options.params)
-            total /= n
-            if options.loss.root:
-                total **= 0.5
-            if abs(total) <= (_FLOAT64_MAX if dtype is _FLOAT64 else _largest(dtype)):
-                return np.asarray(total, dtype=dtype)  # the common case: it fits
-            value = _in_dtype(total, dtype)  # inf (or NaN): from finite inputs?
+            work = _FLOAT32 if dtype.itemsize < 4 else dtype
+            statistic, _ = _grand(options, kernels.flat_total(kernel, y_true, y_pred, work,
+                                                              options.params), n)
+            value = finalize_grand(kernels.NAMESPACE, options, statistic, (), self.sqrt)
+            value = _in_dtype(value, dtype)
             _warn_if_overflowed(value, y_true, y_pred)
             return value
         return None
+
+
+def _grand(options: Options, total: float, denominator: float) -> tuple[float, float]:
+    """The grand statistic from a float64 total over every element (see ``Backend.grand_value``)."""
+    if options.reduction == "mean":
+        return total / denominator, denominator
+    return total, 1

@@ -39,10 +39,11 @@ from mseplug import _overflow
 from mseplug import _validation as v
 from mseplug._backends import torch_kernels as K
 from mseplug._backends.torch_fused import FUSED_MIN, fused_loss
-from mseplug._backends.torch_weighted import weighted_value
+from mseplug._checks import unscaled
 from mseplug._engine import Backend, Checked
 from mseplug._loss import Loss
 from mseplug._options import Options
+from mseplug._reduce import finalize_grand
 from mseplug._typing import Array, DType, Namespace
 
 Tensor = torch.Tensor
@@ -87,13 +88,14 @@ class TorchBackend(Backend):
         return x.cpu().resolve_conj().resolve_neg().numpy()
 
     def from_foreign(self, x: np.ndarray, like: Any) -> Any:
-        """A NumPy array as a tensor on ``like``'s device (and dtype, if ``like`` is a float)."""
+        """A NumPy array as a tensor of its own dtype, on ``like``'s device."""
         if not x.flags.writeable:  # torch warns on (and could write to) read-only memory
             x = x.copy()
-        if like is None:
-            return torch.as_tensor(x)
-        dtype = like.dtype if like.dtype.is_floating_point else None
-        return torch.as_tensor(x, dtype=dtype, device=like.device)
+        if x.dtype.kind == "V" and x.dtype.name == "bfloat16":  # ml_dtypes' bfloat16
+            tensor = torch.as_tensor(x.view(np.int16)).view(torch.bfloat16)
+        else:
+            tensor = torch.as_tensor(x)
+        return tensor if like is None else tensor.to(like.device)
 
     def convert(self, x: Any, name: str, like: Any = None) -> Any:
         if isinstance(x, Tensor):
@@ -131,6 +133,9 @@ class TorchBackend(Backend):
     def sum_dtype(self, xp: Namespace, dtype: DType) -> DType:
         return dtype  # torch's reductions sum in cascades: accurate in float32 already
 
+    def widest_float(self, xp: Namespace) -> DType:
+        return torch.float64
+
     def as_columns(self, xp: Namespace, x: Array, shape: tuple[int, ...], dtype: DType) -> Array:
         return (x if x.dtype is dtype else x.to(dtype)).reshape(shape)
 
@@ -161,35 +166,59 @@ class TorchBackend(Backend):
     def sqrt(self, xp: Namespace, x: Array) -> Array:
         return K.safe_sqrt(x)
 
-    def shortcut(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
-        """One fused kernel when it gives the contract's answer."""
+    def grand_value(self, options: Options, c: Any, params: tuple[Any, ...]) -> tuple[Any, Any]:
+        """torch's fused losses without weights; the weighted sum of one output in a few kernels
+        (:func:`_weighted_grand`); the generic definition otherwise."""
+        native = options.loss.native_kernel("torch")
+        if c.weight is None and native is not None and native.fused is not None:
+            return _unweighted_grand(options, native, c.y_true, c.y_pred)
+        if c.weight is not None and c.y_pred.shape[1] == 1:
+            return _weighted_grand(self, options, c.y_true.reshape(-1), c.y_pred.reshape(-1),
+                                   c.weight, params)
+        return super().grand_value(options, c, params)
+
+    def fast_value(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """:meth:`grand_value` straight from the tensors when no check is needed (see
+        :func:`_plain`), and for 1-D weights in the usual range (:meth:`_fast_weighted`)."""
         if sample_weight is not None:
-            value = weighted_value(options, y_true, y_pred, sample_weight)
-            return None if value is None else self._overflow_checked(value, y_true, y_pred)
-        if (
-            options.nan_policy == "propagate"
-            and options.uniform
-            and isinstance(y_pred, Tensor)
-            and isinstance(y_true, Tensor)
-            and y_true.shape == y_pred.shape
-            and y_true.dtype is y_pred.dtype
-            and y_pred.dtype in K.NATIVE_DTYPES
-            and y_true.device == y_pred.device
-            and y_pred.numel()
+            return self._fast_weighted(options, y_true, y_pred, sample_weight)
+        if not _plain(options, y_true, y_pred):
+            return None
+        native = options.loss.native_kernel("torch")
+        if native is None or native.fused is None:
+            return None
+        if options.loss.root and y_pred.ndim > 1 and y_pred.shape[1] > 1:
+            return None  # the root of each output's mean: per output, the engine's
+        statistic, _ = _unweighted_grand(options, native, y_true, y_pred)
+        value = finalize_grand(self.namespace(y_pred), options, statistic, (), self.sqrt)
+        return self._overflow_checked(value, y_true, y_pred)
+
+    def _fast_weighted(self, options: Options, y_true: Any, y_pred: Any, weight: Any) -> Any:
+        """``Σ w·e / Σ w`` (or ``Σ w·e``) of 1-D tensors, the weight check folded into the sum
+        the value needs: on the CPU one read of two numbers, on an accelerator none (as the
+        engine, which checks weights on the CPU only). Weights whose sum is outside
+        ``[2**-31, 2**31]`` (a subset of the range the engine leaves unscaled), negative,
+        NaN or infinite ones, and anything unusual take the engine."""
+        if not (
+            isinstance(y_pred, Tensor) and isinstance(y_true, Tensor) and isinstance(weight, Tensor)
+            and y_pred.ndim == 1 and y_true.shape == y_pred.shape and weight.shape == y_pred.shape
+            and y_true.dtype is y_pred.dtype and y_pred.dtype in K.NATIVE_DTYPES
+            and weight.dtype.is_floating_point
+            and y_true.device == y_pred.device and weight.device == y_pred.device
+            and options.nan_policy == "propagate" and options.reduction != "none"
+            and isinstance(options.multioutput, str) and y_pred.shape[0]
         ):
-            native = options.loss.native_kernel("torch")
-            if native is None or native.fused is None:
-                return None
-            root = options.loss.root
-            if root and y_pred.ndim > 1 and y_pred[0].numel() > 1:
-                return None  # the root of the mean over all elements: one output only
-            reduction = "mean" if root else options.reduction
-            if reduction != "none" and native.training is not None and self._trains(y_true, y_pred):
-                value = fused_loss(y_pred, y_true, native.training, reduction == "mean")
-            else:
-                value = native.fused(y_pred, y_true, K.REDUCTION[reduction], options.params)
-            return self._overflow_checked(K.safe_sqrt(value) if root else value, y_true, y_pred)
-        return None
+            return None
+        w = weight if weight.dtype is y_pred.dtype else weight.to(y_pred.dtype)
+        if y_pred.device.type == "cpu":
+            if not K.host_checks_possible(w):
+                return None  # compiling or batched: the engine's path
+            total, minimum = torch.stack((w.sum(), w.min())).tolist()
+            if not (_FAST_WEIGHT_SUMS[0] <= total <= _FAST_WEIGHT_SUMS[1] and minimum >= 0):
+                return None  # the engine raises the right error, or scales the weights
+        statistic, _ = _weighted_grand(self, options, y_true, y_pred, w, options.params)
+        value = finalize_grand(self.namespace(y_pred), options, statistic, (), self.sqrt)
+        return self._overflow_checked(value, y_true, y_pred)
 
     @staticmethod
     def _trains(y_true: Tensor, y_pred: Tensor) -> bool:
@@ -224,7 +253,21 @@ class TorchBackend(Backend):
         return value
 
     # -- gradients -----------------------------------------------------------------------------
-    def value_and_grad(
+    def fast_value_and_grad(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any
+                            ) -> tuple[Tensor, Tensor] | None:
+        """The commonest gradient call in a few kernels: :meth:`fast_value`'s value and
+        ``e'(r) / N`` (``N`` every element), as the engine's analytic path computes them."""
+        if (options.loss.derivative is None or options.loss.root or options.reduction == "none"
+                or sample_weight is not None or self._in_graph(y_true, y_pred)):
+            return None
+        value = self.fast_value(options, y_true, y_pred, None)
+        if value is None:
+            return None
+        residual = y_pred - y_true
+        grad = options.loss.evaluate_derivative(self.namespace(residual), residual, options.params)
+        return value, grad / y_pred.numel() if options.reduction == "mean" else grad
+
+    def engine_value_and_grad(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
     ) -> tuple[Any, Any]:
         """Value and ``d loss / d y_pred``: analytic when no autograd graph is involved.
@@ -238,10 +281,7 @@ class TorchBackend(Backend):
         """
         if options.loss.derivative is not None and not self._in_graph(y_true, y_pred,
                                                                         sample_weight):
-            shortcut = self._gradient_shortcut(options, y_true, y_pred, sample_weight)
-            if shortcut is not None:
-                return shortcut
-            return super().value_and_grad(options, y_true, y_pred, sample_weight)
+            return super().engine_value_and_grad(options, y_true, y_pred, sample_weight)
         c = self.check(options, y_true, y_pred, sample_weight)
         xp = self.namespace(c.y_pred)
         pred = c.y_pred.to(self.result_dtype(xp, c.y_true.dtype, c.y_pred.dtype))
@@ -255,24 +295,8 @@ class TorchBackend(Backend):
             return value
 
         gradient, value = torch.func.grad_and_value(loss)(pred)
-        value, gradient = c.unscaled(options, value, gradient)
+        value, gradient = unscaled(self, c, options, value, gradient)
         return value, gradient
-
-    def _gradient_shortcut(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any
-                           ) -> tuple[Tensor, Tensor] | None:
-        """The commonest gradient call in a few kernels: :meth:`shortcut`'s value (so it is
-        ``mseplug.mse``'s, bit for bit) and ``e'(r) / N``, or ``None`` for the engine's path.
-
-        ``N`` is every element (uniform mean over outputs of equal size); a sum has no ``N``.
-        """
-        if options.loss.root or options.reduction == "none" or sample_weight is not None:
-            return None
-        value = self.shortcut(options, y_true, y_pred, None)
-        if value is None:
-            return None
-        residual = y_pred - y_true
-        grad = options.loss.evaluate_derivative(self.namespace(residual), residual, options.params)
-        return value, grad / y_pred.numel() if options.reduction == "mean" else grad
 
     @staticmethod
     def _in_graph(*inputs: Any) -> bool:
@@ -284,3 +308,55 @@ class TorchBackend(Backend):
             isinstance(x, Tensor) and ((grad_mode and x.requires_grad) or not K.host_checks_possible(x))
             for x in inputs
         )
+
+
+#: Weight sums the weighted fast path takes: half the range the engine leaves unscaled on each
+#: side (mseplug._reduce.weight_exponent), so a float32 sum near a bound never decides otherwise.
+_FAST_WEIGHT_SUMS = (2.0**-31, 2.0**31)
+
+
+def _plain(options: Options, y_true: Any, y_pred: Any) -> bool:
+    """The predicate of the unweighted fast path: two tensors of one shape (at most 2-D, so the
+    engine's ``(n, K)`` columns are views of them), dtype (float32/64) and device, not empty,
+    NaN propagated, outputs averaged uniformly. Nothing there needs a check."""
+    return (
+        options.nan_policy == "propagate"
+        and options.uniform
+        and options.reduction != "none"
+        and isinstance(y_pred, Tensor)
+        and isinstance(y_true, Tensor)
+        and y_true.shape == y_pred.shape
+        and y_pred.ndim <= 2
+        and y_true.dtype is y_pred.dtype
+        and y_pred.dtype in K.NATIVE_DTYPES
+        and y_true.device == y_pred.device
+        and y_pred.numel() > 0
+    )
+
+
+def _unweighted_grand(options: Options, native: Any, y_true: Tensor, y_pred: Tensor
+                      ) -> tuple[Tensor, Any]:
+    """The grand statistic of every element without weights: torch's fused loss (forward and
+    backward fused for large tensors in training, :mod:`~mseplug._backends.torch_fused`)."""
+    mean = options.reduction == "mean"
+    if native.training is not None and TorchBackend._trains(y_true, y_pred):
+        value = fused_loss(y_pred, y_true, native.training, mean)
+    else:
+        value = native.fused(y_pred, y_true, K.REDUCTION[options.reduction], options.params)
+    return value, (y_pred.numel() if mean else 1)
+
+
+#: Up to this many elements a weighted sum is one dot product; longer ones sum in torch's
+#: cascades (a long float32 dot drifts).
+_DOT_MAX = 1 << 12
+
+
+def _weighted_grand(backend: TorchBackend, options: Options, y_true: Tensor, y_pred: Tensor,
+                    weight: Tensor, params: tuple[Any, ...]) -> tuple[Tensor, Any]:
+    """``(Σ w·e / Σ w, Σ w)`` (or ``(Σ w·e, 1)``) of 1-D tensors, ``weight`` in their dtype."""
+    losses = backend.elementwise(backend.namespace(y_pred), options.loss, y_pred - y_true, params)
+    weighted = torch.dot(weight, losses) if y_pred.shape[0] <= _DOT_MAX else torch.sum(weight * losses)
+    if options.reduction != "mean":
+        return weighted, 1
+    total_weight = weight.sum()
+    return weighted / total_weight, total_weight

@@ -8,7 +8,7 @@ Everything here stays in torch's autograd graph and composes with
   derivative, so gradients follow the loss's own convention and second
   derivatives come from differentiating the derivative.
 - The built-in losses have native kernels (:data:`SQUARED`, :data:`ABSOLUTE`,
-  :data:`HUBER`): torch's fused losses for the default options, and plain torch
+  :data:`HUBER`): torch's fused losses for the default options (MSE, MAE), and plain torch
   ops whose autodiff already follows the conventions (``abs`` differentiates
   through ``sgn``: 0 at 0) for everything else.
 - :func:`safe_sqrt` has gradient 0 at 0 (RMSE at a perfect fit), never NaN.
@@ -74,8 +74,9 @@ SQUARED = TorchKernel(lambda p, t, enum, params: _nn.mse_loss(p, t, enum), lambd
                       SQUARES)
 ABSOLUTE = TorchKernel(lambda p, t, enum, params: _nn.l1_loss(p, t, enum),
                        lambda r, params: torch.abs(r), ABSOLUTES)
-HUBER = TorchKernel(lambda p, t, enum, params: _nn.huber_loss(p, t, enum, params[0]),
-                    _huber_elementwise)
+#: No fused kernel: ``F.huber_loss``'s double backward says 0 at ``|r| == δ``, where mseplug's
+#: second derivative is 1 on every backend (the quadratic piece is closed, as ``clamp`` says).
+HUBER = TorchKernel(None, _huber_elementwise)
 
 
 def safe_sqrt(x: Tensor) -> Tensor:
@@ -90,8 +91,9 @@ def safe_sqrt(x: Tensor) -> Tensor:
     root = torch.sqrt(torch.relu(x))
     # A float32 sum of squares that overflowed (x = inf) would get the derivative
     # 1 / (2·sqrt(inf)) = 0: a finite wrong gradient. ``x * x`` keeps the value inf and
-    # makes the gradient inf, so the overflow shows (docs/conventions.md).
-    return torch.where(torch.isinf(x), x * x, root)
+    # makes the gradient inf, so the overflow shows (docs/conventions.md). The root of a
+    # negative mean (a custom root loss with negative values) is NaN, as on every backend.
+    return torch.where(x < 0, torch.nan, torch.where(torch.isinf(x), x * x, root))
 
 
 _XP: Any = None
