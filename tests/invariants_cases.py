@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,9 @@ def to_library(x: Any, library: str, dtype: str = "float64", *, chunks: Any = No
     if library == "list":
         return x.tolist()
     if library == "matrix":
-        return np.asmatrix(x.astype(dtype))
+        with warnings.catch_warnings():  # NumPy's advice against np.matrix: it is the point here
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            return np.asmatrix(x.astype(dtype))
     if library == "dask":
         import dask.array as da
 
