@@ -1,15 +1,16 @@
-"""torch.distributed for real: two gloo processes on 127.0.0.1 (torch.multiprocessing.spawn).
+"""torch.distributed for real: two gloo processes on 127.0.0.1 (spawned, never forked).
 
 The ranks run tests/distributed_torch_worker.py once per session and write
 what they measured; each test below judges one part of it. Rank 0 holds 1000
-rows and rank 1 the other 337, whose errors are larger.
+rows and rank 1 the other 337, whose errors are larger. The ranks meet through
+a file (no port to pick, so none to collide), and a rank that fails or hangs
+ends the launch with one error showing how each rank ended and its log (see
+``distributed_torch_worker.launch``); the launcher itself is tested in
+test_processes_torch_ranks.py.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-from pathlib import Path
 from typing import Any
 
 import distributed_cases as cases
@@ -25,20 +26,11 @@ if not dist.is_available():
 ALL_LOSSES = (*mseplug.losses(), cases.CAUCHY)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     import distributed_torch_worker
-    import torch.multiprocessing as mp
 
-    out = tmp_path_factory.mktemp("ranks")
-    mp.spawn(distributed_torch_worker.run, args=(2, _free_port(), str(out)), nprocs=2, join=True)
-    return [json.loads(Path(out, f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    return distributed_torch_worker.launch(tmp_path_factory.mktemp("ranks"), world=2)
 
 
 @pytest.mark.slow
