@@ -147,16 +147,12 @@ class Backend:
             return xp.float64
 
     def result_dtype(self, xp: Namespace, true_dtype: DType, pred_dtype: DType) -> DType:
-        """Floats promote to the wider; integers and bools become the default float."""
-        true_float = self.kind(xp, true_dtype) == "f"
-        pred_float = self.kind(xp, pred_dtype) == "f"
-        if true_float and pred_float:
-            return pred_dtype if true_dtype == pred_dtype else xp.result_type(true_dtype, pred_dtype)
-        if pred_float:
-            return pred_dtype
-        if true_float:
-            return true_dtype
-        return self.default_float(xp)
+        """Integers and bools become the default float; then floats promote to the wider."""
+        if self.kind(xp, true_dtype) != "f":
+            true_dtype = self.default_float(xp)
+        if self.kind(xp, pred_dtype) != "f":
+            pred_dtype = self.default_float(xp)
+        return pred_dtype if true_dtype == pred_dtype else xp.result_type(true_dtype, pred_dtype)
 
     def accumulation_dtype(self, xp: Namespace, dtype: DType) -> DType:
         """At least float32: half precision accumulates in float32."""

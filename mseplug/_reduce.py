@@ -124,7 +124,11 @@ def _output_share(xp: Namespace, options: Options, output_weights: Array | None,
     if output_weights is not None:
         if not mean:
             return output_weights
-        relative = output_weights / xp.max(output_weights)
+        # w / max(w) as two products with 1 / sqrt(max(w)): no reciprocal is subnormal, which
+        # XLA (dividing as x · (1/y), and folding (x / a) / a into x / (a · a)) would flush to
+        # zero for weights near 1e308.
+        inverse = 1 / xp.sqrt(xp.max(output_weights))
+        relative = (output_weights * inverse) * inverse
         return relative / xp.sum(relative)
     if options.raw:
         return None

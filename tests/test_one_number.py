@@ -147,7 +147,8 @@ def test_mixed_float32_streams_are_float64_exact() -> None:
     torch = pytest.importorskip("torch")
     jnp = pytest.importorskip("jax.numpy")
     rng = np.random.default_rng(3)
-    t, p = (rng.normal(size=(6, 1000)) * 1e3).astype(np.float32), rng.normal(size=(6, 1000)).astype(np.float32)
+    t = (rng.normal(size=(6, 1000)) * 1e3).astype(np.float32)
+    p = rng.normal(size=(6, 1000)).astype(np.float32)
     acc = mseplug.Accumulator("mse")
     for i in range(6):
         make = (lambda x: torch.from_numpy(x)) if i % 2 else jnp.asarray
