@@ -288,9 +288,14 @@ def params_for(draw: st.DrawFn, loss: str) -> dict[str, float]:
     return chosen
 
 
+#: Scales where the defects live: sums of weights that overflow, weights that underflow in float32.
+EXTREME_SCALES = (1e308, 1e307, 1e300, 1e-300, 1e-50, 1e4)
+
+
 def weight_scales(low: int = -300, high: int = 308) -> st.SearchStrategy[float]:
-    """1 often, else ``10**k`` for ``k`` in ``[low, high]`` (high=308: sums that overflow)."""
-    return st.one_of(st.just(1.0), st.integers(low, high).map(lambda k: float(10.0**k)))
+    """1, an extreme scale (:data:`EXTREME_SCALES`), or ``10**k`` for ``k`` in ``[low, high]``."""
+    return st.one_of(st.just(1.0), st.sampled_from(EXTREME_SCALES),
+                     st.integers(low, high).map(lambda k: float(10.0**k)))
 
 
 @st.composite

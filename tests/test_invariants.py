@@ -312,11 +312,13 @@ def test_dask_chunks_give_the_numpy_answer(loss: str, data: st.DataObject) -> No
 # =================================================================================================
 @st.composite
 def factors(draw: st.DrawFn, high: int = 308) -> tuple[str, int, float]:
-    """``10**k`` (k in [-300, high]) or an exact power of two ``2**j`` (j in [-1000, 1000])."""
+    """``10**k`` (k in [-300, high]) or an exact power of two ``2**j`` (j in [-1000, 1000]),
+    the ends of both ranges one draw in three."""
+    extreme = draw(st.integers(0, 2)) == 0
     if draw(st.booleans()):
-        k = draw(st.integers(-300, high))
+        k = draw(st.sampled_from([-300, 300, 307, high]) if extreme else st.integers(-300, high))
         return "10", k, float(10.0**k)
-    j = draw(st.integers(-1000, 1000))
+    j = draw(st.sampled_from([-1000, 1000]) if extreme else st.integers(-1000, 1000))
     return "2", j, math.ldexp(1.0, j)
 
 
@@ -487,6 +489,24 @@ def test_reported_output_weights_whose_sum_overflows(library: str, scale: float)
     assert_close(got, 1.0, RTOL, f"{library}: output weights [{scale}, {scale}]")
     assert_close(slope, np.full((2, 2), 0.5), RTOL, f"{library}: gradient, output weights {scale}")
     assert_quiet(records, 1.0, f"{library}: output weights {scale}")
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_reported_sums_that_overflow(library: str) -> None:
+    """A sum whose true value exceeds float64 is inf with LossOverflowWarning (sample weights
+    1e308, or output weights 1e308 on sums near 1e308): never NaN, never another number."""
+    truth, prediction = np.zeros((3, 2)), np.array([[1.0, 2.0], [2.0, 3.0], [3.0, 4.0]])
+    calls = {"sample weights 1e308": {"sample_weight": np.full(3, 1e308)},
+             "output weights 1e308": {"multioutput": np.full(2, 1e308)}}
+    for name, keywords in calls.items():
+        converted = {key: ic.to_library(value, library) for key, value in keywords.items()}
+        with recorded() as records:
+            got = to_numpy(mseplug.mse(ic.to_library(truth, library), ic.to_library(prediction, library),
+                                       reduction="sum", **converted))
+        assert np.isposinf(got), f"{library}, {name}: the sum is {got}, not inf"
+        assert any(issubclass(r.category, mseplug.LossOverflowWarning) for r in records), (
+            f"{library}, {name}: inf without LossOverflowWarning "
+            f"({[str(r.message) for r in records]})")
 
 
 # =================================================================================================
