@@ -256,9 +256,10 @@ class TorchBackend(Backend):
     def fast_value_and_grad(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any
                             ) -> tuple[Tensor, Tensor] | None:
         """The commonest gradient call in a few kernels: :meth:`fast_value`'s value and
-        ``e'(r) / N`` (``N`` every element), as the engine's analytic path computes them."""
+        ``e'(r) / N`` (``N`` every element), as the engine's analytic path computes them (in an
+        autograd graph too: the gradient is then differentiable, by the derivative's own rule)."""
         if (options.loss.derivative is None or options.loss.root or options.reduction == "none"
-                or sample_weight is not None or self._in_graph(y_true, y_pred)):
+                or sample_weight is not None):
             return None
         value = self.fast_value(options, y_true, y_pred, None)
         if value is None:
@@ -270,17 +271,17 @@ class TorchBackend(Backend):
     def engine_value_and_grad(
         self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None
     ) -> tuple[Any, Any]:
-        """Value and ``d loss / d y_pred``: analytic when no autograd graph is involved.
+        """Value and ``d loss / d y_pred``, analytic from the loss's derivative.
 
-        When an input takes part in a graph (``requires_grad`` under grad mode) or
-        runs inside ``torch.func`` or ``torch.compile``, the gradient comes from
-        ``torch.func.grad_and_value``, so it composes with the outer graph and
-        transforms; otherwise from the loss's derivative, as on NumPy, without
-        autograd's fixed costs. The gradient has ``y_pred``'s shape and device and
-        the promoted dtype; integer predictions are differentiated as the float.
+        The analytic gradient is made of torch ops on the inputs, so inside an
+        autograd graph (``requires_grad``), ``torch.func`` or ``torch.compile`` it is
+        itself differentiable, by the derivative's own rule (Huber's second
+        derivative, ...), without autograd's fixed costs for the first one. A loss
+        without a derivative is differentiated by ``torch.func.grad_and_value``. The
+        gradient has ``y_pred``'s shape and device and the promoted dtype; integer
+        predictions are differentiated as the float.
         """
-        if options.loss.derivative is not None and not self._in_graph(y_true, y_pred,
-                                                                        sample_weight):
+        if options.loss.derivative is not None:
             return super().engine_value_and_grad(options, y_true, y_pred, sample_weight)
         c = self.check(options, y_true, y_pred, sample_weight)
         xp = self.namespace(c.y_pred)
@@ -297,18 +298,6 @@ class TorchBackend(Backend):
         gradient, value = torch.func.grad_and_value(loss)(pred)
         value, gradient = unscaled(self, c, options, value, gradient)
         return value, gradient
-
-    @staticmethod
-    def _in_graph(*inputs: Any) -> bool:
-        """Whether an input takes part in autograd, ``torch.func`` or ``torch.compile``."""
-        if K.is_compiling():
-            return True
-        grad_mode = torch.is_grad_enabled()
-        return any(
-            isinstance(x, Tensor) and ((grad_mode and x.requires_grad) or not K.host_checks_possible(x))
-            for x in inputs
-        )
-
 
 #: Weight sums the weighted fast path takes: half the range the engine leaves unscaled on each
 #: side (mseplug._reduce.weight_exponent), so a float32 sum near a bound never decides otherwise.
