@@ -72,22 +72,24 @@ def pinball_derivative(xp: Namespace, r: Array, alpha: float) -> Array:
 
 
 _LOG_2 = math.log(2.0)
+#: Where log-cosh is |r| - log 2 to rounding (see log_cosh).
+_FAR = 20.0
 
 
 def log_cosh(xp: Namespace, r: Array) -> Array:
     """``e(r) = log(cosh(r))``: about ``r²/2`` near 0 and ``|r| - log 2`` far away.
 
-    ``cosh`` overflows for ``|r|`` above about 710 (float64) or 89 (float32), so
-    far from 0 it is ``|r| + log1p(exp(-2|r|)) - log 2``, finite up to the
-    dtype's largest value; that form cancels near 0, so there it is
-    ``log1p(2 sinh²(r/2))``, exact to rounding however small ``r`` is.
+    With ``a = |r|`` and ``m = expm1(a)``, ``cosh(r) - 1 = m² / (2(1 + m))``, so
+    ``log(cosh(r)) = log1p(m² / (2(1 + m)))``: exact to rounding however small
+    ``r`` is (no cancellation), and two transcendental functions per element.
+    ``cosh`` (and ``m``) overflow for ``|r|`` above about 710 (float64) or 89
+    (float32); from ``|r| = 20`` on, ``log1p(exp(-2|r|)) < 5e-18`` is below a
+    rounding of ``|r| - log 2``, which is the value there, finite up to the
+    dtype's largest.
     """
     a = xp.abs(r)
-    near = a < 1
-    half = xp.sinh(xp.where(near, a, xp.zeros_like(a)) / 2)  # never overflows
-    decay = xp.exp(-a)  # exp(-2|r|) as its square: -2|r| itself overflows above max / 2
-    return xp.where(near, xp.log1p(2 * (half * half)),
-                    a + xp.log1p(decay * decay) - _LOG_2)
+    m = xp.expm1(xp.minimum(a, _FAR))
+    return xp.where(a < _FAR, xp.log1p((m * m) / (2 * (1 + m))), a - _LOG_2)
 
 
 def log_cosh_derivative(xp: Namespace, r: Array) -> Array:

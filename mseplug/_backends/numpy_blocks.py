@@ -38,7 +38,7 @@ def parallel_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any,
     """``Σ e(y_pred - y_true)`` in float64, the residual in ``dtype``: over the calling thread
     and the worker threads (this thread alone below :data:`PARALLEL_MIN` elements)."""
     n = y_pred.shape[0]
-    block = BLOCKS[np.dtype(dtype).itemsize]
+    block = kernel.block or BLOCKS[np.dtype(dtype).itemsize]
     if n <= block:
         return _one_block_sum(kernel, y_true, y_pred, dtype, params)
     workers = _threads() if n >= PARALLEL_MIN else 1

@@ -49,6 +49,9 @@ class BlockKernel(NamedTuple):
     float64: bool = False
     spare: bool = False  # whether block_sum needs the spare buffer
     scalar: small.Scalar | None = None  # e(r) of one Python float, for a few elements
+    #: Elements per block, or 0 for the largest L2 allows (``numpy_blocks.BLOCKS``). A formula
+    #: of many NumPy operations makes as many temporaries: small blocks keep them in cache.
+    block: int = 0
 
 
 def _dot(x: np.ndarray, y: np.ndarray) -> float:
@@ -116,6 +119,10 @@ def _namespace() -> Any:
 NAMESPACE: Any = _namespace()
 
 _generic: dict[Loss, BlockKernel] = {}
+#: Elements per block of a loss's own elementwise definition: its temporaries (one per NumPy
+#: operation of the formula) stay in L1/L2, where a 10^7-element log-cosh runs 3-5x faster
+#: than over blocks of 10^5; the Python cost per block (a few us) is small beside it.
+GENERIC_BLOCK = 1 << 13
 
 
 def generic_kernel(loss: Loss) -> BlockKernel:
@@ -130,7 +137,7 @@ def generic_kernel(loss: Loss) -> BlockKernel:
         def block_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
             return float(np.add.reduce(block_losses(d, params), dtype=np.float64))
 
-        kernel = _generic.setdefault(loss, BlockKernel(block_sum, block_losses))
+        kernel = _generic.setdefault(loss, BlockKernel(block_sum, block_losses, block=GENERIC_BLOCK))
     return kernel
 
 
@@ -179,7 +186,7 @@ def weighted_flat_totals(
     """
     n = y_pred.shape[0]
     dtype = np.dtype(np.float64 if kernel.float64 or n <= BLOCK else dtype)
-    size = min(n, blocks.BLOCKS[dtype.itemsize])
+    size = min(n, kernel.block or blocks.BLOCKS[dtype.itemsize])
     residual = np.empty(size, dtype)
     cast = np.empty(size, dtype) if weight.dtype != dtype else None
     total = weight_sum = 0.0
