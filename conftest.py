@@ -5,12 +5,11 @@ import importlib.util
 collect_ignore = [
     f"mseplug/{path}"
     for path, library in {
-        "torch.py": "torch",
-        "_backends/torch.py": "torch",
-        "_backends/torch_kernels.py": "torch",
-        "_backends/jax.py": "jax",
-        "_backends/jax_kernels.py": "jax",
-        "sklearn.py": "sklearn",
+        "torch": "torch",
+        "backends/torch": "torch",
+        "backends/jax": "jax",
+        "sklearn": "sklearn",
+        "cli/files.py": "pyarrow",
     }.items()
     if importlib.util.find_spec(library) is None
 ]

@@ -1,0 +1,269 @@
+"""scikit-learn scorers for mseplug's losses.
+
+Use them wherever scikit-learn takes ``scoring=``: ``cross_val_score``,
+``cross_validate``, ``GridSearchCV``, ``RandomizedSearchCV``. They pickle, so
+``n_jobs=2`` works; they accept multi-output targets and, with
+``sklearn.set_config(array_api_dispatch=True)``, the estimator's own arrays
+(for instance torch tensors), and they always return a Python ``float``.
+scikit-learn's Array API mode also needs the environment variable
+``SCIPY_ARRAY_API=1``, set before SciPy is first imported (scikit-learn
+refuses ``array_api_dispatch=True`` without it).
+
+A NaN score (a NaN prediction under the default ``nan_policy="propagate"``)
+warns, as scikit-learn does when its own scorer fails on NaN input; build the
+scorer with ``nan_policy="omit"`` to drop such samples, or ``"raise"`` to stop.
+
+Importing this module does not import scikit-learn: the scorers are built on
+first use (``mse_scorer`` and the others are created when first looked up).
+
+Sign convention
+---------------
+scikit-learn always *maximises* a score, so a loss is reported **negated**,
+as its own ``neg_mean_squared_error`` is: ``mse_scorer`` returns ``-MSE``, the
+best model has the score closest to 0 and ``GridSearchCV.best_score_`` is
+``-(smallest loss)``. That is why :func:`scorers` names its entries ``neg_*``.
+:func:`loss_from_score` undoes the sign, for one score or an array of them:
+``loss_from_score(search.best_score_)`` is the best model's loss.
+
+Sample weights
+--------------
+The scorers pass ``sample_weight`` on to the loss.
+
+- Metadata routing off (scikit-learn's default): a direct call
+  ``scorer(estimator, X, y, sample_weight=w)`` is weighted. In ``cross_validate``,
+  ``GridSearchCV`` and the like, scikit-learn itself sends the weights to ``fit``
+  only, so scores are unweighted (as with its own scorers).
+- Metadata routing on (``sklearn.set_config(enable_metadata_routing=True)``):
+  these scorers already *request* ``sample_weight`` (as if
+  ``.set_score_request(sample_weight=True)`` had been called), so
+  ``cross_validate(..., params={"sample_weight": w})`` weights every fold's
+  score. To score unweighted while weighting ``fit``, opt out on a scorer of
+  your own: ``make_scorer("mse").set_score_request(sample_weight=False)``
+  (``mse_scorer`` and the others are shared by the whole process).
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.linear_model import Ridge
+>>> from sklearn.model_selection import GridSearchCV
+>>> from mseplug.sklearn import loss_from_score, mse_scorer
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(40, 3))
+>>> y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=40)
+>>> search = GridSearchCV(Ridge(), {"alpha": [0.01, 100.0]}, scoring=mse_scorer, cv=4).fit(X, y)
+>>> search.best_params_
+{'alpha': 0.01}
+>>> bool(search.best_score_ < 0), bool(loss_from_score(search.best_score_) > 0)
+(True, True)
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, overload
+
+import numpy as np
+
+import mseplug
+from mseplug.api.backends import backend_by_name
+from mseplug.engine.validation import check_output_weights
+from mseplug.losses.options import make_options
+from mseplug.sklearn.metric import LossMetric
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["Scorer", "loss_from_score", "make_scorer", "scorers",
+           *(f"{name}_scorer" for name in mseplug.losses())]
+
+_OPTIONS = ("backend", "multioutput", "nan_policy")
+_SUFFIX = "_scorer"
+
+
+class Scorer(Protocol):
+    """What :func:`make_scorer` returns: a scikit-learn scorer (``greater_is_better=False``)."""
+
+    def __call__(
+        self, estimator: Any, X: Any, y_true: Any, *, sample_weight: Any = None, **kwargs: Any
+    ) -> float: ...
+
+    def set_score_request(self, **kwargs: Any) -> Scorer: ...
+
+
+def _loss(loss: object) -> mseplug.Loss:
+    if isinstance(loss, str):
+        return mseplug.get_loss(loss).loss
+    record = getattr(loss, "loss", None)
+    if isinstance(loss, mseplug.Loss):
+        return loss
+    if callable(loss) and isinstance(record, mseplug.Loss):
+        return record
+    if callable(loss):
+        raise ValueError(
+            f"loss={loss!r} is not one of mseplug's losses ({', '.join(mseplug.losses())}); "
+            "for another function use sklearn.metrics.make_scorer(func, greater_is_better=False)"
+        )
+    raise TypeError(
+        f"loss must be a loss name (one of {mseplug.losses()}) or an mseplug loss function; "
+        f"got {type(loss).__name__}"
+    )
+
+
+def _check_options(loss: mseplug.Loss, options: dict[str, Any]) -> None:
+    allowed = _OPTIONS + tuple(loss.params)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        hint = ""
+        if "sample_weight" in unknown:
+            hint = "; sample_weight is passed per call or routed as metadata, not fixed here"
+        elif "reduction" in unknown:
+            hint = "; a scorer always uses reduction='mean'"
+        raise TypeError(
+            f"make_scorer() got unexpected option(s) {unknown} for loss {loss.name!r}; "
+            f"allowed: {sorted(allowed)}{hint}"
+        )
+    multioutput = options.get("multioutput", "uniform_average")
+    if isinstance(multioutput, str) and multioutput == "raw_values":
+        raise ValueError(
+            "multioutput='raw_values' gives one loss per output, but a scorer returns one number; "
+            "use 'uniform_average' or output weights"
+        )
+    # Check the values now rather than at the first fold (where cross_val_score would turn
+    # the error into a warning and a NaN score): output weights' values (their number waits
+    # for the data), the backend's name and the loss's parameters.
+    if not isinstance(multioutput, str):
+        check_output_weights(multioutput)
+    if options.get("backend") is not None:
+        backend_by_name(options["backend"])
+    make_options(loss, multioutput=multioutput,
+                 nan_policy=options.get("nan_policy", "propagate"),
+                 params={key: value for key, value in options.items() if key not in _OPTIONS})
+
+
+def make_scorer(loss: str | Callable[..., Any], **options: Any) -> Scorer:
+    """Make a scikit-learn scorer that returns the negated ``loss`` as a Python float.
+
+    Parameters
+    ----------
+    loss : str or callable
+        A registered loss (see :func:`mseplug.losses`), by name or as its
+        function (``mseplug.mse``, ...).
+    **options
+        The loss's keyword options, fixed for every call: ``multioutput``
+        (``"uniform_average"`` or output weights; not ``"raw_values"``),
+        ``nan_policy``, ``backend`` and the loss's parameters (``delta`` for
+        ``"huber"``, ``alpha`` for ``"pinball"``).
+        ``sample_weight`` is not an option: it comes with each call.
+
+    Returns
+    -------
+    Scorer
+        A new scorer made by :func:`sklearn.metrics.make_scorer` with
+        ``greater_is_better=False``, requesting ``sample_weight`` under metadata
+        routing (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        If ``loss`` is not a known loss, or an option has a bad value.
+    TypeError
+        If ``loss`` is neither a string nor callable, or an option is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from mseplug.sklearn import make_scorer
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> y = np.array([0.0, 1.0, 2.0, 7.0])
+    >>> model = LinearRegression().fit(X, y)
+    >>> scorer = make_scorer("huber", delta=0.5)
+    >>> round(scorer(model, X, y), 6)
+    -0.37625
+    >>> round(make_scorer("mse")(model, X, y, sample_weight=np.array([1.0, 1.0, 1.0, 0.0])), 6)
+    -1.12
+    """
+    record = _loss(loss)
+    _check_options(record, options)
+    import sklearn
+    from sklearn.metrics import make_scorer as sklearn_make_scorer
+
+    scorer = sklearn_make_scorer(LossMetric(record), greater_is_better=False, **options)
+    # set_score_request refuses to run while routing is off; the request is kept
+    # either way and only consulted when routing is on.
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer.set_score_request(sample_weight=True)
+    result: Scorer = scorer
+    return result
+
+
+def scorers() -> dict[str, Scorer]:
+    """New scorers for every registered loss, for multi-metric scoring.
+
+    Returns
+    -------
+    dict of str to Scorer
+        ``{"neg_mse": ..., "neg_mae": ..., ...}``, one per name in
+        :func:`mseplug.losses`, fresh scorers with default options; the
+        ``neg_`` marks negated losses.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from sklearn.model_selection import cross_validate
+    >>> from mseplug.sklearn import loss_from_score, scorers
+    >>> X = np.arange(12.0).reshape(6, 2)
+    >>> y = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 6.0])
+    >>> results = cross_validate(LinearRegression(), X, y, cv=3, scoring=scorers())
+    >>> {"test_neg_mse", "test_neg_mae", "test_neg_rmse", "test_neg_huber"} <= set(results)
+    True
+    >>> bool((loss_from_score(results["test_neg_mse"]) >= 0).all())
+    True
+    """
+    return {f"neg_{name}": make_scorer(name) for name in mseplug.losses()}
+
+
+@overload
+def loss_from_score(score: float) -> float: ...
+@overload
+def loss_from_score(score: ArrayLike) -> NDArray[np.float64]: ...
+def loss_from_score(score: Any) -> Any:
+    """Turn a negated score back into the loss (undo scikit-learn's ``neg_`` sign).
+
+    Parameters
+    ----------
+    score : float or array_like
+        What a scorer, ``cross_val_score`` or a search's ``best_score_`` reports.
+
+    Returns
+    -------
+    float or ndarray
+        ``-score``: a float for a number, a float64 array otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mseplug.sklearn import loss_from_score
+    >>> loss_from_score(-0.25)
+    0.25
+    >>> loss_from_score(np.array([-1.0, -0.5]))
+    array([1. , 0.5])
+    """
+    if isinstance(score, numbers.Real):
+        return -float(score)
+    return -np.asarray(score, dtype=np.float64)
+
+
+def __getattr__(name: str) -> Scorer:
+    """Create ``<loss>_scorer`` (``mse_scorer``, ..., for every registered loss) on first use."""
+    loss = name[: -len(_SUFFIX)] if name.endswith(_SUFFIX) else ""
+    if loss not in mseplug.losses():
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    scorer: Scorer = globals().setdefault(name, make_scorer(loss))
+    return scorer
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {f"{loss}{_SUFFIX}" for loss in mseplug.losses()})

@@ -1,0 +1,388 @@
+"""The streaming, mergeable ``Accumulator`` (torchmetrics' update/compute split).
+
+It keeps the same sufficient statistics the one-shot functions compute —
+per output ``S = Σwᵢ·eᵢ`` and ``W = Σwᵢ``, plus a count of samples — in
+float64 NumPy, and finalises them with the same code, so a stream of
+batches equals one call. Its state is a plain dictionary
+(:meth:`Accumulator.state_dict`) for checkpoints and for engines that ship
+results between processes (Ray, Spark); ``mseplug.torch.all_reduce`` sums
+it across torch.distributed ranks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from mseplug._typing import ArrayLike, LossLike
+from mseplug.api.backends import backend_of, dispatch
+from mseplug.api.registry import is_registered, options_for
+from mseplug.engine import finalize, pipeline
+from mseplug.engine import overflow as _overflow
+from mseplug.engine import validation as v
+from mseplug.losses.options import Options
+
+
+class Accumulator:
+    """Streaming loss over batches of ``(y_true, y_pred)``; mergeable, picklable, all-reducible.
+
+    Parameters
+    ----------
+    loss : str, loss function or Loss
+        A registered loss (see :func:`mseplug.losses`).
+    multioutput, nan_policy
+        As for the loss functions (``reduction`` is always ``"mean"``).
+    **params
+        The loss's parameters, e.g. ``delta=2.0`` for ``"huber"``.
+
+    Notes
+    -----
+    A batch may be empty (it changes nothing) and its weights may sum to 0;
+    only :meth:`compute` needs a positive total weight. Batches of shape
+    ``(n,)`` and ``(n, 1)`` mix, as the two inputs of one call do.
+
+    Examples
+    --------
+    >>> import numpy as np, mseplug
+    >>> acc = mseplug.Accumulator("mse")
+    >>> acc.update(np.array([120_000.0]), np.array([100_000.0]))
+    >>> acc.update(np.array([60_000.0]), np.array([80_000.0]))
+    >>> float(acc.compute())
+    400000000.0
+    >>> other = mseplug.Accumulator("mse")
+    >>> other.update(np.array([0.0]), np.array([0.0]))
+    >>> float(acc.merge(other).compute()) == 8e8 / 3
+    True
+    """
+
+    def __init__(
+        self,
+        loss: LossLike = "mse",
+        *,
+        multioutput: Any = "uniform_average",
+        nan_policy: str = "propagate",
+        **params: Any,
+    ) -> None:
+        if "reduction" in params:
+            raise ValueError(
+                f"Accumulator takes no reduction (got reduction={params['reduction']!r}): it "
+                "computes the weighted mean over every sample seen; for a sum, keep the "
+                "statistics (mseplug.sufficient_statistics) and add them yourself"
+            )
+        self.options: Options = options_for(
+            loss, multioutput=plain_output_weights(multioutput), nan_policy=nan_policy, **params
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every update."""
+        self.total: np.ndarray | None = None  # S: Σ w·e per output, float64, scaled (below)
+        self.weight: np.ndarray | None = None  # W: Σ w per output, float64, scaled
+        self.exponent = 0  # S and W are in units of the weights divided by 2**exponent
+        self.count = 0  # samples seen
+        self.output_shape: tuple[int, ...] | None = None
+
+    def __repr__(self) -> str:
+        return f"Accumulator({self.options.loss.name!r}, samples={self.count})"
+
+    def update(self, y_true: ArrayLike, y_pred: ArrayLike, *,
+               sample_weight: ArrayLike | None = None) -> None:
+        """Add one batch of samples (any library; checked as by the loss functions).
+
+        The batch's statistics are computed in float64 whatever its dtype. Lazy
+        inputs (Dask) are computed here, statistics and count in one pass.
+        """
+        backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
+        statistics, checked = pipeline.statistics(backend, self.options, y_true, y_pred,
+                                                  sample_weight, partial=True)
+        total, weight, exponent, count = backend.fetch(
+            (statistics.total, statistics.weight, statistics.exponent, backend.rows(checked)))
+        if int(count) == 0:
+            return
+        total, weight = _float64(total), _float64(weight)
+        if not np.isfinite(total).all():
+            _warn_if_overflowed(backend, checked)
+        self._add(total, weight, int(exponent), int(count), checked.shape[1:], merging=False)
+
+    def _add(self, total: np.ndarray, weight: np.ndarray, exponent: int, count: int,
+             shape: tuple[int, ...], *, merging: bool) -> None:
+        """Add statistics in units of weights divided by ``2**exponent`` (brought to one
+        exponent first: exact, but for a part whose weights are ~2**1000 times smaller)."""
+        if self.total is None or self.weight is None or self.output_shape is None:
+            self.total, self.weight, self.output_shape = total.copy(), weight.copy(), shape
+            self.exponent = exponent
+        else:
+            self.output_shape = joined_shape(self.output_shape, shape, merging)
+            common, (mine, theirs) = finalize.aligned([self.exponent, exponent])
+            with np.errstate(over="ignore", invalid="ignore"):
+                added = (finalize.times_power_of_two(self.total, mine)
+                         + finalize.times_power_of_two(total, theirs))
+            if not np.isfinite(added).all() and np.isfinite(self.total).all() and \
+                    np.isfinite(total).all():
+                _overflow.warn("float64")  # two finite sums whose sum exceeds float64
+            self.total = added
+            self.weight = (finalize.times_power_of_two(self.weight, mine)
+                           + finalize.times_power_of_two(weight, theirs))
+            self.exponent = common
+        self.count += count
+
+    def merge(self, other: Accumulator) -> Accumulator:
+        """Add ``other``'s statistics into this one; returns ``self``.
+
+        Both must have the same loss, parameter values, ``multioutput`` (output
+        weights compared by value) and ``nan_policy``, and have seen outputs
+        of the same shape; otherwise a ``ValueError`` names the first difference.
+        """
+        if not isinstance(other, Accumulator):
+            raise TypeError(f"other must be an Accumulator; got {type(other).__name__}")
+        difference = option_difference(self.options, other.options)
+        if difference:
+            raise ValueError(f"cannot merge these accumulators: {difference}")
+        if other.total is not None and other.weight is not None and other.output_shape is not None:
+            self._add(other.total, other.weight, other.exponent, other.count, other.output_shape,
+                      merging=True)
+        return self
+
+    def compute(self) -> np.ndarray:
+        """The loss over everything seen: a float64 0-d array (or per output, ``raw_values``)."""
+        if self.total is None or self.weight is None or self.output_shape is None:
+            raise ValueError("Accumulator.compute() before any update: no samples seen")
+        if not np.any(self.weight != 0):
+            raise ValueError(
+                f"Accumulator.compute(): the total weight of the {self.count} samples seen is 0 "
+                "(all weights 0, or every element omitted as NaN); at least one sample must count"
+            )
+        output_weights = None
+        if self.options.weighted_outputs:
+            output_weights = np.reshape(self.options.multioutput, -1)
+        with np.errstate(divide="ignore", invalid="ignore"):  # an output with no weight: NaN
+            value = finalize.finalize(
+                np, self.options, self.total, self.weight, self.output_shape, output_weights,
+                _sqrt,
+            )
+        return np.asarray(value, dtype=np.float64)
+
+    # -- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The whole state as plain Python values (JSON-able, picklable), versioned.
+
+        The loss is recorded by name (it must be registered wherever the state
+        is loaded) with its parameter values; ``multioutput`` as a string or a
+        list of output weights. Statistics that are NaN or infinite stay so
+        (Python's ``json`` writes them as ``NaN``/``Infinity``).
+
+        Examples
+        --------
+        >>> import json, mseplug
+        >>> acc = mseplug.Accumulator("huber", delta=2.0)
+        >>> acc.update([0.0, 0.0], [1.0, 4.0])
+        >>> state = acc.state_dict()
+        >>> state["loss"], state["params"], state["total"], state["count"]
+        ('huber', {'delta': 2.0}, [6.5], 2)
+        >>> restored = mseplug.Accumulator.from_state_dict(json.loads(json.dumps(state)))
+        >>> float(restored.compute()) == float(acc.compute())
+        True
+        """
+        options = self.options
+        if not is_registered(options.loss):
+            raise ValueError(
+                f"loss {options.loss.name!r} is not registered, so a state cannot name it; "
+                "register it with mseplug.register_loss first"
+            )
+        multioutput = options.multioutput
+        return {
+            "version": STATE_VERSION,
+            "loss": options.loss.name,
+            "params": {name: float(value) for name, value in options.param_dict.items()},
+            "multioutput": multioutput if isinstance(multioutput, str) else multioutput.tolist(),
+            "nan_policy": options.nan_policy,
+            "output_shape": None if self.output_shape is None else list(self.output_shape),
+            "total": None if self.total is None else self.total.tolist(),
+            "weight": None if self.weight is None else self.weight.tolist(),
+            "count": int(self.count),
+            "weight_exponent": int(self.exponent),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> Accumulator:
+        """An Accumulator from :meth:`state_dict`'s dictionary (checked)."""
+        state = checked_state(state)
+        accumulator = cls(state["loss"], multioutput=state["multioutput"],
+                          nan_policy=state["nan_policy"], **state["params"])
+        if state["total"] is not None:
+            total, weight, shape = state_statistics(state, accumulator.options)
+            accumulator._add(total, weight, state["weight_exponent"], state["count"], shape,
+                             merging=True)
+        return accumulator
+
+    def empty_copy(self) -> Accumulator:
+        """A new Accumulator with these options and no samples."""
+        copy = object.__new__(type(self))
+        copy.options = self.options
+        copy.reset()
+        return copy
+
+
+def _sqrt(xp: Any, x: Any) -> Any:
+    return xp.sqrt(x)
+
+
+def _warn_if_overflowed(backend: Any, checked: Any) -> None:
+    """A LossOverflowWarning when a batch's float64 sums are not finite although its inputs are."""
+    xp = backend.namespace(checked.y_pred)
+    finite = [xp.all(xp.isfinite(x)) for x in (checked.y_true, checked.y_pred)
+              if backend.kind(xp, x.dtype) == "f"]
+    if all(bool(np.asarray(flag)) for flag in backend.fetch(tuple(finite))):
+        _overflow.warn("float64")
+
+
+def _float64(array: Any) -> np.ndarray:
+    return np.asarray(array, dtype=np.float64).reshape(-1)
+
+
+# -- the state: what makes two accumulators compatible, and its plain layout ------------------
+#: The version of ``Accumulator.state_dict``'s layout (1: before ``weight_exponent``).
+STATE_VERSION = 2
+STATE_KEYS = ("version", "loss", "params", "multioutput", "nan_policy", "output_shape",
+              "total", "weight", "count", "weight_exponent")
+#: Exponents of weight scales: a float64 weight is at most 2**1024, at least 2**-1074.
+_EXPONENT_LIMIT = 2200
+
+def option_difference(mine: Options, theirs: Options) -> str:
+    """The first difference between two accumulators' options in words, or ``""``."""
+    if mine.loss is not theirs.loss:
+        if mine.loss.name == theirs.loss.name:
+            return f"two different losses are both named {mine.loss.name!r}"
+        return f"loss {theirs.loss.name!r} (the other) vs {mine.loss.name!r} (this one)"
+    for name, theirs_value, mine_value in zip(mine.loss.params, theirs.params, mine.params):
+        if theirs_value != mine_value:
+            return f"{mine.loss.name}'s {name} {theirs_value} (the other) vs {mine_value} (this one)"
+    if not _same_multioutput(mine.multioutput, theirs.multioutput):
+        return (f"multioutput {_shown(theirs.multioutput)} (the other) vs "
+                f"{_shown(mine.multioutput)} (this one)")
+    if mine.nan_policy != theirs.nan_policy:
+        return f"nan_policy {theirs.nan_policy!r} (the other) vs {mine.nan_policy!r} (this one)"
+    return ""
+
+
+def _same_multioutput(a: Any, b: Any) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b if isinstance(a, str) and isinstance(b, str) else False
+    return bool(a.shape == b.shape and np.array_equal(a, b))
+
+
+def _shown(multioutput: Any) -> str:
+    return repr(multioutput) if isinstance(multioutput, str) else f"weights {multioutput.tolist()}"
+
+
+def joined_shape(seen: tuple[int, ...], new: tuple[int, ...], merging: bool) -> tuple[int, ...]:
+    """The output shape of two batches (or accumulators): equal, or ``()`` with ``(1,)``."""
+    if seen == new:
+        return seen
+    if {seen, new} == {(), (1,)}:
+        return ()  # (n,) and (n, 1) batches mix, as the two inputs of one call
+    if merging:
+        raise ValueError(f"cannot merge these accumulators: outputs {new} (the other) vs "
+                         f"{seen} (this one)")
+    raise ValueError(
+        f"this batch has outputs {new} but the accumulator has seen outputs {seen}; every "
+        "batch needs the same trailing shape"
+    )
+
+
+def plain_output_weights(multioutput: Any) -> Any:
+    """Output weights as a float64 NumPy array (values checked; the shape is checked by the
+    first update); strings as they are."""
+    if isinstance(multioutput, str) or multioutput is None:
+        return multioutput
+    owner = backend_of(multioutput)
+    if owner is not None:
+        multioutput = owner.to_numpy(multioutput)
+    return np.array(v.check_output_weights(multioutput))  # a copy: the accumulator keeps it
+
+
+def checked_state(state: Any) -> dict[str, Any]:
+    """``state`` if it is a dictionary ``Accumulator.state_dict`` could have written: every
+    field checked, a ``ValueError`` (``TypeError`` for a wrong type) naming the first bad one.
+
+    The loss, its parameters, ``multioutput`` and ``nan_policy`` are checked again by the
+    Accumulator made from them; the statistics by :func:`state_statistics`.
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be a dict from Accumulator.state_dict(); got "
+                        f"{type(state).__name__}")
+    state = dict(state)
+    if state.get("version") == 1:  # written before weights were scaled by powers of two
+        state.setdefault("weight_exponent", 0)
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"state is missing {missing}; expected a dict from Accumulator.state_dict()")
+    unknown = sorted(set(state) - set(STATE_KEYS))
+    if unknown:
+        raise ValueError(f"state has unknown field(s) {unknown}; expected a dict from "
+                         "Accumulator.state_dict()")
+    if state["version"] not in (1, STATE_VERSION) or isinstance(state["version"], bool):
+        raise ValueError(f"state['version'] is {state['version']!r}; this mseplug reads versions "
+                         f"1 and {STATE_VERSION}")
+    if not isinstance(state["loss"], str):
+        raise TypeError(f"state['loss'] must be a loss name; got {type(state['loss']).__name__}")
+    if not isinstance(state["params"], dict):
+        raise TypeError(f"state['params'] must be a dict; got {type(state['params']).__name__}")
+    count = _integer(state, "count")
+    if count < 0:
+        raise ValueError(f"state['count'] is {count}; a count of samples is >= 0")
+    exponent = _integer(state, "weight_exponent")
+    if abs(exponent) > _EXPONENT_LIMIT:
+        raise ValueError(f"state['weight_exponent'] is {exponent}; expected at most "
+                         f"{_EXPONENT_LIMIT} in size")
+    empty = [key for key in ("output_shape", "total", "weight") if state[key] is None]
+    if empty and len(empty) != 3:
+        raise ValueError(f"state[{empty[0]!r}] is None but "
+                         f"{', '.join(k for k in ('output_shape', 'total', 'weight') if k not in empty)} "
+                         "is not; an Accumulator without samples has all three None")
+    if empty and count:
+        raise ValueError(f"state['count'] is {count} but the state holds no statistics")
+    return state
+
+
+def _integer(state: dict[str, Any], key: str) -> int:
+    value = state[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"state[{key!r}] must be an integer; got {type(value).__name__} {value!r}")
+    if not (math.isfinite(value) and float(value).is_integer()):
+        raise ValueError(f"state[{key!r}] must be a finite integer; got {value!r}")
+    return int(value)
+
+
+def state_statistics(state: dict[str, Any], options: Options
+                     ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """The totals, weights and output shape a (non-empty) state holds, checked against each
+    other and against the accumulator's ``options`` (output weights: one per output)."""
+    shape_value = state["output_shape"]
+    if not isinstance(shape_value, (list, tuple)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape_value):
+        raise ValueError(f"state['output_shape'] must be a list of positive integers; got "
+                         f"{shape_value!r}")
+    shape = tuple(int(d) for d in shape_value)
+    arrays = []
+    for key in ("total", "weight"):
+        try:
+            arrays.append(np.asarray(state[key], dtype=np.float64).reshape(-1))
+        except (TypeError, ValueError):
+            raise ValueError(f"state[{key!r}] must be a list of numbers; got {state[key]!r}"
+                             ) from None
+    total, weight = arrays
+    outputs = math.prod(shape)
+    for key, array in (("total", total), ("weight", weight)):
+        if array.shape != (outputs,):
+            raise ValueError(f"state[{key!r}] has {array.size} values for outputs {shape}; "
+                             f"expected {outputs}, one per output")
+    bad = np.flatnonzero(~(np.isfinite(weight) & (weight >= 0)))
+    if bad.size:
+        raise ValueError(f"state['weight'] has {weight[bad[0]]} for output {int(bad[0])}; sums "
+                         "of sample weights are finite and >= 0")
+    if options.weighted_outputs:
+        v.check_output_weights_shape(tuple(np.shape(options.multioutput)), shape)
+    return total, weight, shape

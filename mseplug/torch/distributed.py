@@ -1,0 +1,190 @@
+"""``all_reduce``: one Accumulator's statistics summed across torch.distributed ranks.
+
+Every rank sends two tensors through ``torch.distributed.all_reduce``: a small
+header, then one float64 tensor ``[S..., W..., count]`` reduced with ``SUM``.
+The header holds the accumulator's options field by field (the loss, each
+parameter value, ``multioutput``, ``nan_policy``), the shape of its outputs and
+the exponent its weights are scaled by, and is reduced with ``MAX`` over the
+values and their negatives, so every rank learns the largest and the smallest
+of each field. That lets a rank that saw no data take part (it learns the
+output shape from the others), brings every rank's statistics to the largest
+weight exponent before they are added, and makes every rank raise the same
+error, naming the first field that differs, with no rank left waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from mseplug.engine import finalize
+from mseplug.streaming.accumulator import Accumulator
+
+#: Output dimensions and loss parameters the header carries (more is an error).
+MAX_OUTPUT_DIMS = 8
+MAX_PARAMS = 8
+#: The header's fields: the options (compared), then the data's shape and weight exponent.
+_LOSS, _PARAMS = 0, slice(1, 1 + MAX_PARAMS)
+_MULTIOUTPUT, _NAN_POLICY = 1 + MAX_PARAMS, 2 + MAX_PARAMS
+_NDIM, _DIMS = 3 + MAX_PARAMS, slice(4 + MAX_PARAMS, 4 + MAX_PARAMS + MAX_OUTPUT_DIMS)
+_EXPONENT = 4 + MAX_PARAMS + MAX_OUTPUT_DIMS
+_HEADER = _EXPONENT + 1
+
+
+def all_reduce(acc: Accumulator, group: Any = None) -> Accumulator:
+    """The Accumulator of every rank's samples, returned on every rank.
+
+    A collective: every rank of ``group`` must call it, in the same order as
+    its other collectives, including ranks that saw no data. ``acc`` itself
+    is left as it is (update it further and reduce again later without
+    counting anything twice). Works with gloo (CPU tensors) and nccl (CUDA
+    tensors on the current device): two ``all_reduce`` calls, one small and
+    one float64 tensor of ``2·K + 1`` numbers for ``K`` outputs.
+
+    Parameters
+    ----------
+    acc : Accumulator
+        This rank's accumulator; every rank's must have the same loss,
+        parameters, ``multioutput`` and ``nan_policy``.
+    group : ProcessGroup, optional
+        The process group (the default group when ``None``).
+
+    Returns
+    -------
+    Accumulator
+        A new accumulator holding the sum of all ranks' statistics (empty if
+        no rank saw data).
+
+    Raises
+    ------
+    ValueError
+        On every rank alike, when the ranks' accumulators have different
+        options or output shapes.
+    """
+    if not isinstance(acc, Accumulator):
+        raise TypeError(f"acc must be a mseplug.Accumulator; got {type(acc).__name__}")
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError(
+            "mseplug.torch.all_reduce needs torch.distributed initialised; call "
+            "torch.distributed.init_process_group first"
+        )
+    if len(acc.options.params) > MAX_PARAMS:
+        raise ValueError(f"mseplug.torch.all_reduce takes losses of at most {MAX_PARAMS} "
+                         f"parameters; {acc.options.loss.name!r} has {len(acc.options.params)}")
+    device = _device(group)
+    header = torch.as_tensor(_header(acc), dtype=torch.float64, device=device)
+    dist.all_reduce(header, op=dist.ReduceOp.MAX, group=group)
+    largest, smallest = _extremes(header.cpu().numpy())
+    _check_options_agree(acc, largest, smallest)
+    shape = _agreed_shape(largest, smallest)
+    result = acc.empty_copy()
+    if shape is None:  # no rank saw data
+        return result
+    k = math.prod(shape)
+    common = int(largest[_EXPONENT])
+    statistics = np.zeros(2 * k + 1)
+    if acc.total is not None and acc.weight is not None:
+        shift = acc.exponent - common  # <= 0: to the largest exponent of any rank
+        statistics[:k] = finalize.times_power_of_two(acc.total, shift)
+        statistics[k:2 * k] = finalize.times_power_of_two(acc.weight, shift)
+        statistics[2 * k] = acc.count
+    summed = torch.as_tensor(statistics, device=device)
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM, group=group)
+    values = summed.cpu().numpy()
+    result._add(values[:k].copy(), values[k:2 * k].copy(), common, round(float(values[2 * k])),
+                shape, merging=True)
+    return result
+
+
+def _device(group: Any) -> torch.device:
+    """Where the group's collectives take tensors: the current CUDA device for nccl, else CPU."""
+    if "nccl" in str(dist.get_backend(group)).lower():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _fingerprint(value: Any) -> float:
+    """A number every rank computes alike from a JSON-able value (an exact float64)."""
+    return float(zlib.crc32(json.dumps(value).encode()))
+
+
+def _header(acc: Accumulator) -> np.ndarray:
+    """``[h, -h]``: ``h`` the fields above. A rank without data sends ``-inf`` for the shape and
+    exponent, which no ``MAX`` picks."""
+    options = acc.options
+    h = np.full(_HEADER, -np.inf)
+    h[_LOSS] = _fingerprint(options.loss.name)
+    h[_PARAMS] = 0.0
+    h[_PARAMS.start:_PARAMS.start + len(options.params)] = [float(p) for p in options.params]
+    multioutput = options.multioutput
+    h[_MULTIOUTPUT] = _fingerprint(multioutput if isinstance(multioutput, str)
+                                   else np.asarray(multioutput, np.float64).tolist())
+    h[_NAN_POLICY] = _fingerprint(options.nan_policy)
+    shape = acc.output_shape
+    if shape is not None and acc.total is not None:
+        if len(shape) > MAX_OUTPUT_DIMS:
+            raise ValueError(f"mseplug.torch.all_reduce takes outputs of at most "
+                             f"{MAX_OUTPUT_DIMS} dimensions; got {len(shape)}")
+        h[_NDIM] = len(shape)
+        h[_DIMS] = 1
+        h[_DIMS.start:_DIMS.start + len(shape)] = shape
+        h[_EXPONENT] = acc.exponent
+    negated = -h
+    negated[_NDIM:][np.isinf(h[_NDIM:])] = -np.inf
+    return np.concatenate([h, negated])
+
+
+def _extremes(header: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every field's largest and smallest value over the ranks (over ranks with data, for the
+    shape and exponent: ``-inf`` and ``inf`` when none has data)."""
+    return header[:_HEADER], -header[_HEADER:]
+
+
+def _check_options_agree(acc: Accumulator, largest: np.ndarray, smallest: np.ndarray) -> None:
+    """The same ValueError on every rank, naming the first option that differs."""
+    differs = None
+    if largest[_LOSS] != smallest[_LOSS]:
+        differs = "the loss"
+    else:
+        names = list(acc.options.loss.params)
+        for i in range(MAX_PARAMS):
+            slot = _PARAMS.start + i
+            if largest[slot] != smallest[slot]:
+                name = names[i] if i < len(names) else f"parameter {i + 1}"
+                differs = (f"{acc.options.loss.name}'s {name} (between {smallest[slot]:g} and "
+                           f"{largest[slot]:g})")
+                break
+        else:
+            if largest[_MULTIOUTPUT] != smallest[_MULTIOUTPUT]:
+                differs = "multioutput"
+            elif largest[_NAN_POLICY] != smallest[_NAN_POLICY]:
+                differs = "nan_policy"
+    if differs is not None:
+        raise ValueError(
+            f"mseplug.torch.all_reduce: the ranks' accumulators differ in {differs}; build the "
+            "same Accumulator (loss, parameters, multioutput, nan_policy) on every rank"
+        )
+
+
+def _agreed_shape(largest: np.ndarray, smallest: np.ndarray) -> tuple[int, ...] | None:
+    """The output shape all ranks with data agree on (``None``: no rank has data)."""
+    if np.isneginf(largest[_NDIM]):
+        return None
+    ndim, low_ndim = int(largest[_NDIM]), int(smallest[_NDIM])
+    dims_agree = np.array_equal(largest[_DIMS], smallest[_DIMS])
+    if dims_agree and low_ndim == ndim:
+        return tuple(int(d) for d in largest[_DIMS][:ndim])
+    if dims_agree and {low_ndim, ndim} == {0, 1} and largest[_DIMS.start] == 1:
+        return ()  # (n,) and (n, 1) data mix, as in one call
+    low = tuple(int(d) for d in smallest[_DIMS][:low_ndim])
+    high = tuple(int(d) for d in largest[_DIMS][:ndim])
+    raise ValueError(
+        f"mseplug.torch.all_reduce: the ranks' accumulators have seen outputs of different "
+        f"shapes (dimensions between {low} and {high}); every rank needs the same trailing shape"
+    )
