@@ -40,9 +40,8 @@ from reference import loss_grad, loss_hessian, loss_value
 
 import mseplug
 
-#: float64 paths agree to this (DESIGN of the project: "within 1e-12 relative in float64").
+#: float64 paths agree to this (docs/semantics.md: "within 1e-12 relative in float64").
 RTOL = 1e-12
-
 
 
 def budget(examples: int) -> settings:
@@ -66,6 +65,7 @@ def _synchronous_dask() -> Iterator[None]:
 
 @contextmanager
 def recorded() -> Iterator[list[warnings.WarningMessage]]:
+    """Every warning inside, recorded rather than raised (pytest makes warnings errors)."""
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always")
         yield records
@@ -84,6 +84,7 @@ def loss_function(name: str) -> Any:
 
 
 def describe(case: Case) -> str:
+    """The arrays of a case, printed with a falsifying example (hypothesis' ``note``)."""
     return (f"y_true={case.y_true.tolist()}\ny_pred={case.y_pred.tolist()}\n"
             f"sample_weight={None if case.sample_weight is None else case.sample_weight.tolist()}\n"
             f"multioutput={case.multioutput!r} nan_policy={case.nan_policy} params={case.params}")
@@ -637,7 +638,7 @@ def dtype_tolerance(dtype: str, n: int, k: int) -> float:
     Every built-in term is nonnegative, so the relative error of a sum is at most the largest
     relative error of a term plus one rounding per addition. With u the unit roundoff of the
     dtype (eps/2) and U that of the accumulation (float32 for float16, bfloat16 and float32 --
-    DESIGN allows float32 sums of float32 data -- and float64 for float64):
+    a float32 input may be summed in float32 -- and float64 for float64):
     - a term: the residual rounds once (u), the elementwise formula rounds a few times (at most 4u
       for r*r, |r|, the two pieces of Huber and pinball; log_cosh's a + log1p(exp(-2a)) - log 2
       can cancel by a factor 3 at a ~ log 2: at most 6u), the weight product once (u) -> 8u;
