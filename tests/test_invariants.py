@@ -870,20 +870,12 @@ TORCH_SPECS = distributed_specs(("float64", "float32"), 1, 4) if "torch" in LIBR
 JAX_SPECS = distributed_specs(("float64", "float32"), 4, 2) if "jax" in LIBRARIES else []
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[list[dict[str, Any]]]:
-    """Two gloo ranks on 127.0.0.1, spawned once for every case."""
+    """Two gloo ranks (tests/distributed_torch_worker.py's launcher), spawned once for every case."""
+    import distributed_torch_worker
     import invariants_workers
     import torch.distributed as dist
-    import torch.multiprocessing as mp
 
     if not dist.is_available():
         pytest.skip("torch.distributed is not available")
@@ -891,8 +883,9 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[list[dict[str, Any]]
     cases = [case_json(spec.build(), updates=rank_updates(spec, index))
              for index, spec in enumerate(TORCH_SPECS)]
     Path(folder, "cases.json").write_text(json.dumps(cases))
-    mp.spawn(invariants_workers.torch_rank, args=(2, _free_port(), str(folder)), nprocs=2, join=True)
-    return [json.loads(Path(folder, f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    found: list[list[dict[str, Any]]] = distributed_torch_worker.launch(
+        folder, world=2, work=invariants_workers.torch_ranks)
+    return found
 
 
 @pytest.mark.slow
