@@ -34,7 +34,7 @@ demo: $(RUNTIME)
 test: $(DEVELOP)
 	$(BIN)/ruff check mseplug tests benchmarks docs
 	$(BIN)/mypy mseplug
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 	$(MAKE) --no-print-directory docs-site
 
 # The site in site/: figures drawn from mseplug (docs/make_figures.py), then MkDocs with --strict,

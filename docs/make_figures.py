@@ -351,18 +351,19 @@ def ratio_chart(data: dict[str, Any]) -> Path | None:
     ratios = np.array([float(r["ratio"]) for r in rows])
     kinds = ["met" if r.get("met") else ("missed" if r.get("met") is False else "none") for r in rows]
     colors = {"met": "#3a9a4a", "missed": "#c8423b", "none": "#8c9bb0"}
-    fig, ax = plt.subplots(figsize=(10.0, 0.3 * len(rows) + 2.2))
+    height = 0.3 * len(rows) + 1.9  # inches: the bars, the title, the axis label and the legend
+    fig, ax = plt.subplots(figsize=(11.0, height))
     positions = np.arange(len(rows))[::-1]
     ax.barh(positions, ratios, color=[colors[k] for k in kinds], height=0.7)
-    goals = [(y, r["goal_value"]) for y, r in zip(positions, rows) if r.get("goal_value") is not None]
-    for y, value in goals:
+    goals = {y: r["goal_value"] for y, r in zip(positions, rows) if r.get("goal_value") is not None}
+    for y, value in goals.items():
         ax.plot([value] * 2, [y - 0.42, y + 0.42], color="k", linewidth=1.6)
-    for y, ratio in zip(positions, ratios):
-        ax.text(ratio * 1.04, y, f"{ratio:.2f}×", va="center", fontsize=7)
+    for y, ratio in zip(positions, ratios):  # the value right of the bar and of its goal tick
+        ax.text(max(ratio, goals.get(y, 0.0)) * 1.06, y, f"{ratio:.2f}×", va="center", fontsize=7)
     ax.axvline(1.0, color="0.3", linewidth=0.8, linestyle=":")
     ax.set_yticks(positions, [_row_label(r) for r in rows], fontsize=7)
     ax.set_xscale("log")
-    shown = [*ratios, *(value for _, value in goals)]
+    shown = [*ratios, *goals.values()]
     low, high = min(shown) / 1.5, max(shown) * 2.2  # room for the value labels
     ax.set_xlim(low, high)
     ticks = [t for t in (0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 25, 50, 100, 250, 1000) if low <= t <= high]
@@ -371,7 +372,7 @@ def ratio_chart(data: dict[str, Any]) -> Path | None:
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("ratio = anchor time / mseplug time (log scale; above 1×: mseplug is faster)")
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_title(f"mseplug {data.get('mseplug', '?')} against each anchor: {_when(data)}",
+    fig.suptitle(f"mseplug {data.get('mseplug', '?')} against each anchor\n{_when(data)}",
                  fontsize=9)
     handles = [Patch(color=colors["met"], label="goal met"),
                Patch(color=colors["missed"], label="goal missed"),
@@ -379,7 +380,7 @@ def ratio_chart(data: dict[str, Any]) -> Path | None:
                Line2D([], [], color="k", linewidth=1.6, label="the goal (black tick)"),
                Line2D([], [], color="0.3", linewidth=0.8, linestyle=":", label="1× (same time)")]
     fig.legend(handles=handles, loc="lower center", ncol=5, frameon=False, fontsize=8)
-    fig.tight_layout(rect=(0, 0.9 / (0.3 * len(rows) + 2.2), 1, 1))
+    fig.tight_layout(rect=(0, 0.35 / height, 1, 1))
     return _save(fig, "bench-ratios.png", tight=False)
 
 
@@ -414,7 +415,8 @@ def scaling_chart(data: dict[str, Any]) -> Path | None:
             ax.plot(n, [p["anchor_s"] for p in group], "--s", color=f"C{i}", markersize=3,
                     markerfacecolor="none")
         largest = max(p["n"] for p in points if p["backend"] == backend)
-        ax.set_title(f"{backend}: mseplug.mse against {anchor} (n = 10 … {largest:.0e})", fontsize=8)
+        ax.set_title(f"{backend}: mseplug.mse against {anchor} (n = 10 … {_power(largest)})",
+                     fontsize=8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylabel("seconds per call (median)")
@@ -431,6 +433,14 @@ def scaling_chart(data: dict[str, Any]) -> Path | None:
     fig.suptitle(f"MSE: time of one call against n; {_when(data)}", fontsize=9)
     fig.tight_layout(rect=(0, 0.6 / (3.3 * rows + 0.8), 1, 1))
     return _save(fig, "bench-scaling.png", tight=False)
+
+
+def _power(n: int) -> str:
+    """``10**8`` as ``'10⁸'`` (other numbers as they are)."""
+    exponent = len(str(n)) - 1
+    if n != 10**exponent:
+        return f"{n:,}"
+    return "10" + "".join("⁰¹²³⁴⁵⁶⁷⁸⁹"[int(d)] for d in str(exponent))
 
 
 def _seconds(value: float) -> str:

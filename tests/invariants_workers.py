@@ -1,7 +1,7 @@
 """The processes of tests/test_invariants.py's ranks-and-devices properties.
 
-``torch_rank`` runs in each of two gloo ranks (``torch.multiprocessing.spawn``,
-as tests/distributed_torch_worker.py): every case's rows are split between the
+``torch_ranks`` runs in each of two gloo ranks (started, joined and watched by
+``distributed_torch_worker.launch``): every case's rows are split between the
 ranks (a rank may hold none), each rank streams its rows into an
 ``Accumulator`` in a few updates, and ``mseplug.torch.all_reduce`` gives the
 global value. Run as a script (``python invariants_workers.py jax CASES``), it
@@ -14,11 +14,9 @@ parent judges.
 
 from __future__ import annotations
 
-import faulthandler
 import json
 import os
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,40 +27,31 @@ def _array(values: Any, dtype: str = "float64") -> np.ndarray:
     return np.asarray(values, dtype=np.float64).astype(dtype)
 
 
-def torch_rank(rank: int, world: int, port: int, folder: str) -> None:
-    """One gloo rank: every case of ``folder/cases.json``; writes ``folder/rank<N>.json``."""
-    faulthandler.enable()  # a crash in C++ (an abort) shows the Python stack it happened under
-    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
-    sys.path.insert(0, str(Path(__file__).parent))
+def torch_ranks(rank: int, world: int, folder: str) -> list[dict[str, Any]]:
+    """One gloo rank's work (launched by ``distributed_torch_worker.launch``, which joins the
+    group and writes the result): every case of ``folder/cases.json``."""
     import torch
-    import torch.distributed as dist
 
     import mseplug
     import mseplug.torch
 
-    cases = json.loads(Path(folder, "cases.json").read_text())
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world, timeout=timedelta(seconds=60))
     found: list[dict[str, Any]] = []
-    try:
-        for case in cases:
-            y_true, y_pred = _array(case["y_true"]), _array(case["y_pred"])
-            weight = None if case["sample_weight"] is None else _array(case["sample_weight"])
-            acc = mseplug.Accumulator(case["loss"], multioutput=case["multioutput"],
-                                      nan_policy=case["nan_policy"], **case["params"])
-            dtype = getattr(torch, case["dtype"])
-            for rows in case["updates"][rank]:
-                acc.update(torch.asarray(y_true[rows]).to(dtype), torch.asarray(y_pred[rows]).to(dtype),
-                           sample_weight=None if weight is None else torch.asarray(weight[rows]))
-            try:
-                reduced = mseplug.torch.all_reduce(acc)
-                found.append({"value": np.asarray(reduced.compute(), np.float64).tolist(),
-                              "count": reduced.count})
-            except Exception as error:  # judged by the parent, with the case that raised it
-                found.append({"error": f"{type(error).__name__}: {error}"})
-    finally:
-        dist.destroy_process_group()
-    Path(folder, f"rank{rank}.json").write_text(json.dumps(found))
+    for case in json.loads(Path(folder, "cases.json").read_text()):
+        y_true, y_pred = _array(case["y_true"]), _array(case["y_pred"])
+        weight = None if case["sample_weight"] is None else _array(case["sample_weight"])
+        acc = mseplug.Accumulator(case["loss"], multioutput=case["multioutput"],
+                                  nan_policy=case["nan_policy"], **case["params"])
+        dtype = getattr(torch, case["dtype"])
+        for rows in case["updates"][rank]:
+            acc.update(torch.asarray(y_true[rows]).to(dtype), torch.asarray(y_pred[rows]).to(dtype),
+                       sample_weight=None if weight is None else torch.asarray(weight[rows]))
+        try:
+            reduced = mseplug.torch.all_reduce(acc)
+            found.append({"value": np.asarray(reduced.compute(), np.float64).tolist(),
+                          "count": reduced.count})
+        except Exception as error:  # judged by the parent, with the case that raised it
+            found.append({"error": f"{type(error).__name__}: {error}"})
+    return found
 
 
 def jax_devices(cases_file: str) -> list[dict[str, Any]]:
