@@ -20,7 +20,7 @@ from mseplug.api.registry import LossFunction, get_loss, losses, register_loss
 from mseplug.api.registry import register_builtins as _register_builtins
 from mseplug.engine.backend import Backend
 from mseplug.engine.overflow import EmptyOutputWarning, LossOverflowWarning
-from mseplug.losses.record import Bound, Loss, Param
+from mseplug.loss.record import Bound, Loss, Param
 from mseplug.streaming.accumulator import Accumulator
 from mseplug.streaming.statistics import loss_from_statistics, sufficient_statistics
 

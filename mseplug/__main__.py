@@ -1,5 +1,5 @@
 """``python -m mseplug``: the same command line as the ``mseplug`` script."""
 
-from mseplug.cli import main
+from mseplug.cli.main import main
 
 raise SystemExit(main())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import threading
 import warnings
@@ -34,11 +35,11 @@ __all__ = [
 
 # name -> (module that defines it, class name, library whose import makes it relevant)
 _BUILTINS: dict[str, tuple[str, str, str]] = {
-    "numpy": ("mseplug.backends.numpy.backend", "NumpyBackend", "numpy"),
-    "torch": ("mseplug.backends.torch.backend", "TorchBackend", "torch"),
-    "jax": ("mseplug.backends.jax.backend", "JaxBackend", "jax"),
+    "numpy": ("mseplug.backend.numpy.backend", "NumpyBackend", "numpy"),
+    "torch": ("mseplug.backend.torch.backend", "TorchBackend", "torch"),
+    "jax": ("mseplug.backend.jax.backend", "JaxBackend", "jax"),
 }
-_GENERIC = ("mseplug.backends.array_api.backend", "ArrayAPIBackend")
+_GENERIC = ("mseplug.backend.array_api.backend", "ArrayAPIBackend")
 ENTRY_POINT_GROUP = "mseplug.backends"
 
 _lock = threading.RLock()
@@ -274,3 +275,14 @@ def register_backend(backend_cls: type[Backend]) -> Backend:
     with _lock:
         _plugins()
         return _add(backend_cls)
+
+
+def _new_lock_in_child() -> None:
+    """After ``fork``, in the child: a fresh lock (another thread of the parent may have held
+    this one at the fork, and no thread in the child would ever release it)."""
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_new_lock_in_child)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copyreg
 import inspect
+import os
 import textwrap
 import threading
 import warnings
@@ -19,9 +20,9 @@ from typing import Any, Protocol
 from mseplug._typing import Array, ArrayLike, BackendLike, Multioutput, NanPolicy, Reduction
 from mseplug.api.backends import dispatch
 from mseplug.engine.pipeline import evaluate
-from mseplug.losses import builtin
-from mseplug.losses.options import Options, make_options
-from mseplug.losses.record import Loss
+from mseplug.loss import builtin
+from mseplug.loss.options import Options, make_options
+from mseplug.loss.record import Loss
 
 ENTRY_POINT_GROUP = "mseplug.losses"
 
@@ -218,7 +219,7 @@ def _register(loss: Loss, *, replace: bool) -> LossFunction:
 
 
 def register_builtins() -> dict[str, LossFunction]:
-    """Register mseplug's own losses (:data:`mseplug.losses.builtin.BUILTINS`), once; their
+    """Register mseplug's own losses (:data:`mseplug.loss.builtin.BUILTINS`), once; their
     functions by name."""
     with _lock:
         for loss in builtin.BUILTINS:
@@ -339,3 +340,14 @@ def _rebuilt(fields: dict[str, Any]) -> Loss:
 
 
 copyreg.pickle(Loss, _reduce_loss)
+
+
+def _new_lock_in_child() -> None:
+    """After ``fork``, in the child: a fresh lock (another thread of the parent may have held
+    this one at the fork, and no thread in the child would ever release it)."""
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_new_lock_in_child)

@@ -18,7 +18,7 @@ import numpy as np
 
 from mseplug._typing import Array, DType, Namespace
 from mseplug.engine import validation as v
-from mseplug.engine.checks import Checked
+from mseplug.engine.checks import Checked, first_outside
 from mseplug.engine.columns import Columns
 from mseplug.engine.dtypes import namespace_kind
 from mseplug.engine.finalize import ScaledStatistics, times_power_of_two
@@ -29,8 +29,8 @@ from mseplug.engine.kernels import (
     loss_statistics,
     loss_value_and_grad,
 )
-from mseplug.losses.options import Options
-from mseplug.losses.record import Loss
+from mseplug.loss.options import Options
+from mseplug.loss.record import Bound, Loss
 
 
 class Backend:
@@ -202,6 +202,10 @@ class Backend:
             if not (finite and bool(xp.all(weights >= 0)) and bool(xp.any(weights > 0))):
                 raise v.output_weights_error(f"an array with minimum {float(xp.min(weights))}")
         return xp.reshape(weights, (-1,))
+
+    def first_outside(self, xp: Namespace, array: Array, bound: Bound) -> tuple[int, float] | None:
+        """The flat index and value of the first element outside a loss's domain, or ``None``."""
+        return first_outside(xp, array, bound)
 
     # -- kernel hooks --------------------------------------------------------------
     def elementwise(self, xp: Namespace, loss: Loss, y_true: Array, y_pred: Array,

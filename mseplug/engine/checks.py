@@ -11,8 +11,8 @@ from mseplug._typing import Array, Namespace
 from mseplug.engine import validation as v
 from mseplug.engine.finalize import relative_output_weights, times_power_of_two, weight_exponent
 from mseplug.engine.protocol import Hooks
-from mseplug.losses.options import Options
-from mseplug.losses.record import Bound
+from mseplug.loss.options import Options
+from mseplug.loss.record import Bound
 
 
 class Checked(NamedTuple):
@@ -75,11 +75,12 @@ def check_inputs(backend: Hooks, options: Options, y_true: Any, y_pred: Any, sam
     true_kind, pred_kind = backend.kind(xp, true.dtype), backend.kind(xp, pred.dtype)
     v.check_kind("y_true", true_kind, true.dtype)
     v.check_kind("y_pred", pred_kind, pred.dtype)
-    if true.dtype != pred.dtype:
-        if pred_kind == "f" and not _typed(y_true):
-            true = xp.astype(true, pred.dtype)
-        elif true_kind == "f" and not _typed(y_pred):
-            pred = xp.astype(pred, true.dtype)
+    if true.dtype != pred.dtype and _typed(y_true) != _typed(y_pred):
+        # The untyped one takes the typed one's float dtype (the default float for integers).
+        if _typed(y_pred):
+            true = xp.astype(true, pred.dtype if pred_kind == "f" else backend.default_float(xp))
+        else:
+            pred = xp.astype(pred, true.dtype if true_kind == "f" else backend.default_float(xp))
     shape = v.common_shape(tuple(true.shape), tuple(pred.shape), allow_empty=partial)
     empty = shape[0] == 0
     if options.nan_policy == "raise" and not empty:
@@ -91,7 +92,10 @@ def check_inputs(backend: Hooks, options: Options, y_true: Any, y_pred: Any, sam
         bounds = options.loss.bounds(options.params)
         for name, array in (("y_true", true), ("y_pred", pred)):
             if name in bounds and backend.readable(array):
-                check_bound(xp, options.loss.name, name, array, bounds[name])
+                outside = backend.first_outside(xp, array, bounds[name])
+                if outside is not None:
+                    raise domain_error(options.loss.name, name, bounds[name],
+                                       tuple(array.shape), *outside)
     weight, exponent = None, 0
     if sample_weight is not None:
         weight = backend.convert(sample_weight, "sample_weight", like=pred)
@@ -122,19 +126,22 @@ def scaled_weights(backend: Hooks, weight: Array, exponent: int) -> Array:
     return times_power_of_two(xp.astype(weight, backend.widest_float(xp)), -exponent)
 
 
-def check_bound(xp: Namespace, loss: str, name: str, array: Array, bound: Bound) -> None:
-    """A ``ValueError`` naming ``name``'s first value outside ``bound`` (as scikit-learn's
-    domain errors; NaN is not outside: ``nan_policy`` decides about it)."""
+def first_outside(xp: Namespace, array: Array, bound: Bound) -> tuple[int, float] | None:
+    """The flat index and value of ``array``'s first element outside ``bound``, or ``None``
+    (NaN is not outside: ``nan_policy`` decides about it)."""
     outside = array < bound.low if bound.inclusive else array <= bound.low
     if not bool(xp.any(outside)):
-        return
-    flat = xp.reshape(outside, (-1,))
-    index = int(xp.argmax(xp.astype(flat, xp.int8)))
-    value = float(xp.reshape(array, (-1,))[index])
-    position = _position(index, tuple(array.shape))
-    raise ValueError(
-        f"{loss} is defined for {name} {bound.describe()}; {name}{position} is {value:g}"
-    )
+        return None
+    index = int(xp.argmax(xp.astype(xp.reshape(outside, (-1,)), xp.int8)))
+    return index, float(xp.reshape(array, (-1,))[index])
+
+
+def domain_error(loss: str, name: str, bound: Bound, shape: tuple[int, ...], index: int,
+                 value: float) -> ValueError:
+    """The error of a value outside the loss's domain, naming the argument and the value (as
+    scikit-learn's domain errors)."""
+    return ValueError(f"{loss} is defined for {name} {bound.describe()}; "
+                      f"{name}{_position(index, shape)} is {value:g}")
 
 
 def _position(index: int, shape: tuple[int, ...]) -> str:

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mseplug._typing import Array, Namespace
-from mseplug.losses.options import Options
+from mseplug.loss.options import Options
 
 Root = Callable[[Namespace, Array], Array]
 

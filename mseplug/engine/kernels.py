@@ -18,7 +18,7 @@ from mseplug.engine import finalize as _finalize
 from mseplug.engine import validation as v
 from mseplug.engine.columns import Columns
 from mseplug.engine.protocol import Hooks
-from mseplug.losses.options import Options
+from mseplug.loss.options import Options
 
 Statistics = tuple[Array, Array]
 

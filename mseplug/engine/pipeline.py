@@ -10,7 +10,7 @@ first: it accepts only calls that need no check and computes through the
 same hooks, so its number is the engine's bit for bit.
 
 Every function takes the backend (see :class:`~mseplug.engine.protocol.Hooks`
-and :class:`mseplug.Backend`) and checked :class:`~mseplug.losses.Options`.
+and :class:`mseplug.Backend`) and checked :class:`~mseplug.loss.Options`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from mseplug.engine.checks import Checked, check_inputs, unscaled
 from mseplug.engine.finalize import ScaledStatistics
 from mseplug.engine.kernels import loss_value
 from mseplug.engine.protocol import Hooks
-from mseplug.losses.options import Options
+from mseplug.loss.options import Options
 
 
 class Driven(Hooks, Protocol):

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from mseplug._typing import Array, DType, Namespace
 from mseplug.engine.columns import Columns
-from mseplug.losses.options import Options
-from mseplug.losses.record import Loss
+from mseplug.loss.options import Options
+from mseplug.loss.record import Bound, Loss
 
 
 class Hooks(Protocol):
@@ -47,6 +47,8 @@ class Hooks(Protocol):
     def weight_summary(self, xp: Namespace, weight: Array) -> tuple[float, float, bool]: ...
     def output_weights(self, xp: Namespace, weights: Any, output_shape: tuple[int, ...],
                        like: Array) -> Any: ...
+    def first_outside(self, xp: Namespace, array: Array, bound: Bound
+                      ) -> tuple[int, float] | None: ...
 
     # -- kernels ---------------------------------------------------------------------------
     def elementwise(self, xp: Namespace, loss: Loss, y_true: Array, y_pred: Array,

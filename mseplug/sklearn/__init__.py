@@ -68,7 +68,7 @@ import numpy as np
 import mseplug
 from mseplug.api.backends import backend_by_name
 from mseplug.engine.validation import check_output_weights
-from mseplug.losses.options import make_options
+from mseplug.loss.options import make_options
 from mseplug.sklearn.metric import LossMetric
 
 if TYPE_CHECKING:
@@ -210,14 +210,16 @@ def scorers() -> dict[str, Scorer]:
 
     Examples
     --------
+    Counts and a Poisson regression (positive predictions: inside every loss's domain):
+
     >>> import numpy as np
-    >>> from sklearn.linear_model import LinearRegression
+    >>> from sklearn.linear_model import PoissonRegressor
     >>> from sklearn.model_selection import cross_validate
     >>> from mseplug.sklearn import loss_from_score, scorers
     >>> X = np.arange(12.0).reshape(6, 2)
     >>> y = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 6.0])
-    >>> results = cross_validate(LinearRegression(), X, y, cv=3, scoring=scorers())
-    >>> {"test_neg_mse", "test_neg_mae", "test_neg_rmse", "test_neg_huber"} <= set(results)
+    >>> results = cross_validate(PoissonRegressor(), X, y, cv=3, scoring=scorers())
+    >>> {"test_neg_mse", "test_neg_poisson_deviance"} <= set(results)
     True
     >>> bool((loss_from_score(results["test_neg_mse"]) >= 0).all())
     True

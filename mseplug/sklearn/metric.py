@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from mseplug.api.registry import loss_function
-from mseplug.losses.record import Loss
+from mseplug.loss.record import Loss
 
 
 class LossMetric:

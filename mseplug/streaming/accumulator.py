@@ -22,7 +22,7 @@ from mseplug.api.registry import is_registered, options_for
 from mseplug.engine import finalize, pipeline
 from mseplug.engine import overflow as _overflow
 from mseplug.engine import validation as v
-from mseplug.losses.options import Options
+from mseplug.loss.options import Options
 
 
 class Accumulator:

@@ -107,8 +107,9 @@ def loss_from_statistics(
     :class:`~mseplug.Accumulator`: per output ``S / W``, the root for RMSE,
     then ``multioutput``. Differentiable with respect to ``S`` and ``W`` in
     torch and JAX (the RMSE gradient at a perfect fit is 0, never NaN), and
-    traceable under ``jit``. An output with ``W = 0`` (no sample counted) has
-    the value NaN; its values are not checked, so no device sync happens.
+    traceable under ``jit``. An output with ``W = 0`` (no sample counted), or
+    with ``W = inf`` (weights whose sum exceeded float64: their mean is not
+    known), has the value NaN; values are not checked, so no device sync happens.
 
     Parameters
     ----------
@@ -158,10 +159,16 @@ def loss_from_statistics(
         )
     dtype = chosen.result_dtype(xp, total.dtype, weight.dtype)
     total, weight = xp.astype(total, dtype), xp.astype(weight, dtype)
+    # A sum of weights that overflowed (statistics beyond float64, which sufficient_statistics
+    # warned about) leaves the mean unknown: NaN, never the finite wrong S / inf = 0.
+    weight = xp.where(xp.isinf(weight), xp.full_like(weight, float("nan")), weight)
     output_shape = tuple(total.shape)
     output_weights = None
-    if options.weighted_outputs:
-        checked = chosen.output_weights(xp, options.multioutput, output_shape, total)
+    if options.weighted_outputs:  # one per output, in any shape of K elements
+        flat = options.multioutput
+        if hasattr(flat, "shape") and len(flat.shape) > 1:
+            flat = xp.reshape(flat, (-1,)) if chosen.owns(flat) else flat.reshape(-1)
+        checked = chosen.output_weights(xp, flat, output_shape, total)
         output_weights = output_weights_like(chosen, options,
                                              relative_output_weights(options, checked), total)
     return finalize.finalize(xp, options, total, weight, output_shape, output_weights, chosen.sqrt)

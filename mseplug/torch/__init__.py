@@ -44,8 +44,8 @@ import torch
 from mseplug.api.backends import backend_named
 from mseplug.api.registry import get_loss, losses
 from mseplug.engine.pipeline import evaluate
-from mseplug.losses.options import make_options
-from mseplug.losses.record import Loss as LossRecord
+from mseplug.loss.options import make_options
+from mseplug.loss.record import Loss as LossRecord
 from mseplug.torch.distributed import all_reduce
 
 _OPTIONS = ("reduction", "multioutput", "nan_policy")

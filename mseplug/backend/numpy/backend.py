@@ -1,0 +1,243 @@
+"""The NumPy backend: blocked float64-accumulating kernels behind the common engine.
+
+Its hooks: NumPy arrays stay in their own float dtype (the kernels cast block
+by block, so no full-size copy is made), sums go through the loss's
+:class:`~mseplug._backends.numpy_kernels.BlockKernel`, and the commonest call
+(two 1-D float arrays of one dtype, default options) skips straight to it.
+``ml_dtypes.bfloat16`` arrays (what ``np.asarray`` gives for a JAX or torch
+bfloat16 array) are floats. NumPy's own floating-point warnings stay inside:
+a value that overflowed from finite inputs is ``inf`` with a
+:class:`~mseplug.LossOverflowWarning` at the caller's line, and an output that
+``nan_policy="omit"`` emptied is NaN with an :class:`~mseplug.EmptyOutputWarning`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from mseplug._typing import Array, DType, Namespace
+from mseplug.backend.numpy import kernels, walk
+from mseplug.engine import overflow as _overflow
+from mseplug.engine.backend import Backend
+from mseplug.engine.checks import Checked
+from mseplug.engine.columns import Columns
+from mseplug.engine.finalize import finalize_grand
+from mseplug.engine.kernels import loss_statistics, loss_value_and_grad
+from mseplug.loss.options import Options
+from mseplug.loss.record import Loss
+
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+_LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
+
+
+def _largest(dtype: np.dtype) -> float:
+    """The largest finite value of a float dtype (ml_dtypes' too, such as bfloat16)."""
+    largest = _LARGEST.get(dtype)
+    if largest is None:
+        try:
+            largest = float(np.finfo(dtype).max)
+        except (TypeError, ValueError):
+            import ml_dtypes
+
+            largest = float(ml_dtypes.finfo(dtype).max)
+        _LARGEST[dtype] = largest
+    return largest
+
+
+def _in_dtype(value: Any, dtype: np.dtype) -> np.ndarray:
+    """A float64 value in the result dtype; beyond the dtype's range it is inf (see finish)."""
+    if dtype.itemsize >= 8:  # float64 holds every float64 value
+        return np.asarray(value, dtype=dtype)
+    largest = _largest(dtype)
+    if isinstance(value, float):
+        beyond = largest < abs(value) < math.inf
+    else:
+        beyond = bool(np.any((np.abs(value) > largest) & np.isfinite(value)))
+    if beyond:
+        with np.errstate(over="ignore"):
+            return np.asarray(value, dtype=dtype)
+    return np.asarray(value, dtype=dtype)
+
+
+def _warn_if_overflowed(value: np.ndarray, *inputs: np.ndarray) -> None:
+    """A LossOverflowWarning when an ``inf`` value came from finite inputs."""
+    infinite = math.isinf(value.item()) if value.ndim == 0 else bool(np.isinf(value).any())
+    if infinite and all(np.isfinite(x).all() for x in inputs):
+        _overflow.warn(value.dtype.name)
+
+
+# NumPy's floating-point warnings are off inside mseplug's kernels: an overflow is inf, which
+# ``finish`` reports at the caller's line. (errstate as a decorator costs half the ``with`` form.)
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
+def _quietly(kernel: Any, backend: Backend, options: Options, *arrays: Any) -> Any:
+    return kernel(backend, options, *arrays)
+
+
+@np.errstate(over="ignore")  # a sum beyond float64 is inf: the engine rescales the weights
+def _weight_summary(weight: np.ndarray) -> tuple[float, float, bool]:
+    w = weight.astype(np.float64, copy=False)
+    return float(w.sum()), float(w.min()), bool(np.isfinite(w).all())
+
+
+def _warn_if_emptied(y_true: Any, y_pred: Any, weight: Any) -> None:
+    """An EmptyOutputWarning naming the outputs ``nan_policy="omit"`` left without weight."""
+    n = y_pred.shape[0] if y_pred.ndim else 1
+    keep = ~(np.isnan(y_true) | np.isnan(y_pred)).reshape(n, -1)
+    kept = keep.sum(axis=0) if weight is None else np.asarray(weight, np.float64).reshape(-1) @ keep
+    empty = np.flatnonzero(kept == 0).tolist()
+    if empty:
+        _overflow.warn_empty(empty, keep.shape[1])
+
+
+class NumpyBackend(Backend):
+    """NumPy arrays and scalars, plus anything NumPy can convert (lists, pandas, ...)."""
+
+    name = "numpy"
+    library = "numpy"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kernels: dict[Loss, kernels.BlockKernel] = {}
+
+    @classmethod
+    def array_types(cls) -> tuple[type, ...]:
+        return (np.ndarray, np.generic)
+
+    def namespace(self, x: Any) -> Any:
+        return kernels.NAMESPACE
+
+    def from_foreign(self, x: np.ndarray, like: Any) -> Any:
+        return x
+
+    def convert(self, x: Any, name: str, like: Any = None) -> Any:
+        if type(x) is np.ndarray:
+            return x
+        if isinstance(x, np.ndarray):  # np.matrix, masked arrays...: plain arrays, as scikit-learn
+            x = np.asarray(x)  # (a matrix's * is a matrix product, not elementwise)
+        return super().convert(x, name, like)
+
+    def kind(self, xp: Namespace, dtype: DType) -> str:
+        kind = dtype.kind
+        return "f" if kind == "V" and "float" in dtype.name else kind
+
+    def accumulation_dtype(self, xp: Namespace, dtype: DType) -> DType:
+        return _FLOAT32 if dtype.itemsize < 4 else dtype  # finfo does not know bfloat16
+
+    def default_float(self, xp: Namespace) -> DType:
+        return np.dtype(np.float64)
+
+    def result_dtype(self, xp: Namespace, true_dtype: DType, pred_dtype: DType) -> DType:
+        if true_dtype == pred_dtype and pred_dtype.kind == "f":
+            return pred_dtype
+        return super().result_dtype(xp, true_dtype, pred_dtype)
+
+    def sqrt(self, xp: Namespace, x: Array) -> Array:
+        """The root of a mean: a Python float's with ``math`` (as exact as ``np.sqrt``, and no
+        warning machinery); NaN for a negative mean, as on every backend."""
+        if isinstance(x, float):
+            return math.sqrt(x) if x >= 0 else math.nan
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(x)
+
+    def cast_result(self, xp: Namespace, value: Array, dtype: DType) -> Array:
+        return _in_dtype(value, dtype)
+
+    def as_columns(self, xp: Namespace, x: Array, shape: tuple[int, ...], dtype: DType) -> Array:
+        # Float inputs keep their dtype: the kernels cast each block, so no full-size copy.
+        if x.dtype.kind != "f" or x.dtype.itemsize < 4:
+            x = x.astype(dtype)
+        return x.reshape(shape)
+
+    def any_nan(self, xp: Namespace, x: Array) -> bool:
+        # A sum is one fast pass; only when it is NaN is the elementwise check needed.
+        return bool(np.isnan(np.add.reduce(x, axis=None)) and np.isnan(x).any())
+
+    def weight_summary(self, xp: Namespace, weight: Array) -> tuple[float, float, bool]:
+        return _weight_summary(weight)
+
+    # -- kernels -------------------------------------------------------------------------
+    def kernel(self, loss: Loss) -> kernels.BlockKernel:
+        """The loss's native block kernel, else one made from its elementwise function."""
+        kernel = self._kernels.get(loss)
+        if kernel is None:
+            kernel = self._kernels[loss] = kernels.kernel_for(loss)
+        return kernel
+
+    def run(self, kernel: Any, options: Options, *arrays: Any) -> Any:
+        """Run a kernel with NumPy's floating-point warnings off: an overflow is inf (and
+        :meth:`finish` warns at the caller's line); an emptied output under ``"omit"`` warns here."""
+        if options.reduction == "none":  # elementwise: NumPy's own warnings (docs/conventions.md)
+            return kernel(self, options, *arrays)
+        result = _quietly(kernel, self, options, *arrays)
+        if options.nan_policy == "omit" and options.reduction == "mean" and kernel is not loss_statistics:
+            value = result[0] if kernel is loss_value_and_grad else result
+            if np.isnan(value).any():  # only then: find the outputs left without weight
+                _warn_if_emptied(*arrays[:3])
+        return result
+
+    def finish(self, value: Array, checked: Checked) -> Array:
+        if value.size <= math.prod(checked.shape[1:]):  # a reduced value, not elementwise losses
+            _warn_if_overflowed(value, checked.y_true, checked.y_pred)
+        return value
+
+    def column_totals(self, options: Options, c: Columns, params: tuple[Any, ...]
+                      ) -> tuple[Array, Array]:
+        kernel = self.kernel(options.loss)
+        n, k = c.y_pred.shape
+        if k == 1 and n and options.nan_policy != "omit":  # one output: the flat kernels
+            t, p = c.y_true.reshape(-1), c.y_pred.reshape(-1)
+            if c.weight is not None:
+                return walk.weighted_flat_totals(kernel, t, p, c.weight, c.work, params)
+            total = walk.flat_total(kernel, t, p, c.work, params)
+            return np.array([total]), np.array([float(n)])
+        return walk.column_totals(
+            kernel, c.y_true, c.y_pred, c.weight, options.nan_policy == "omit", params,
+        )
+
+    def grand_value(self, options: Options, c: Columns, params: tuple[Any, ...]
+                    ) -> tuple[Any, Any]:
+        n, k = c.y_pred.shape
+        if c.weight is None:  # a Python float: the blocked float64 sum of every element
+            total = walk.flat_total(self.kernel(options.loss), c.y_true.reshape(-1),
+                                       c.y_pred.reshape(-1), c.work, params)
+            return _grand(options, total, n * k)
+        sums, weights = self.column_totals(options, c, params)  # Σₖ (w @ e)ₖ, blocked float64
+        return _grand(options, float(sums.sum()), float(weights[0]) * k)
+
+    def fast_value(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """The common call: two 1-D float arrays of one shape and dtype, no weights, NaN
+        propagated, a plain mean or sum: :meth:`grand_value`'s sum, then the engine's final step."""
+        if (
+            type(y_pred) is np.ndarray
+            and type(y_true) is np.ndarray
+            and sample_weight is None
+            and y_pred.ndim == 1
+            and y_true.shape == y_pred.shape
+            and y_true.dtype == y_pred.dtype
+            and y_pred.dtype.kind == "f"
+            and options.reduction != "none"
+            and options.nan_policy == "propagate"
+            and isinstance(options.multioutput, str)
+            and y_pred.shape[0]
+        ):
+            dtype, n = y_pred.dtype, y_pred.shape[0]
+            kernel = self._kernels.get(options.loss) or self.kernel(options.loss)
+            work = _FLOAT32 if dtype.itemsize < 4 else dtype
+            statistic, _ = _grand(options, walk.flat_total(kernel, y_true, y_pred, work,
+                                                              options.params), n)
+            value = finalize_grand(kernels.NAMESPACE, options, statistic, (), self.sqrt)
+            value = _in_dtype(value, dtype)
+            _warn_if_overflowed(value, y_true, y_pred)
+            return value
+        return None
+
+
+def _grand(options: Options, total: float, denominator: float) -> tuple[float, float]:
+    """The grand statistic from a float64 total over every element (see ``Backend.grand_value``)."""
+    if options.reduction == "mean":
+        return total / denominator, denominator
+    return total, 1

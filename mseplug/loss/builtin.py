@@ -1,0 +1,305 @@
+"""The built-in losses as data: small pure functions, each record with its documentation.
+
+Each function works on any Array API namespace ``xp``. A loss's derivative
+is also its gradient convention on every backend: ``sign(0) == 0`` gives MAE
+and pinball a zero subgradient at a zero residual, and torch and JAX
+differentiate the derivative for Hessians. Backends may register faster
+kernels for some of these functions; the records never name them.
+
+A record's ``doc`` is its function's docstring without the parameter
+sections, which :func:`mseplug.get_loss` functions share (the registry writes
+them): adding a loss is this record and its reference in the test suite.
+"""
+
+from __future__ import annotations
+
+import math
+
+from mseplug._typing import Array, Namespace
+from mseplug.loss.record import Bound, Loss, Param
+
+
+# -- functions of the residual r = y_pred - y_true ---------------------------------------------
+def squared_error(xp: Namespace, r: Array) -> Array:
+    """``e(r) = r²``."""
+    return r * r
+
+
+def squared_error_derivative(xp: Namespace, r: Array) -> Array:
+    """``e'(r) = 2r``."""
+    return 2 * r
+
+
+def absolute_error(xp: Namespace, r: Array) -> Array:
+    """``e(r) = |r|``."""
+    return xp.abs(r)
+
+
+def absolute_error_derivative(xp: Namespace, r: Array) -> Array:
+    """``e'(r) = sign(r)``: the subgradient 0 at ``r = 0``, on every backend."""
+    return xp.sign(r)
+
+
+def huber(xp: Namespace, r: Array, delta: float) -> Array:
+    """``e(r) = r²/2`` for ``|r| <= δ``, else ``δ(|r| - δ/2)``.
+
+    Written as ``c²/2 + δ(|r| - |c|)`` with ``c = clip(r, -δ, δ)``: no branch,
+    finite derivative ``δ·sign(r)`` at ``r = ±inf``, and second derivative 1
+    at ``r = 0`` under plain autodiff too.
+    """
+    c = xp.clip(r, -delta, delta)
+    return 0.5 * (c * c) + delta * (xp.abs(r) - xp.abs(c))
+
+
+def huber_derivative(xp: Namespace, r: Array, delta: float) -> Array:
+    """``e'(r) = clip(r, -δ, δ)``, written as a choice so that autodiff's second derivative at
+    ``|r| == δ`` is 1 on every backend (the quadratic piece is closed, as torch's ``clamp``
+    says; JAX's ``clip`` would split the difference, 0.5)."""
+    return xp.where(xp.abs(r) <= delta, r, delta * xp.sign(r))
+
+
+def pinball(xp: Namespace, r: Array, alpha: float) -> Array:
+    """``e(r) = max(-α·r, (1 - α)·r)``: the quantile loss of level ``α``.
+
+    Under-prediction (``r < 0``) costs ``α·|r|``, over-prediction ``(1 - α)·r``,
+    as ``sklearn.metrics.mean_pinball_loss``; ``2·pinball(α=0.5)`` is MAE.
+    """
+    return xp.maximum(-alpha * r, (1 - alpha) * r)
+
+
+def pinball_derivative(xp: Namespace, r: Array, alpha: float) -> Array:
+    """``e'(r) = 1 - α`` for ``r > 0``, ``-α`` for ``r < 0`` and 0 at ``r = 0`` (as MAE)."""
+    s = xp.sign(r)
+    return s * (0.5 + (0.5 - alpha) * s)
+
+
+_LOG_2 = math.log(2.0)
+#: Where log-cosh is |r| - log 2 to rounding (see log_cosh).
+_FAR = 20.0
+
+
+def log_cosh(xp: Namespace, r: Array) -> Array:
+    """``e(r) = log(cosh(r))``: about ``r²/2`` near 0 and ``|r| - log 2`` far away.
+
+    With ``a = |r|`` and ``m = expm1(a)``, ``cosh(r) - 1 = m² / (2(1 + m))``, so
+    ``log(cosh(r)) = log1p(m² / (2(1 + m)))``: exact to rounding however small
+    ``r`` is (no cancellation), and two transcendental functions per element.
+    ``cosh`` (and ``m``) overflow for ``|r|`` above about 710 (float64) or 89
+    (float32); from ``|r| = 20`` on, ``log1p(exp(-2|r|)) < 5e-18`` is below a
+    rounding of ``|r| - log 2``, which is the value there, finite up to the
+    dtype's largest.
+    """
+    a = xp.abs(r)
+    m = xp.expm1(xp.clip(a, 0.0, _FAR))  # clip, not minimum: torch.compile traces it whole
+    return xp.where(a < _FAR, xp.log1p((m * m) / (2 * (1 + m))), a - _LOG_2)
+
+
+def log_cosh_derivative(xp: Namespace, r: Array) -> Array:
+    """``e'(r) = tanh(r)``."""
+    return xp.tanh(r)
+
+
+# -- functions of the pair (y_true, y_pred) -------------------------------------------------------
+def squared_log_error(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    """``e = (log(1 + ŷ) - log(1 + y))²``, the difference as ``log1p((ŷ - y) / (1 + y))``: no
+    cancellation when the prediction is close."""
+    d = xp.log1p((y_pred - y_true) / (1 + y_true))
+    return d * d
+
+
+def squared_log_error_derivative(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    """``de/dŷ = 2 (log(1 + ŷ) - log(1 + y)) / (1 + ŷ)``."""
+    return 2 * xp.log1p((y_pred - y_true) / (1 + y_true)) / (1 + y_pred)
+
+
+#: Coefficients of ``x - log1p(x) = x² Σₖ cₖ xᵏ⁻²`` (k = 2..17, ``cₖ = (-1)ᵏ / k``), highest first.
+_SERIES = tuple((-1.0) ** k / k for k in range(17, 1, -1))
+#: Below this |x| the series (to rounding in float64: 0.1¹⁶/17 < 1e-17 of x²/2) replaces the
+#: direct form, which cancels there.
+_SERIES_BELOW = 0.1
+
+
+def x_minus_log1p(xp: Namespace, x: Array) -> Array:
+    """``x - log(1 + x)`` for ``x > -1``: about ``x²/2`` near 0, exact to rounding there too (its
+    series), where the direct difference of two numbers near ``x`` would cancel."""
+    small = xp.abs(x) < _SERIES_BELOW
+    s = xp.where(small, x, xp.zeros_like(x))
+    series = _SERIES[0] + 0 * s
+    for coefficient in _SERIES[1:]:
+        series = coefficient + s * series
+    far = xp.where(small, xp.ones_like(x), x)
+    return xp.where(small, s * s * series, far - xp.log1p(far))
+
+
+def poisson_deviance(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    """``e = 2 (y log(y / ŷ) - y + ŷ)``, 0 log 0 = 0: ``2 y g((ŷ - y) / y)`` with
+    ``g(x) = x - log1p(x)`` (:func:`x_minus_log1p`), ``2 ŷ`` at ``y = 0``; exact to rounding when
+    the prediction is close, where the direct form cancels."""
+    positive = y_true > 0
+    t = xp.where(positive, y_true, xp.ones_like(y_true))  # no division by a zero target
+    return 2 * xp.where(positive, t * x_minus_log1p(xp, (y_pred - t) / t), y_pred)
+
+
+def poisson_deviance_derivative(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    """``de/dŷ = 2 (1 - y / ŷ) = 2 (ŷ - y) / ŷ``."""
+    return 2 * (y_pred - y_true) / y_pred
+
+
+# -- the records ----------------------------------------------------------------------------------
+MSE = Loss(
+    "mse", squared_error, squared_error_derivative, title="MSE",
+    anchors={"sklearn": "mean_squared_error", "torch": "torch.nn.MSELoss",
+             "torchmetrics": "MeanSquaredError", "keras": "MeanSquaredError",
+             "optax": "squared_error"},
+    doc="""Mean squared error, ``Σᵢ wᵢ (ŷᵢ - yᵢ)² / Σᵢ wᵢ``.
+
+    As ``sklearn.metrics.mean_squared_error`` (and ``torch.nn.MSELoss``): each
+    error squared, so a few large errors weigh more than many small ones.
+
+    Examples
+    --------
+    Two house prices, 120K and 60K, predicted as 100K and 80K: the raw errors
+    cancel (sum 0), the squared ones do not.
+
+    >>> import mseplug
+    >>> float(mseplug.mse([120_000.0, 60_000.0], [100_000.0, 80_000.0]))
+    400000000.0
+    >>> float(mseplug.mse([[1.0, 2.0], [3.0, 4.0]], [[1.0, 3.0], [3.0, 6.0]],
+    ...                   multioutput="raw_values")[1])
+    2.5
+    """,
+)
+MAE = Loss(
+    "mae", absolute_error, absolute_error_derivative, title="MAE",
+    anchors={"sklearn": "mean_absolute_error", "torch": "torch.nn.L1Loss",
+             "torchmetrics": "MeanAbsoluteError", "keras": "MeanAbsoluteError"},
+    doc="""Mean absolute error, ``Σᵢ wᵢ |ŷᵢ - yᵢ| / Σᵢ wᵢ``; less swayed by outliers than MSE.
+
+    As ``sklearn.metrics.mean_absolute_error`` (and ``torch.nn.L1Loss``); its
+    subgradient at a zero residual is 0 on every backend.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> float(mseplug.mae([120_000.0, 60_000.0], [100_000.0, 80_000.0]))
+    20000.0
+    >>> float(mseplug.mae([1.0, 2.0, 3.0], [2.0, 2.0, 5.0], sample_weight=[1.0, 1.0, 0.0]))
+    0.5
+    """,
+)
+RMSE = Loss(
+    "rmse", squared_error, squared_error_derivative, title="RMSE", root=True,
+    anchors={"sklearn": "root_mean_squared_error",
+             "torchmetrics": "MeanSquaredError(squared=False)", "keras": "RootMeanSquaredError"},
+    doc="""Root mean squared error: the square root of each output's MSE, then averaged.
+
+    As scikit-learn's ``root_mean_squared_error``, the root is taken per output
+    before ``multioutput`` combines them; ``reduction`` must be ``"mean"``.
+    The result is in the target's units; its gradient at a perfect fit is 0.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> float(mseplug.rmse([120_000.0, 60_000.0], [100_000.0, 80_000.0]))
+    20000.0
+    """,
+)
+HUBER = Loss(
+    "huber", huber, huber_derivative,
+    params={"delta": Param(1.0, low=0.0, doc="Where the loss turns from quadratic to linear")},
+    anchors={"torch": "torch.nn.HuberLoss", "keras": "Huber", "optax": "huber_loss"},
+    doc="""Huber loss: ``½r²`` where ``|r| <= delta``, else ``delta·(|r| - ½delta)``.
+
+    The same elementwise loss as ``torch.nn.functional.huber_loss`` and
+    ``optax.huber_loss``, averaged like :func:`mse`: quadratic near zero,
+    linear (so less swayed by outliers) far away.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> float(mseplug.huber([0.0, 0.0], [0.5, 3.0], delta=1.0))
+    1.3125
+    """,
+)
+PINBALL = Loss(
+    "pinball", pinball, pinball_derivative,
+    params={"alpha": Param(0.5, low=0.0, high=1.0, doc="The quantile the loss targets")},
+    anchors={"sklearn": "mean_pinball_loss"},
+    doc="""Pinball (quantile) loss: ``α·|r|`` below the truth, ``(1 - α)·r`` above it.
+
+    Minimising it makes the prediction the ``α``-quantile of the target, as
+    ``sklearn.metrics.mean_pinball_loss`` (same values, weights and
+    ``multioutput``); ``alpha=0.5`` gives half the MAE. The subgradient at a
+    zero residual is 0, as for :func:`mae`.
+
+    Examples
+    --------
+    Predicting 10 where the truth is 12 costs ``0.9 · 2`` at ``alpha=0.9``;
+    predicting 14 costs ``0.1 · 2``.
+
+    >>> import mseplug
+    >>> float(mseplug.pinball([12.0, 12.0], [10.0, 14.0], alpha=0.9))
+    1.0
+    >>> float(2 * mseplug.pinball([1.0, 2.0], [3.0, 0.0])) == float(mseplug.mae([1.0, 2.0], [3.0, 0.0]))
+    True
+    """,
+)
+LOG_COSH = Loss(
+    "log_cosh", log_cosh, log_cosh_derivative,
+    anchors={"keras": "LogCosh", "optax": "log_cosh"},
+    doc="""Log-cosh loss, ``Σᵢ wᵢ log(cosh(ŷᵢ - yᵢ)) / Σᵢ wᵢ``, as Keras' ``LogCosh``.
+
+    About ``r²/2`` for small residuals and ``|r| - log 2`` for large ones: like
+    Huber, smooth everywhere (its derivative is ``tanh(r)``), with no
+    threshold to choose. Computed without ``cosh``, so it stays finite where
+    ``cosh`` overflows.
+
+    Examples
+    --------
+    >>> import math, mseplug
+    >>> math.isclose(float(mseplug.log_cosh([0.0], [1.0])), math.log(math.cosh(1.0)))
+    True
+    >>> float(mseplug.log_cosh([0.0], [1000.0]))  # cosh(1000) overflows; the loss does not
+    999.3068528194401
+    """,
+)
+MSLE = Loss(
+    "msle", squared_log_error, squared_log_error_derivative, title="MSLE",
+    domain={"y_true": Bound(-1.0), "y_pred": Bound(-1.0)},
+    anchors={"sklearn": "mean_squared_log_error", "torchmetrics": "MeanSquaredLogError",
+             "keras": "MeanSquaredLogarithmicError"},
+    doc="""Mean squared logarithmic error, ``Σᵢ wᵢ (log(1 + ŷᵢ) - log(1 + yᵢ))² / Σᵢ wᵢ``.
+
+    As ``sklearn.metrics.mean_squared_log_error``: the squared error of
+    ``log(1 + y)``, so it measures *relative* errors (predicting 110 for 100
+    costs about what 1.1 for 1 does) and penalises under-prediction more than
+    over-prediction. Targets and predictions must be greater than -1.
+
+    Examples
+    --------
+    >>> import math, mseplug
+    >>> math.isclose(float(mseplug.msle([100.0], [110.0])), math.log(111 / 101) ** 2)
+    True
+    """,
+)
+POISSON_DEVIANCE = Loss(
+    "poisson_deviance", poisson_deviance, poisson_deviance_derivative,
+    domain={"y_true": Bound(0.0, inclusive=True), "y_pred": Bound(0.0)},
+    anchors={"sklearn": "mean_poisson_deviance", "torchmetrics": "TweedieDevianceScore(power=1)",
+             "keras": "Poisson"},
+    doc="""Mean Poisson deviance, ``Σᵢ wᵢ 2(yᵢ log(yᵢ/ŷᵢ) - yᵢ + ŷᵢ) / Σᵢ wᵢ``.
+
+    As ``sklearn.metrics.mean_poisson_deviance``: the loss of a Poisson
+    regression (counts, rates), minimised by the mean of the target. Targets
+    must be non-negative and predictions positive (a log link keeps them so).
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> float(mseplug.poisson_deviance([0.0, 2.0], [1.0, 2.0]))
+    1.0
+    """,
+)
+
+#: The built-in records, in the order :func:`mseplug.losses` lists them.
+BUILTINS: tuple[Loss, ...] = (MSE, MAE, RMSE, HUBER, PINBALL, LOG_COSH, MSLE, POISSON_DEVIANCE)

@@ -1,0 +1,218 @@
+"""Dask through the generic Array API backend, computed on a real distributed.LocalCluster (127.0.0.1).
+
+A scheduler plugin counts the graphs the cluster is given: mseplug's
+functions submit none (everything stays lazy until the caller computes), and
+``Accumulator.update`` submits exactly one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import distributed_cases as cases
+import numpy as np
+import pytest
+
+import mseplug
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+dd = pytest.importorskip("dask.dataframe")
+pd = pytest.importorskip("pandas")
+
+from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
+
+ALL_LOSSES = (*mseplug.losses(), cases.CAUCHY)
+
+
+class GraphCounter(SchedulerPlugin):
+    """Counts the graphs submitted to the scheduler (one per compute/persist call)."""
+
+    name = "mseplug-graph-counter"
+
+    def __init__(self) -> None:
+        self.graphs = 0
+
+    def update_graph(self, scheduler: Any, **kwargs: Any) -> None:
+        self.graphs += 1
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A 2-worker LocalCluster on 127.0.0.1, on ports the OS picks (another developer's cluster
+    may hold 8786/8787), and ``os.environ`` as it was afterwards (the nanny sets thread counts
+    and a hash seed in the parent, which later tests and their subprocesses would inherit)."""
+    import os
+
+    saved = dict(os.environ)
+    cases.register_cauchy()
+    cluster = distributed.LocalCluster(
+        host="127.0.0.1", scheduler_port=0, n_workers=2, threads_per_worker=1, processes=True,
+        dashboard_address=None, silence_logs=40,
+    )
+    try:
+        with cluster, distributed.Client(cluster) as dask_client:
+            dask_client.register_plugin(GraphCounter())
+            yield dask_client
+    finally:
+        cases.unregister_cauchy()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def graphs(client) -> int:
+    return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins[GraphCounter.name].graphs)
+
+
+def chunked(x: np.ndarray, rows: int) -> Any:
+    return da.from_array(x, chunks=(rows,) + x.shape[1:])
+
+
+@pytest.mark.parametrize("loss", ALL_LOSSES)
+def test_every_call_stays_lazy_and_equals_numpy(client, loss) -> None:
+    """Values, options, NaN checks, gradients and statistics: no graph before compute()."""
+    function = mseplug.get_loss(loss)
+    lazy, expected = [], []
+    for option in cases.OPTIONS:
+        case = cases.data(option, n=4000, loss=loss)
+        t, p = chunked(case["y_true"], 700), chunked(case["y_pred"], 700)
+        w = None if case["sample_weight"] is None else chunked(case["sample_weight"], 700)
+        keywords = {"multioutput": case["multioutput"], "nan_policy": case["nan_policy"]}
+        lazy.append(function(t, p, sample_weight=w, **keywords))
+        expected.append(cases.one_shot(loss, case))
+    case = cases.data("weighted", n=4000)
+    t, p, w = (chunked(case[key], 700) for key in ("y_true", "y_pred", "sample_weight"))
+    lazy.append(function(t, p, sample_weight=w, nan_policy="raise"))
+    expected.append(cases.one_shot(loss, case))
+    lazy.append(mseplug.grad(loss, t, p, sample_weight=w))
+    expected.append(mseplug.grad(loss, case["y_true"], case["y_pred"], sample_weight=case["sample_weight"]))
+    lazy.extend(mseplug.sufficient_statistics(loss, t, p, sample_weight=w))
+    expected.extend(mseplug.sufficient_statistics(loss, case["y_true"], case["y_pred"],
+                                                  sample_weight=case["sample_weight"]))
+    if not function.loss.root:
+        lazy.append(function(t, p, sample_weight=w, reduction="sum"))
+        expected.append(function(case["y_true"], case["y_pred"], sample_weight=case["sample_weight"],
+                                 reduction="sum"))
+        lazy.append(function(t, p, sample_weight=w, reduction="none"))
+        expected.append(function(case["y_true"], case["y_pred"], sample_weight=case["sample_weight"],
+                                 reduction="none"))
+    before = graphs(client)
+    assert all(isinstance(x, da.Array) for x in lazy)
+    assert graphs(client) == before  # nothing computed yet
+    got = client.compute(lazy, sync=True)
+    assert graphs(client) == before + 1
+    for value, want in zip(got, expected):
+        np.testing.assert_allclose(value, want, rtol=1e-12, atol=1e-300)
+
+
+def test_checks_run_inside_the_graph(client, rng) -> None:
+    y_true, y_pred = rng.normal(size=1000), rng.normal(size=1000)
+    y_true[917] = np.nan
+    t, p = chunked(y_true, 250), chunked(y_pred, 250)
+    ones = da.ones(1000, chunks=250)
+    before = graphs(client)
+    raising = mseplug.mse(t, p, nan_policy="raise")
+    zero_weights = mseplug.mae(p, p, sample_weight=ones * 0)
+    negative = mseplug.rmse(p, p, sample_weight=-ones)
+    infinite = mseplug.grad("huber", p, p, sample_weight=ones / 0)
+    zero_grad = mseplug.grad("mse", p, p, sample_weight=ones * 0)
+    assert graphs(client) == before
+    for lazy, message in ((raising, "y_true contains NaN"), (zero_weights, "sums to 0"),
+                          (negative, "negative values"), (infinite, "NaN or infinite"),
+                          (zero_grad, "sums to 0")):
+        with pytest.raises(ValueError, match=message):
+            client.compute(lazy, sync=True)
+    # A zero-weight chunk is fine when other chunks carry weight.
+    partly = da.concatenate([ones[:250] * 0, ones[250:]])
+    got = client.compute(mseplug.mse(chunked(y_pred, 250), p * 2, sample_weight=partly), sync=True)
+    assert float(got) == pytest.approx(float(np.mean(y_pred[250:] ** 2)), rel=1e-12)
+
+
+def test_accumulator_update_is_one_compute(client, rng) -> None:
+    case = cases.data("omit", n=3000)
+    t, p = chunked(case["y_true"], 400), chunked(case["y_pred"], 400)
+    w = chunked(case["sample_weight"], 400)
+    acc = mseplug.Accumulator("rmse", multioutput="raw_values", nan_policy="omit")
+    for start in range(0, 3000, 1000):
+        before = graphs(client)
+        part = slice(start, start + 1000)
+        acc.update(t[part], p[part], sample_weight=w[part])
+        assert graphs(client) == before + 1
+    assert acc.count == 3000
+    np.testing.assert_allclose(acc.compute(), mseplug.rmse(
+        case["y_true"], case["y_pred"], sample_weight=case["sample_weight"],
+        multioutput="raw_values", nan_policy="omit"), rtol=1e-12)
+    empty = t[t[:, 0] > 1e9]  # unknown chunk lengths, no rows at all
+    before = graphs(client)
+    acc.update(empty, p[p[:, 0] > 1e9])
+    assert graphs(client) == before + 1 and acc.count == 3000
+
+
+def test_unknown_chunk_lengths(client, rng) -> None:
+    y_true, y_pred = rng.normal(size=(5000, 2)), rng.normal(size=(5000, 2))
+    keep = (y_true[:, 0] > -1.0)
+    t, p = chunked(y_true, 600), chunked(y_pred, 600)
+    mask = chunked(keep, 600)
+    t_kept, p_kept = t[mask], p[mask]
+    assert np.isnan(t_kept.shape[0])
+    before = graphs(client)
+    lazy = [mseplug.rmse(t_kept, p_kept), mseplug.mae(t_kept[:, 0], p_kept[:, :1]),
+            mseplug.grad("mse", t_kept, p_kept)]
+    assert graphs(client) == before
+    got = client.compute(lazy, sync=True)
+    np.testing.assert_allclose(got[0], mseplug.rmse(y_true[keep], y_pred[keep]), rtol=1e-12)
+    np.testing.assert_allclose(got[1], mseplug.mae(y_true[keep, 0], y_pred[keep, :1]), rtol=1e-12)
+    np.testing.assert_allclose(got[2], mseplug.grad("mse", y_true[keep], y_pred[keep]), rtol=1e-12)
+    acc = mseplug.Accumulator("mse")
+    acc.update(t_kept, p_kept)
+    assert acc.count == keep.sum()
+    # Same number of chunks but different lengths: a clear error when computed.
+    other = chunked(y_true, 600)[chunked(y_pred[:, 0] > -1.0, 600)]
+    mismatched = mseplug.mse(other, p_kept)
+    with pytest.raises(ValueError, match=r"chunks differ: .* rows of y_true, .* of y_pred"):
+        client.compute(mismatched, sync=True)
+    with pytest.raises(ValueError, match="y_true comes in 1 chunks along axis 0 and y_pred in 9"):
+        mseplug.mse(y_true, p_kept)  # a different number of chunks is known at once
+
+
+def test_dataframe_columns_stay_lazy(client, rng) -> None:
+    frame = pd.DataFrame({"y": rng.normal(size=6000), "p": rng.normal(size=6000),
+                          "w": rng.uniform(0.1, 2, size=6000)})
+    ddf = dd.from_pandas(frame, npartitions=5)
+    before = graphs(client)
+    value = mseplug.rmse(ddf.y, ddf.p, sample_weight=ddf.w)
+    both = mseplug.mae(ddf[["y", "p"]], ddf[["p", "y"]], multioutput=[1.0, 3.0])
+    assert isinstance(value, da.Array) and value.shape == () and graphs(client) == before
+    got = client.compute([value, both], sync=True)
+    assert graphs(client) == before + 1
+    expected = mseplug.rmse(frame.y.to_numpy(), frame.p.to_numpy(), sample_weight=frame.w.to_numpy())
+    assert float(got[0]) == pytest.approx(float(expected), rel=1e-12)
+    expected = mseplug.mae(frame[["y", "p"]].to_numpy(), frame[["p", "y"]].to_numpy(),
+                           multioutput=[1.0, 3.0])
+    assert float(got[1]) == pytest.approx(float(expected), rel=1e-12)
+    acc = mseplug.Accumulator("huber", delta=0.5)
+    acc.update(ddf.y, ddf.p, sample_weight=ddf.w)
+    assert graphs(client) == before + 2 and acc.count == 6000
+    assert float(acc.compute()) == pytest.approx(float(mseplug.huber(
+        frame.y.to_numpy(), frame.p.to_numpy(), sample_weight=frame.w.to_numpy(), delta=0.5)), rel=1e-12)
+
+
+def test_float32_multioutput_is_accurate(client, rng) -> None:
+    y_true = rng.normal(size=(400_000, 3)).astype(np.float32) * 100
+    y_pred = (y_true + rng.normal(size=(400_000, 3)).astype(np.float32)).astype(np.float32)
+    t, p = chunked(y_true, 50_000), chunked(y_pred, 50_000)
+    for loss in ("mse", "mae", "rmse"):
+        lazy = mseplug.get_loss(loss)(t, p, multioutput="raw_values")
+        got = client.compute(lazy, sync=True)
+        assert got.dtype == np.float32 and lazy.dtype == np.float32
+        exact = mseplug.get_loss(loss)(y_true.astype(np.float64), y_pred.astype(np.float64),
+                                       multioutput="raw_values")
+        np.testing.assert_allclose(got.astype(np.float64), exact, rtol=1e-6)
+
+
+def test_mixed_inputs_follow_y_pred(client, rng) -> None:
+    y_true, y_pred = rng.normal(size=900), rng.normal(size=900)
+    lazy = mseplug.mse(y_true, chunked(y_pred, 200))  # NumPy truth, Dask prediction
+    assert isinstance(lazy, da.Array)
+    assert float(client.compute(lazy, sync=True)) == pytest.approx(float(mseplug.mse(y_true, y_pred)),
+                                                                   rel=1e-12)

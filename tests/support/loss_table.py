@@ -1,0 +1,84 @@
+"""The suite's loss table, derived from the registry: one row per registered loss.
+
+Rows are ``pytest.param(name, params, id=name)`` (as torchmetrics' test tables):
+``params`` gives every parameter of the loss a non-default value inside its
+bounds, so each parameter is exercised. Tables of anchors (scikit-learn,
+torch, optax, Keras functions) name only the losses an anchor defines.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+import mseplug
+
+#: Every loss registered when the suite starts: the built-ins and installed plugins.
+NAMES: tuple[str, ...] = mseplug.losses()
+
+
+def example_params(name: str) -> dict[str, float]:
+    """A non-default value of each of the loss's parameters, inside its bounds."""
+    params = {}
+    for param, spec in mseplug.get_loss(name).loss.params.items():
+        if math.isfinite(spec.low) and math.isfinite(spec.high):
+            value = spec.low + 0.3 * (spec.high - spec.low)
+        elif spec.default != 0:
+            value = 0.7 * spec.default
+        else:
+            value = spec.default + 0.3
+        params[param] = value
+    return params
+
+
+def rows(*, root: bool | None = None, sums: bool | None = None, names: Any = None) -> list[Any]:
+    """Table rows, optionally only losses with (or without) a root, or that allow ``"sum"``."""
+    chosen = []
+    for name in NAMES if names is None else names:
+        loss = mseplug.get_loss(name).loss
+        if root is not None and loss.root != root:
+            continue
+        if sums is not None and (not loss.root) != sums:
+            continue
+        chosen.append(pytest.param(name, example_params(name), id=name))
+    return chosen
+
+
+def call(name: str, y_true: Any, y_pred: Any, **options: Any) -> Any:
+    """``mseplug.<name>(y_true, y_pred, **options)``."""
+    return mseplug.get_loss(name)(y_true, y_pred, **options)
+
+
+def in_domain(name: str, y_true: Any, y_pred: Any, **params: float) -> tuple[Any, Any]:
+    """NumPy ``y_true`` and ``y_pred`` moved into the loss's domain, elementwise and the same way
+    for both (equal values stay equal, NaN and inf stay): ``x -> c + |x|``, ``c`` the largest
+    lower bound of the two (plus 1/4 for a strict one). Losses without a domain get their
+    inputs back."""
+    loss = mseplug.get_loss(name).loss
+    bounds = loss.bounds(loss.check_params(params))
+    if not bounds:
+        return y_true, y_pred
+    offset = max(bound.low + (0.0 if bound.inclusive else 0.25) for bound in bounds.values())
+    return tuple(offset + np.abs(np.asarray(x, np.float64))  # type: ignore[return-value]
+                 for x in (y_true, y_pred))
+
+
+def domains() -> dict[str, Any]:
+    """The registered losses that have a domain, by name."""
+    return {name: mseplug.get_loss(name).loss.domain for name in NAMES
+            if mseplug.get_loss(name).loss.domain is not None}
+
+
+def in_every_domain(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
+    """NumPy inputs moved, as :func:`in_domain` does, into every registered loss's domain at
+    once (for data one test passes to all of them)."""
+    offsets = [bound.low + (0.0 if bound.inclusive else 0.25)
+               for name in NAMES for bound in mseplug.get_loss(name).loss.bounds(
+                   tuple(mseplug.get_loss(name).loss.defaults.values())).values()]
+    if not offsets:
+        return y_true, y_pred
+    return tuple(max(offsets) + np.abs(np.asarray(x, np.float64))  # type: ignore[return-value]
+                 for x in (y_true, y_pred))

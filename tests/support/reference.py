@@ -1,0 +1,201 @@
+"""The suite's one independent float64 NumPy reference of the whole contract (no mseplug).
+
+Each built-in loss is written out again here, plainly, with its first and
+second derivative (``DEFINITIONS``); values and gradients of every option and
+NaN policy follow the formulas of the semantics page by hand, so the backends
+are compared against something that shares none of their code. A built-in
+loss without an entry here fails the suite: a new loss comes with its reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class Definition(NamedTuple):
+    """A loss written out: e(y, ŷ), de/dŷ, d²e/dŷ² (away from kinks), and whether a root is
+    taken. Each takes ``(y_true, y_pred, **params)``."""
+
+    value: Callable[..., np.ndarray]
+    slope: Callable[..., np.ndarray]
+    curvature: Callable[..., np.ndarray]
+    root: bool = False
+
+
+def _of_residual(function: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """``f(r, **params)`` as ``g(y_true, y_pred, **params)``, ``r = y_pred - y_true``."""
+    return lambda t, p, **params: function(p - t, **params)
+
+
+def residual(value: Callable[..., np.ndarray], slope: Callable[..., np.ndarray],
+             curvature: Callable[..., np.ndarray], root: bool = False) -> Definition:
+    return Definition(_of_residual(value), _of_residual(slope), _of_residual(curvature), root)
+
+
+def _huber(r: np.ndarray, delta: float = 1.0) -> np.ndarray:
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+
+
+def _pinball(r: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    # sklearn.metrics.mean_pinball_loss, with r = y_pred - y_true = -(y_true - y_pred).
+    diff = -r
+    return np.where(diff >= 0, alpha * diff, (alpha - 1) * diff)
+
+
+def _log_cosh(r: np.ndarray) -> np.ndarray:
+    # log(cosh(r)) = log1p(cosh(r) - 1); cosh(r) - 1 = expm1(|r|)²/(2 e^|r|) is exact to
+    # rounding near 0, and e^|r| overflows only beyond |r| ≈ 709, where |r| - log 2 is exact.
+    a = np.abs(r)
+    with np.errstate(over="ignore", invalid="ignore"):
+        near = np.log1p(np.expm1(a) ** 2 / (2 * np.exp(a)))
+    return np.where(a < 300, near, a - np.log(2.0))
+
+
+def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x · log(y)``, 0 where ``x == 0`` (scipy.special.xlogy)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))
+
+
+DEFINITIONS: dict[str, Definition] = {
+    "mse": residual(lambda r: r * r, lambda r: 2 * r, lambda r: 2 + 0 * r),
+    "rmse": residual(lambda r: r * r, lambda r: 2 * r, lambda r: 2 + 0 * r, root=True),
+    "mae": residual(np.abs, np.sign, lambda r: 0 * r),
+    "huber": residual(
+        _huber,
+        lambda r, delta=1.0: np.where(np.abs(r) <= delta, r, delta * np.sign(r)),
+        lambda r, delta=1.0: np.where(np.abs(r) <= delta, 1.0, 0.0),
+    ),
+    "pinball": residual(
+        _pinball,
+        lambda r, alpha=0.5: np.where(r > 0, 1 - alpha, np.where(r < 0, -alpha, 0.0)),
+        lambda r, alpha=0.5: 0 * r,
+    ),
+    "log_cosh": residual(_log_cosh, np.tanh, lambda r: 1 - np.tanh(r) ** 2),
+    # sklearn.metrics.mean_squared_log_error: (log(1 + ŷ) - log(1 + y))².
+    "msle": Definition(
+        lambda t, p: (np.log1p(p) - np.log1p(t)) ** 2,
+        lambda t, p: 2 * (np.log1p(p) - np.log1p(t)) / (1 + p),
+        lambda t, p: 2 * (1 - (np.log1p(p) - np.log1p(t))) / (1 + p) ** 2,
+    ),
+    # sklearn.metrics.mean_poisson_deviance: 2 (xlogy(y, y/ŷ) - y + ŷ).
+    "poisson_deviance": Definition(
+        lambda t, p: 2 * (_xlogy(t, t / p) - t + p),
+        lambda t, p: 2 * (1 - t / p),
+        lambda t, p: 2 * t / (p * p),
+    ),
+}
+
+
+def definition(loss: str) -> Definition:
+    try:
+        return DEFINITIONS[loss]
+    except KeyError:
+        raise KeyError(f"tests/reference.py has no definition of the loss {loss!r}; add one") from None
+
+
+def _as_2d(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    t = np.asarray(y_true, np.float64)
+    p = np.asarray(y_pred, np.float64)
+    pred_shape = p.shape
+    if t.ndim == 0:
+        t, p = t.reshape(1), p.reshape(1)
+    n = max(t.shape[0], p.shape[0])
+    return t.reshape(n, -1), p.reshape(n, -1), pred_shape
+
+
+def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
+    return np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(n)
+
+
+def _output_share(multioutput: Any, k: int, reduction: str) -> np.ndarray:
+    """How much each output counts: its weight, normalised for the mean."""
+    v = np.ones(k) if isinstance(multioutput, str) else np.asarray(multioutput, np.float64).reshape(k)
+    return v / v.sum() if reduction == "mean" else v
+
+
+def loss_value(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
+               multioutput: Any = "uniform_average", reduction: str = "mean",
+               nan_policy: str = "propagate", **params: float) -> np.ndarray:
+    """The loss as float64, following the contract's definitions."""
+    spec = definition(loss)
+    t, p, pred_shape = _as_2d(y_true, y_pred)
+    n, k = t.shape
+    w = _sample_weights(sample_weight, n)
+    e = spec.value(t, p, **params)
+    wk = np.repeat(w[:, None], k, axis=1)
+    if nan_policy == "omit":
+        drop = np.isnan(t) | np.isnan(p)
+        e = np.where(drop, 0.0, e)
+        wk = np.where(drop, 0.0, wk)
+    if reduction == "none":
+        return (e * w[:, None]).reshape(pred_shape)
+    sums = np.array([np.sum(wk[:, j] * e[:, j]) if nan_policy == "omit" else np.sum(w * e[:, j])
+                     for j in range(k)])
+    per_output = sums / wk.sum(axis=0) if reduction == "mean" else sums
+    if spec.root:
+        per_output = np.sqrt(per_output)
+    if isinstance(multioutput, str) and multioutput == "raw_values":
+        out_shape = np.asarray(y_pred).shape[1:] if np.ndim(y_pred) > 1 else ()
+        if np.ndim(y_true) > np.ndim(y_pred):
+            out_shape = ()
+        return per_output.reshape(out_shape)
+    return np.asarray(np.sum(_output_share(multioutput, k, reduction) * per_output))
+
+
+def mean_loss(loss: str, y_true: Any, y_pred: Any, sample_weight: Any = None,
+              **params: float) -> float:
+    """The default call: weighted mean over samples, outputs averaged uniformly."""
+    return float(loss_value(loss, y_true, y_pred, sample_weight=sample_weight, **params))
+
+
+def loss_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
+              multioutput: Any = "uniform_average", reduction: str = "mean",
+              nan_policy: str = "propagate", **params: float) -> np.ndarray:
+    """d loss / d y_pred in float64 for a scalar loss (chain rule, by hand)."""
+    spec = definition(loss)
+    t, p, pred_shape = _as_2d(y_true, y_pred)
+    n, k = t.shape
+    w = _sample_weights(sample_weight, n)
+    drop = (np.isnan(t) | np.isnan(p)) if nan_policy == "omit" else np.zeros((n, k), bool)
+    t, p = np.where(drop, 1.0, t), np.where(drop, 1.0, p)  # dropped: a harmless pair
+    de = spec.slope(t, p, **params) * w[:, None]
+    de = np.where(drop, 0.0, de)
+    v = _output_share(multioutput, k, reduction)
+    if reduction == "mean":
+        kept_weight = np.where(drop, 0.0, w[:, None]).sum(axis=0)
+        scale = v / kept_weight
+        if spec.root:
+            e = np.where(drop, 0.0, spec.value(t, p, **params))
+            m = (e * w[:, None]).sum(axis=0) / kept_weight
+            root = np.sqrt(m)
+            scale = np.where(root > 0, scale / (2 * np.where(root > 0, root, 1.0)), 0.0)
+            # Convention: an infinite RMSE (overflow or an infinite input) has a non-finite
+            # gradient, never 1 / inf = 0 (docs/conventions.md).
+            scale = np.where(np.isinf(root), np.inf, scale)
+    else:
+        scale = v
+    return np.where(drop, 0.0, de * scale[None, :]).reshape(pred_shape)
+
+
+def loss_hessian(loss: str, y_true: Any, y_pred: Any, *,
+                               sample_weight: Any = None, **params: float) -> np.ndarray:
+    """The Hessian d²loss / d y_pred² of the default mean loss of 1-D inputs, by hand.
+
+    For a loss without a root it is diagonal: ``wᵢ e''(rᵢ) / Σw``. For a root
+    (RMSE, ``m = Σ wᵢ e(rᵢ) / Σw``): ``H = (m''/(2√m)) - (m' m'ᵀ)/(4 m^{3/2})``.
+    """
+    spec = definition(loss)
+    t = np.asarray(y_true, np.float64).reshape(-1)
+    p = np.asarray(y_pred, np.float64).reshape(-1)
+    w = _sample_weights(sample_weight, t.size)
+    slope = w * spec.slope(t, p, **params) / w.sum()
+    curvature = np.diag(w * spec.curvature(t, p, **params) / w.sum())
+    if not spec.root:
+        return curvature
+    m = float(np.sum(w * spec.value(t, p, **params)) / w.sum())
+    return curvature / (2 * np.sqrt(m)) - np.outer(slope, slope) / (4 * m ** 1.5)
