@@ -55,6 +55,11 @@ STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.t
 #: The built-in losses drawn with other parameter values than their defaults, so what the
 #: parameter does shows: pinball at alpha = 0.9 and 0.1 (at 0.5 it is half of MAE).
 VARIANTS: dict[str, list[dict[str, float]]] = {"pinball": [{"alpha": 0.9}, {"alpha": 0.1}]}
+#: The derivative of each built-in, for the right panel's title (a registered loss has none).
+SLOPES = {"mse": "2r", "mae": "sign r (0 at r = 0)", "huber": "r inside δ, ±δ outside",
+          "pinball": "−α below 0, 1 − α above", "log_cosh": "tanh r"}
+FORMULAS = {"mse": "r²", "mae": "|r|", "huber": "½r² or δ(|r| − ½δ)",
+            "pinball": "α|r| below 0, (1 − α)r above", "log_cosh": "log cosh r"}
 #: Units of one sample's loss and of its derivative, for a residual in the target's units.
 UNITS = {"mse": ("units²", "units"), "mae": ("units", "no unit"), "huber": ("units²", "units"),
          "pinball": ("units", "no unit"),
@@ -130,9 +135,11 @@ def one_loss_figure(name: str) -> Path:
         slope_ax.plot([0.0], [0.0], "o", color="C0", markersize=4, label="0 at r = 0 (subgradient)")
     _axes_labels(value_ax, slope_ax, [name])
     value_ax.set_title(f"{_title(name, settings)}: loss"
-                       + ("\nquadratic inside |r| = δ (dotted), linear outside"
+                       + (f"\nℓ(r) = {FORMULAS[name]}" if name in FORMULAS else "")
+                       + (", quadratic inside |r| = δ (dotted)"
                           if any("delta" in p for p in settings) else ""))
-    slope_ax.set_title(f"{_title(name, settings)}: derivative")
+    slope_ax.set_title(f"{_title(name, settings)}: derivative"
+                       + (f"\ndℓ/dŷ = {SLOPES[name]}" if name in SLOPES else ""))
     handles, labels = slope_ax.get_legend_handles_labels()
     if len(settings) == 1 and name != "mae":  # one curve per panel: the titles say it all
         fig.tight_layout()

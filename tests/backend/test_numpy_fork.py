@@ -12,6 +12,7 @@ regression fails with a message instead of hanging.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -64,8 +65,10 @@ def _run(body: str) -> dict:
             assert name not in sys.modules, name  # nothing else starts threads
         print(json.dumps(result))
     """)
+    # The interpreter's default warning filters, whatever PYTHONWARNINGS the session has.
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONWARNINGS"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=4 * CHILD_TIMEOUT)
+                          timeout=4 * CHILD_TIMEOUT, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", done.stderr  # no warning either
     return json.loads(done.stdout)

@@ -55,15 +55,20 @@ def test_a_rank_without_data_takes_part(ranks) -> None:
 
 @pytest.mark.slow
 def test_different_accumulators_raise_on_every_rank(ranks) -> None:
-    for rank in ranks:
-        assert "differ in loss, parameters, multioutput or nan_policy" in rank["edge"]["options_differ"]
-        assert "outputs of different shapes" in rank["edge"]["shapes_differ"]
+    """The same ValueError on every rank, naming what differs (huber's delta, the shapes)."""
+    for case, named in (("options_differ", "delta"), ("shapes_differ", "different shapes")):
+        messages = [rank["edge"][case] for rank in ranks]
+        assert messages[0] == messages[1], messages
+        assert messages[0].startswith("mseplug.torch.all_reduce: the ranks' accumulators"), messages
+        assert named in messages[0], messages
 
 
 @pytest.mark.slow
 def test_ddp_training_gradients_equal_torch(ranks) -> None:
+    """Step by step, every gradient entry within float64 rounding (1e-15) of torch's own loss."""
     for rank in ranks:
-        assert rank["ddp"] == {"MSELoss": 0.0, "HuberLoss": 0.0}, rank["ddp"]
+        assert set(rank["ddp"]) == {"MSELoss", "HuberLoss"}
+        assert all(largest <= 1e-15 for largest in rank["ddp"].values()), rank["ddp"]
 
 
 def test_all_reduce_needs_an_initialised_group_and_an_accumulator() -> None:
