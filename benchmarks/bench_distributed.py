@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from mseplug._timing import interleaved
+from mseplug.cli.timing import interleaved
 
 
 def report(title: str, ours: str, medians: dict[str, float], goal: str = "") -> None:

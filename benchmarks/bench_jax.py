@@ -1,7 +1,7 @@
 """JAX backend speed: mseplug against the hand-written ``jnp`` expression, in one process.
 
 Two comparisons, each the median of repeats, A and B alternated so drift hits both
-(``mseplug._timing.compare``, the helper ``mseplug bench`` uses too):
+(``mseplug.cli.timing.compare``, the helper ``mseplug bench`` uses too):
 
 * under ``jax.jit``: ``jax.jit(lambda a, b: mseplug.mse(a, b))`` against
   ``jax.jit(lambda a, b: jnp.mean((a - b) ** 2))`` (and MAE), with
@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import mseplug
-from mseplug._bench_cases import GOAL
-from mseplug._timing import compare
+from mseplug.cli.bench_cases import GOAL
+from mseplug.cli.timing import compare
 
 HANDWRITTEN: dict[str, Callable[[Any, Any], Any]] = {
     "mse": lambda a, b: jnp.mean((a - b) ** 2),

@@ -2,7 +2,7 @@
 
 For each format it writes a pair of ``--rows``-row files (one float64 column,
 ``price``) to a temporary folder and measures, side by side in this process
-on the same files (warm page cache, ``mseplug._timing``):
+on the same files (warm page cache, ``mseplug.cli.timing``):
 
 * the reader alone: both files read whole with ``np.load``,
   ``pyarrow.csv.read_csv`` or ``pyarrow.parquet.read_table`` (the same column);
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 import mseplug
-from mseplug import _score
-from mseplug._timing import median_time
+from mseplug.cli import score as _score
+from mseplug.cli.timing import median_time
 
 GOAL = 1.5
 FORMATS = (".npy", ".csv", ".parquet")
@@ -86,7 +86,7 @@ CHILD = textwrap.dedent("""
     if what == "reader":
         bench_score.read_whole(true), bench_score.read_whole(pred)
     else:
-        from mseplug.cli import main
+        from mseplug.cli.main import main
         main(["score", str(true), str(pred), "--metric", what, "--format", "json", "--no-progress"])
     with open("/proc/self/status") as status:
         print(json.dumps(next(int(line.split()[1]) / 1024 for line in status

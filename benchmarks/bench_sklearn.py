@@ -1,7 +1,7 @@
 """The metric call behind the scorers: ``mseplug.mse`` against scikit-learn's, on small inputs.
 
 Side by side in one process on the same float64 data, median of repeats
-(``mseplug._timing.median_time``, shared with ``mseplug bench``). The performance
+(``mseplug.cli.timing.median_time``, shared with ``mseplug bench``). The performance
 goal, the one ``mseplug bench`` applies: ``mseplug.mse`` costs at least 25x less than
 ``sklearn.metrics.mean_squared_error`` on small inputs, with identical results. The
 hand-written NumPy expression is shown for scale. "identical" means bit for bit;
@@ -22,8 +22,8 @@ import numpy as np
 from sklearn.metrics import mean_squared_error
 
 import mseplug
-from mseplug._bench_cases import GOAL
-from mseplug._timing import median_time
+from mseplug.cli.bench_cases import GOAL
+from mseplug.cli.timing import median_time
 
 SIZES = (8, 1000)
 TARGET = GOAL["sklearn-mse-small"].value

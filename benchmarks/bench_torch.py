@@ -4,9 +4,9 @@ Run: ``python benchmarks/bench_torch.py [--repeats N] [--large N]``
 
 Each row times mseplug and its torch counterpart on the same tensors,
 alternating the two for ``repeats`` rounds and reporting the median time per
-call of each (so drift of the machine hits both alike; ``mseplug._timing.compare``,
+call of each (so drift of the machine hits both alike; ``mseplug.cli.timing.compare``,
 shared with ``mseplug bench``). The targets are the goals ``mseplug bench`` applies
-(``mseplug._bench_cases.GOALS``): forward on small tensors at most 1.1x the time of
+(``mseplug.cli.bench_cases.GOALS``): forward on small tensors at most 1.1x the time of
 ``F.mse_loss``/``F.l1_loss``; MSE forward+backward on 10^7 float32 at least 1.3x faster.
 
 On the default options mseplug runs the very ATen kernel ``F.mse_loss`` runs
@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 import mseplug
-from mseplug._bench_cases import GOAL
-from mseplug._timing import compare
+from mseplug.cli.bench_cases import GOAL
+from mseplug.cli.timing import compare
 from mseplug.torch import HuberLoss, MAELoss, MSELoss, RMSELoss
 
 #: Run-to-run spread of the median on this kind of measurement; larger gaps are real.

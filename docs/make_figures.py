@@ -12,7 +12,7 @@ Everything lands in ``docs/generated/`` (ignored by git, rebuilt every time):
   with and without an outlier, the minimisers (mean, median) marked;
 - ``tests/``: a copy of the test files, which the comparison page links to;
 - ``goals.md``: the goals table, generated from the goals ``mseplug bench``
-  applies (``mseplug._bench_cases.GOALS``);
+  applies (``mseplug.cli.bench_cases.GOALS``);
 - ``bench-ratios.png``, ``bench-scaling.png``, ``benchmarks.md`` and
   ``measured.md``: the benchmark charts and tables, drawn from
   ``benchmarks/results/bench.json`` (or ``--bench-json FILE``). ``--bench``
@@ -42,7 +42,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 import mseplug
-from mseplug._bench_cases import GOAL_SIZE, GOALS, count
+from mseplug.cli.bench_cases import GOAL_SIZE, GOALS, count
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -1,7 +1,7 @@
 """``mseplug bench``: the performance contract measured on this machine, every installed backend.
 
 Every figure is a ratio of medians measured side by side in this process on
-the same data (:mod:`mseplug._timing`), so a busy machine slows both sides
+the same data (:mod:`mseplug.cli.timing`), so a busy machine slows both sides
 alike. ``ratio`` is *anchor time / mseplug time*: above 1 means mseplug is
 faster. A row whose ratio is below its goal is flagged ``MISSED``. With
 ``--json`` the measurements are printed as one JSON object::
@@ -12,7 +12,7 @@ faster. A row whose ratio is below its goal is flagged ``MISSED``. With
 where each ROW holds ``backend, case, anchor, mseplug_s, anchor_s, ratio,
 goal, goal_value, met, mseplug_bytes, anchor_bytes`` and each POINT (with
 ``--scaling``) ``backend, loss, n, dtype, mseplug_s, anchor, anchor_s``. The
-goals come from :data:`mseplug._bench_cases.GOALS`.
+goals come from :data:`mseplug.cli.bench_cases.GOALS`.
 """
 
 from __future__ import annotations

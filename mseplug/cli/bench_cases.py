@@ -1,7 +1,7 @@
 """The cases ``mseplug bench`` times: each installed backend against its anchor, and its goals.
 
 Each function returns :class:`Row` records for one backend, timed side by
-side with :func:`mseplug._timing.compare`. ``ratio = anchor time / mseplug
+side with :func:`mseplug.cli.timing.compare`. ``ratio = anchor time / mseplug
 time``, so a goal ``>= 3`` means "at least 3 times faster" and ``>= 0.91``
 means "within 1.1 times the anchor's time".
 

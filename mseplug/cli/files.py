@@ -1,13 +1,13 @@
 """Chunked readers of prediction files (``.npy``, ``.csv``, ``.parquet``) for ``mseplug score``.
 
-Each format is a :class:`~mseplug._sources.Source` that yields float64 NumPy
+Each format is a :class:`~mseplug.cli.sources.Source` that yields float64 NumPy
 chunks of at most ``chunk_rows`` rows, ``(m,)`` for one column and ``(m, k)``
 for ``k``, so memory stays bounded by the chunk size whatever the file size:
 ``.npy`` is memory-mapped (or read in chunks from a pipe), CSV is read in
 blocks of whole lines that pyarrow parses, and Parquet through
 ``iter_batches`` without pre-buffering (both need ``pip install
 mseplug[files]``). Every problem with a file is an
-:class:`~mseplug._sources.InputError` whose one-line message names the file
+:class:`~mseplug.cli.sources.InputError` whose one-line message names the file
 and says what to do.
 
 Every file is opened exactly once (a named pipe can be read only once): the

@@ -1,9 +1,9 @@
 """``mseplug score``: the losses of prediction files, every metric in one streamed pass.
 
-The files are read chunk by chunk (:mod:`mseplug._files`) and each chunk
+The files are read chunk by chunk (:mod:`mseplug.cli.files`) and each chunk
 updates one :class:`~mseplug.Accumulator` per metric, so memory is bounded by
 the chunk size, not the file size. Every problem the user can fix is an
-:class:`~mseplug._sources.InputError` with a one-line message naming the file,
+:class:`~mseplug.cli.sources.InputError` with a one-line message naming the file,
 the rows and the fix; the command line turns it into exit code 2.
 """
 

@@ -2,7 +2,7 @@
 
 A :class:`Source` yields float64 NumPy chunks of rows; :func:`aligned` zips
 several sources whose chunk sizes differ. The formats live in
-:mod:`mseplug._files`.
+:mod:`mseplug.cli.files`.
 """
 
 from __future__ import annotations

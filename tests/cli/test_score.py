@@ -15,7 +15,7 @@ import pytest
 
 import mseplug
 from mseplug.cli import files as _files
-from mseplug.cli import main
+from mseplug.cli.main import main
 from mseplug.cli import progress as _progress
 
 pa = pytest.importorskip("pyarrow")
@@ -203,7 +203,7 @@ def test_missing_files_extra_is_one_line_with_the_fix(tmp_path: Path) -> None:
         script = textwrap.dedent(f"""
             import sys
             sys.modules["pyarrow"] = None  # as if the extra were not installed
-            from mseplug.cli import main
+            from mseplug.cli.main import main
             sys.exit(main(["score", {str(tmp_path / 't.npy')!r}, {str(tmp_path / f'p{suffix}')!r}]))
         """)
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -283,7 +283,7 @@ def test_memory_stays_bounded_for_20_million_rows(tmp_path: Path) -> None:
             writer.close()
     script = textwrap.dedent("""
         import json, resource, sys
-        from mseplug.cli import main
+        from mseplug.cli.main import main
 
         def peak_mb():
             # VmHWM belongs to this program's memory map; ru_maxrss would carry over the

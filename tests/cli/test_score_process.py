@@ -107,7 +107,8 @@ def test_a_closed_pipe_is_quiet(pair) -> None:
                               "mse", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert child.stdout is not None and child.stderr is not None
     child.stdout.close()  # the only reader: the child's write fails with EPIPE
-    err = child.stderr.read().decode()
+    with child.stderr:
+        err = child.stderr.read().decode()
     assert child.wait(timeout=120) == cli.EXIT_BROKEN_PIPE == 141
     assert err == ""
 
