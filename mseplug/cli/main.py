@@ -35,6 +35,21 @@ named by position, "1", "2", ... (--column 2 is the second). np.savetxt's output
 either way. Column names must be unique (a duplicated name is an error)."""
 
 
+def _metrics_help() -> str:
+    """The default metrics and the losses with a domain, from the registry."""
+    import textwrap
+
+    from mseplug.cli import metrics
+
+    domains = [f"{name} ({metrics.domain_text(name)})" for name in metrics.bounded_metrics()]
+    text = (f"Metrics: without --metric, every registered loss defined for all real numbers: "
+            f"{', '.join(metrics.default_metrics())}.")
+    if domains:
+        text += (f" A loss with a domain is scored only when named, and a value outside it is "
+                 f"an error naming the file and the row: {', '.join(domains)}.")
+    return textwrap.fill(text, width=92)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a one-line error (usage goes to ``--help``)."""
 
@@ -65,12 +80,13 @@ def _parser() -> argparse.ArgumentParser:
         "score", help="evaluate prediction files, streamed in chunks",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=SCORE_HELP,
-        epilog=f"{CSV_HELP}\n\n{EXIT_CODES}")
+        epilog=f"{_metrics_help()}\n\n{CSV_HELP}\n\n{EXIT_CODES}")
     score.add_argument("true", type=Path, help="targets: .npy, .csv or .parquet")
     score.add_argument("pred", type=Path, help="predictions, same rows and columns")
     score.add_argument("--metric", action="append", default=None, metavar="NAME[,NAME...]",
                        help="losses to compute, comma-separated, repeatable (--metric mse "
-                            "--metric mae = --metric mse,mae); default: every registered loss")
+                            "--metric mae = --metric mse,mae); default: every registered loss "
+                            "defined for all real numbers (see below)")
     score.add_argument("--weights", type=Path, help="sample weights, one per row (one column)")
     score.add_argument("--column", help="the column to score in .csv/.parquet files")
     score.add_argument("--all-columns", action="store_true",
@@ -165,12 +181,13 @@ def _broken_pipe() -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from mseplug.cli import metrics as _metrics
     from mseplug.cli import score as _score
 
-    metrics = _score.metrics_from(args.metric)
+    metrics = _metrics.metrics_from(args.metric)
     request = _score.Request(
         true=args.true, pred=args.pred, metrics=metrics,
-        params=_score.params_from(args.param, metrics), weights=args.weights,
+        params=_metrics.params_from(args.param, metrics), weights=args.weights,
         column=args.column, all_columns=args.all_columns, nan_policy=args.nan_policy,
         backend=args.backend, progress=not args.no_progress,
     )

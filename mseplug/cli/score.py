@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mseplug.cli import files as _files
+from mseplug.cli import metrics as _metrics
 from mseplug.cli import progress as _progress
 from mseplug.cli import sources as _sources
 from mseplug.cli.sources import InputError, Source, count
@@ -63,49 +63,6 @@ class Result:
     notes: list[str] = field(default_factory=list)  # one-line "warning: ..." / "note: ..." lines
     skipped: dict[str, dict[str, int]] | None = None  # --nan-policy omit: per metric
     no_header: list[str] = field(default_factory=list)  # CSV files without a header line
-
-
-def metrics_from(given: str | Sequence[str] | None) -> list[str]:
-    """The ``--metric`` list: every registered loss by default; unknown names are an error.
-
-    ``given`` is one comma-separated list or several (a repeated ``--metric``); each
-    metric is scored once, in the order first given.
-    """
-    import mseplug
-
-    known = mseplug.losses()
-    if given is None:
-        return list(known)
-    texts = [given] if isinstance(given, str) else list(given)
-    metrics = [name.strip() for text in texts for name in text.split(",") if name.strip()]
-    if not metrics:
-        shown = " ".join(f"--metric {text!r}" for text in texts)
-        raise InputError(f"{shown} names no metric; choose from {', '.join(known)}")
-    unknown = [name for name in metrics if name not in known]
-    if unknown:
-        raise InputError(f"--metric: unknown {', '.join(map(repr, unknown))}; choose from "
-                         f"{', '.join(known)}")
-    return list(dict.fromkeys(metrics))
-
-
-def params_from(settings: Sequence[str], metrics: Sequence[str]) -> dict[str, float]:
-    """``--param NAME=VALUE`` settings; each must be a parameter of at least one metric."""
-    import mseplug
-
-    params: dict[str, float] = {}
-    for setting in settings:
-        name, equals, value = (part.strip() for part in setting.partition("="))
-        try:
-            params[name] = float(value)
-        except ValueError:
-            equals = ""
-        if not equals or not name:
-            raise InputError(f"--param {setting!r}: expected NAME=NUMBER, e.g. delta=2")
-    takes = {name for metric in metrics for name in mseplug.get_loss(metric).loss.params}
-    unused = sorted(set(params) - takes)
-    if unused:
-        raise InputError(f"--param {unused[0]}: none of the metrics {', '.join(metrics)} takes it")
-    return params
 
 
 def score(request: Request) -> Result:
@@ -198,11 +155,12 @@ def _one_pass(request: Request, true: Source, pred: Source, weight: Source | Non
 
     omit_or_propagate = "propagate" if request.nan_policy == "raise" else request.nan_policy
     accumulators = {
-        metric: mseplug.Accumulator(metric, nan_policy=omit_or_propagate, **{
-            name: value for name, value in request.params.items()
-            if name in mseplug.get_loss(metric).loss.params})
+        metric: mseplug.Accumulator(metric, nan_policy=omit_or_propagate,
+                                    **_metrics.own_params(metric, request.params))
         for metric in request.metrics
     }
+    domains = {metric: bounds for metric in request.metrics
+               if (bounds := _metrics.bounds_of(metric, request.params))}
     backend = resolve(None, None, request.backend)
     sources = [true, pred] + ([weight] if weight is not None else [])
     streams = [source.chunks(_files.CHUNK_ROWS) for source in sources]
@@ -215,6 +173,9 @@ def _one_pass(request: Request, true: Source, pred: Source, weight: Source | Non
                 nan_pred = _scan(y_pred, pred, start, request.nan_policy, scan)
                 if nan_true or nan_pred:
                     _count_nan(y_true, y_pred, scan)
+                for metric, bounds in domains.items():
+                    _metrics.check_domain(metric, bounds, {"y_true": (y_true, true),
+                                                           "y_pred": (y_pred, pred)}, start)
                 if w is not None:
                     with np.errstate(over="ignore"):
                         total += float(w.sum())

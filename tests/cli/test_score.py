@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from loss_table import NAMES, domains, in_domain, in_every_domain
 
 import mseplug
 from mseplug.cli import files as _files
-from mseplug.cli.main import main
 from mseplug.cli import progress as _progress
+from mseplug.cli.main import main
 
 pa = pytest.importorskip("pyarrow")
 pcsv = pytest.importorskip("pyarrow.csv")
@@ -55,10 +56,53 @@ def test_npy_streams_every_metric_in_one_pass(tmp_path: Path, capsys, monkeypatc
     code, out, _ = score(capsys, str(tmp_path / "t.npy"), str(tmp_path / "p.npy"), "--weights",
                          str(tmp_path / "w.npy"), "--format", "json")
     report = json.loads(out)
-    assert code == 0 and report["rows"] == 1000 and list(report["metrics"]) == list(mseplug.losses())
+    everywhere = [name for name in NAMES if name not in domains()]  # the default: any real data
+    assert everywhere and code == 0 and report["rows"] == 1000
+    assert list(report["metrics"]) == everywhere
     for loss, value in report["metrics"].items():
         expected = float(mseplug.get_loss(loss)(y_true, y_pred, sample_weight=w))
         assert value == pytest.approx(expected, rel=1e-12), loss
+    # every registered loss, named, on data inside every domain: still one pass
+    y_true, y_pred = in_every_domain(y_true, y_pred)
+    np.save(tmp_path / "t.npy", y_true)
+    np.save(tmp_path / "p.npy", y_pred)
+    code, out, _ = score(capsys, str(tmp_path / "t.npy"), str(tmp_path / "p.npy"), "--weights",
+                         str(tmp_path / "w.npy"), "--metric", ",".join(NAMES), "--format", "json")
+    report = json.loads(out)
+    assert code == 0 and report["rows"] == 1000 and list(report["metrics"]) == list(NAMES)
+    for loss, value in report["metrics"].items():
+        expected = float(mseplug.get_loss(loss)(y_true, y_pred, sample_weight=w))
+        assert value == pytest.approx(expected, rel=1e-12), loss
+
+
+def test_a_loss_with_a_domain_is_scored_only_when_named(tmp_path: Path, capsys, rng) -> None:
+    """Ordinary data (negative values, zeros) never stops the default run; a loss with a
+    domain, named, scores data inside it and refuses a value outside it in one line naming
+    the file, the row and the bound."""
+    assert domains(), "no registered loss has a domain"
+    y_true, y_pred = rng.normal(size=(2, 300))
+    np.save(tmp_path / "t.npy", y_true)
+    np.save(tmp_path / "p.npy", y_pred)
+    code, out, err = score(capsys, str(tmp_path / "t.npy"), str(tmp_path / "p.npy"), "--json")
+    assert code == 0 and err == "" and not set(json.loads(out)["metrics"]) & set(domains())
+    for name in domains():
+        loss = mseplug.get_loss(name).loss
+        inside = dict(zip(("y_true", "y_pred"), in_domain(name, y_true, y_pred)))
+        for arg, values in inside.items():
+            np.save(tmp_path / f"{arg}.npy", values)
+        files = [str(tmp_path / "y_true.npy"), str(tmp_path / "y_pred.npy")]
+        code, out, _ = score(capsys, *files, "--metric", name, "--json")
+        expected = float(mseplug.get_loss(name)(inside["y_true"], inside["y_pred"]))
+        assert code == 0 and json.loads(out)["metrics"] == {name: pytest.approx(expected)}
+        for arg, bound in loss.bounds(loss.check_params({})).items():
+            for other, values in inside.items():
+                np.save(tmp_path / f"{other}.npy", values)
+            outside = inside[arg].copy()
+            outside[[41, 250]] = bound.low - 1.5  # rows 42 and 251
+            np.save(tmp_path / f"{arg}.npy", outside)
+            err = error_of(capsys, *files, "--metric", f"mse,{name}")
+            assert f"{arg}.npy row 42: {name} is defined for {arg} {bound.describe()}" in err, err
+            assert f"{arg} is {bound.low - 1.5:g}" in err and "--metric" in err, err
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -119,7 +163,7 @@ def test_errors_name_the_file_the_rows_and_the_fix(tmp_path: Path, capsys) -> No
         (a, str(tmp_path / "b.npy")): ["a.npy has 10 rows", "b.npy has 12 rows"],
         (a, str(tmp_path / "row.npy")): ["(1, 10)", "one row of 10 values", "reshape(-1)"],
         (a, a, "--metric", ""): ["--metric", "names no metric", "mse"],
-        (a, a, "--metric", "msle"): ["'msle'", "choose from"],
+        (a, a, "--metric", "msse"): ["'msse'", "choose from", *NAMES],
         (a, a, "--metric", "mse", "--param", "delta=2"): ["delta", "none of the metrics"],
         (a, str(tmp_path / "none.npy")): ["none.npy: no such file"],
         (a, str(tmp_path / "bad.npy")): ["bad.npy: not a readable .npy file"],
