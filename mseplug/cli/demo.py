@@ -3,18 +3,23 @@
 The house-price example shows why squares matter (the raw errors cancel, the
 squared ones do not); a small linear regression shows values and gradients.
 Each row is computed by every backend in float64; the last two columns are
-the largest differences between backends.
+the largest differences between backends. A loss with a domain (its record's
+``domain``: msle takes values above -1) gets a problem's truth and predictions
+shifted by a whole number into it, the same for both (so the residuals stay),
+and the row says so: ``regression (+7)``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import mseplug
+from mseplug.cli import metrics as _metrics
 
 
 def _libraries() -> dict[str, tuple[Callable[[np.ndarray], Any], Callable[[Any], np.ndarray]]]:
@@ -54,12 +59,27 @@ def problems() -> list[tuple[str, np.ndarray, np.ndarray, dict[str, Any]]]:
     ]
 
 
+def shift(loss: str, y_true: np.ndarray, y_pred: np.ndarray) -> int:
+    """The smallest whole number that, added to both ``y_true`` and ``y_pred``, moves every
+    value inside the loss's domain (at its default parameters); 0 when they already are."""
+    record = mseplug.get_loss(loss).loss
+    needed = 0
+    for arg, bound in record.bounds(record.check_params({})).items():
+        lowest = float(np.min({"y_true": y_true, "y_pred": y_pred}[arg]))
+        if lowest < bound.low or (lowest == bound.low and not bound.inclusive):
+            needed = max(needed, math.floor(bound.low - lowest) + 1)
+    return needed
+
+
 def rows() -> tuple[list[str], list[list[str]]]:
     libs = _libraries()
     header = ["problem", "loss", *libs, "max |Δ value|", "max |Δ grad|"]
     table = []
-    for title, y_true, y_pred, options in problems():
+    for problem, y_true_0, y_pred_0, options in problems():
         for loss in mseplug.losses():
+            offset = shift(loss, y_true_0, y_pred_0)
+            y_true, y_pred = y_true_0 + offset, y_pred_0 + offset
+            title = f"{problem} (+{offset})" if offset else problem
             values, grads = [], []
             for to_lib, to_numpy in libs.values():
                 extra = {k: to_lib(v) for k, v in options.items()}
@@ -90,6 +110,11 @@ def run() -> int:
     print(f"  d MSE / d y_pred = {grad.tolist()}  (2·residual / n)\n")
     header, table = rows()
     print(format_table(header, table))
+    shifted = [loss for loss in mseplug.losses()
+               if any(shift(loss, y_true, y_pred) for _, y_true, y_pred, _ in problems())]
+    if shifted:
+        domains = "; ".join(f"{loss}: {_metrics.domain_text(loss)}" for loss in shifted)
+        print(f"\n(+k): the truth and the predictions plus k, inside the loss's domain ({domains})")
     worst = max(max(float(r[-2]), float(r[-1])) for r in table)
     print(f"\nBackends: {', '.join(header[2:-2])}. Largest cross-backend difference: {worst:.1e}")
     return 0

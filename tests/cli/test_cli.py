@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import numpy as np
+from loss_table import NAMES
 
+from mseplug.cli import demo as _demo
 from mseplug.cli import sources as _sources
 
 
@@ -27,3 +29,6 @@ def test_python_m_mseplug_demo_prints_the_table() -> None:
     assert "house prices" in result.stdout and "Largest cross-backend difference" in result.stdout
     worst = float(result.stdout.rsplit("difference:", 1)[1].strip())
     assert worst < 1e-9
+    lines = result.stdout.splitlines()
+    for name in NAMES:  # every registered loss on every problem, those with a domain included
+        assert sum(f"  {name}  " in line for line in lines) == len(_demo.problems()), name
