@@ -187,8 +187,10 @@ class Backend:
         return bool(xp.any(xp.isnan(x)))
 
     def weight_summary(self, xp: Namespace, weight: Array) -> tuple[float, float, bool]:
-        """``(Σw, min w, all finite)`` of the sample weights."""
-        return float(xp.sum(weight)), float(xp.min(weight)), bool(xp.all(xp.isfinite(weight)))
+        """``(Σw, min w, all finite)`` of the sample weights (a sum beyond the dtype is inf:
+        the weights are then scaled, quietly, for a library that computes with NumPy too)."""
+        with np.errstate(over="ignore"):
+            return float(xp.sum(weight)), float(xp.min(weight)), bool(xp.all(xp.isfinite(weight)))
 
     def output_weights(self, xp: Namespace, weights: Any, output_shape: tuple[int, ...],
                        like: Array) -> Any:
@@ -266,6 +268,12 @@ class Backend:
             return x
         with np.errstate(over="ignore"):  # inf where the true value exceeds the dtype
             return times_power_of_two(x, exponent)
+
+    def unscaled_statistics(self, statistics: ScaledStatistics) -> tuple[Array, Array]:
+        """``(S, W)`` in the caller's weight units: times ``2**exponent`` (``inf`` where that
+        exceeds the widest float)."""
+        return (self.times_power_of_two(statistics.total, statistics.exponent),
+                self.times_power_of_two(statistics.weight, statistics.exponent))
 
     def finish(self, value: Array, checked: Checked) -> Array:
         """A hook on the final value (the built-ins warn here when a loss overflowed)."""

@@ -23,8 +23,10 @@ class Checked(NamedTuple):
     sample_weight: Array | None
     output_weights: Array | None  # checked output weights (a float64 NumPy vector), or None
     shape: tuple[int, ...]  # the common shape, (n_samples, *outputs)
-    #: sample_weight was divided by 2**weight_exponent (see mseplug._reduce.weight_exponent)
+    #: sample_weight was divided by 2**weight_exponent (see mseplug.engine.finalize.weight_exponent)
     weight_exponent: int = 0
+    #: output weights of a sum were divided by 2**output_exponent (relative_output_weights)
+    output_exponent: int = 0
 
 
 def unscaled(backend: Hooks, checked: Checked, options: Options | None, *values: Array
@@ -36,7 +38,7 @@ def unscaled(backend: Hooks, checked: Checked, options: Options | None, *values:
     then in their own dtype again: ``inf`` where the true sum exceeds it); a
     mean is a ratio of two sums over the same weights, so it needs nothing.
     """
-    exponent = checked.weight_exponent
+    exponent = checked.weight_exponent + (checked.output_exponent if options is not None else 0)
     if exponent == 0 or (options is not None and options.reduction != "sum"):
         return values
     results = []
@@ -96,7 +98,7 @@ def check_inputs(backend: Hooks, options: Options, y_true: Any, y_pred: Any, sam
                 if outside is not None:
                     raise domain_error(options.loss.name, name, bounds[name],
                                        tuple(array.shape), *outside)
-    weight, exponent = None, 0
+    weight, exponent, output_exponent = None, 0, 0
     if sample_weight is not None:
         weight = backend.convert(sample_weight, "sample_weight", like=pred)
         v.check_kind("sample_weight", backend.kind(xp, weight.dtype), weight.dtype)
@@ -112,9 +114,10 @@ def check_inputs(backend: Hooks, options: Options, y_true: Any, y_pred: Any, sam
                     weight = scaled_weights(backend, weight, exponent)
     output_weights = None
     if options.weighted_outputs:
-        output_weights = relative_output_weights(
-            options, backend.output_weights(xp, options.multioutput, shape[1:], pred))
-    return Checked(true, pred, weight, output_weights, shape, exponent)
+        output_weights, output_exponent = relative_output_weights(
+            options, backend.output_weights(xp, options.multioutput, shape[1:], pred),
+            scale_sums=backend.readable(pred))
+    return Checked(true, pred, weight, output_weights, shape, exponent, output_exponent)
 
 
 def scaled_weights(backend: Hooks, weight: Array, exponent: int) -> Array:

@@ -101,15 +101,31 @@ class ScaledStatistics(NamedTuple):
     total: Any
     weight: Any
     exponent: Any = 0
+    #: Whether every input was finite (lazy for Dask, where statistics beyond float64 warn when
+    #: computed; eager libraries check when their statistics are unscaled).
+    finite: Any = True
 
 
-def relative_output_weights(options: Options, output_weights: Any) -> Any:
-    """Checked output weights for the engine: float64 NumPy ones divided by their largest for a
-    mean (which they weigh alike), so that no narrower dtype, and no compiled division that
-    flushes a subnormal reciprocal to zero (XLA), turns ``[1e308, 1e308]`` into NaN."""
-    if options.reduction == "mean" and isinstance(output_weights, np.ndarray):
-        return output_weights / output_weights.max()
-    return output_weights
+def relative_output_weights(options: Options, output_weights: Any, *, scale_sums: bool = True
+                            ) -> tuple[Any, int]:
+    """Checked output weights for the engine, and the exponent a sum is to be multiplied back by.
+
+    Float64 NumPy ones are divided by their largest for a mean (which they weigh alike), so
+    that no narrower dtype, and no compiled division that flushes a subnormal reciprocal to
+    zero (XLA), turns ``[1e308, 1e308]`` into NaN. For a sum (linear in them) they are divided
+    by a power of two near their largest, ``2**exponent``, which the sum is multiplied back by
+    with the sample weights' (so ``[1e307]`` times sums over weights of ``2**-1000`` is the
+    finite number it is, not an intermediate overflow). ``scale_sums=False`` leaves a sum's
+    weights as they are (a lazy value multiplies them in itself, warning if it overflows)."""
+    if not isinstance(output_weights, np.ndarray):
+        return output_weights, 0
+    largest = float(output_weights.max())
+    if options.reduction == "mean":
+        return output_weights / largest, 0
+    if not scale_sums:
+        return output_weights, 0
+    exponent = math.frexp(largest)[1]
+    return np.ldexp(output_weights, -exponent), exponent
 
 
 def _output_share(xp: Namespace, options: Options, output_weights: Array | None, like: Array

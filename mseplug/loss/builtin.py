@@ -135,9 +135,9 @@ def poisson_deviance(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
     """``e = 2 (y log(y / ŷ) - y + ŷ)``, 0 log 0 = 0: ``2 y g((ŷ - y) / y)`` with
     ``g(x) = x - log1p(x)`` (:func:`x_minus_log1p`), ``2 ŷ`` at ``y = 0``; exact to rounding when
     the prediction is close, where the direct form cancels."""
-    positive = y_true > 0
-    t = xp.where(positive, y_true, xp.ones_like(y_true))  # no division by a zero target
-    return 2 * xp.where(positive, t * x_minus_log1p(xp, (y_pred - t) / t), y_pred)
+    zero = y_true == 0  # (NaN is not zero: it stays NaN)
+    t = xp.where(zero, xp.ones_like(y_true), y_true)  # no division by a zero target
+    return 2 * xp.where(zero, y_pred, t * x_minus_log1p(xp, (y_pred - t) / t))
 
 
 def poisson_deviance_derivative(xp: Namespace, y_true: Array, y_pred: Array) -> Array:

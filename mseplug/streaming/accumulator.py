@@ -102,7 +102,7 @@ class Accumulator:
         if int(count) == 0:
             return
         total, weight = _float64(total), _float64(weight)
-        if not np.isfinite(total).all():
+        if np.isinf(total).any() or np.isinf(weight).any():
             _warn_if_overflowed(backend, checked)
         self._add(total, weight, int(exponent), int(count), checked.shape[1:], merging=False)
 
@@ -230,11 +230,11 @@ def _sqrt(xp: Any, x: Any) -> Any:
 
 
 def _warn_if_overflowed(backend: Any, checked: Any) -> None:
-    """A LossOverflowWarning when a batch's float64 sums are not finite although its inputs are."""
+    """A LossOverflowWarning when a batch's float64 sums are inf although no input is."""
     xp = backend.namespace(checked.y_pred)
-    finite = [xp.all(xp.isfinite(x)) for x in (checked.y_true, checked.y_pred)
-              if backend.kind(xp, x.dtype) == "f"]
-    if all(bool(np.asarray(flag)) for flag in backend.fetch(tuple(finite))):
+    infinite = [xp.any(xp.isinf(x)) for x in (checked.y_true, checked.y_pred)
+                if backend.kind(xp, x.dtype) == "f"]
+    if not any(bool(np.asarray(flag)) for flag in backend.fetch(tuple(infinite))):
         _overflow.warn("float64")
 
 

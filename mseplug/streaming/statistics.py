@@ -94,7 +94,7 @@ def _warn_if_overflowed(backend: Any, checked: Any, total: Array, weight: Array)
     xp = backend.namespace(total)
     if bool(xp.all(xp.isfinite(total))) and bool(xp.all(xp.isfinite(weight))):
         return
-    if all(bool(xp.all(xp.isfinite(x))) for x in (checked.y_true, checked.y_pred)):
+    if not any(bool(xp.any(xp.isinf(x))) for x in (checked.y_true, checked.y_pred)):
         _overflow.warn_statistics()
 
 
@@ -169,6 +169,6 @@ def loss_from_statistics(
         if hasattr(flat, "shape") and len(flat.shape) > 1:
             flat = xp.reshape(flat, (-1,)) if chosen.owns(flat) else flat.reshape(-1)
         checked = chosen.output_weights(xp, flat, output_shape, total)
-        output_weights = output_weights_like(chosen, options,
-                                             relative_output_weights(options, checked), total)
+        relative, _ = relative_output_weights(options, checked)  # a mean: no exponent
+        output_weights = output_weights_like(chosen, options, relative, total)
     return finalize.finalize(xp, options, total, weight, output_shape, output_weights, chosen.sqrt)

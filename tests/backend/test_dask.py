@@ -80,7 +80,7 @@ def test_every_call_stays_lazy_and_equals_numpy(client, loss) -> None:
         keywords = {"multioutput": case["multioutput"], "nan_policy": case["nan_policy"]}
         lazy.append(function(t, p, sample_weight=w, **keywords))
         expected.append(cases.one_shot(loss, case))
-    case = cases.data("weighted", n=4000)
+    case = cases.data("weighted", n=4000, loss=loss)
     t, p, w = (chunked(case[key], 700) for key in ("y_true", "y_pred", "sample_weight"))
     lazy.append(function(t, p, sample_weight=w, nan_policy="raise"))
     expected.append(cases.one_shot(loss, case))

@@ -33,9 +33,10 @@ from typing import Any
 import invariants_cases as ic
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 from invariants_cases import LIBRARIES, NAMES, Case, Spec, assert_close, assert_identical, to_numpy
+from loss_table import in_domain
 from reference import loss_grad, loss_hessian, loss_value
 
 import mseplug
@@ -110,19 +111,23 @@ def representable(S: Any, W: Any) -> bool:
 
 
 def assert_statistics(found: Any, expected: Any, want: tuple[Any, Any],
-                      records: list[warnings.WarningMessage], what: str) -> None:
+                      records: list[warnings.WarningMessage], what: str, *,
+                      ours_overflowed: bool = True) -> None:
     """The loss from summed statistics: the one-call loss, quietly, where the statistics are
-    representable (``want``: the exact sums); else not a finite number, and a warning said so."""
+    representable (``want``: the exact sums); else not a finite number, and a warning said so
+    when mseplug's own statistics overflowed (``ours_overflowed``; not when only the caller's sum
+    of finite parts did)."""
     if representable(*want):
         assert_close(found, expected, RTOL, what)
         assert_quiet(records, expected, what)
         return
-    found = np.asarray(to_numpy(found), np.float64)
+    found = np.asarray(to_numpy(found), np.float64).ravel()
+    expected = np.broadcast_to(np.asarray(expected, np.float64).ravel(), found.shape)
     finite = np.isfinite(found)
     if finite.any():  # a finite answer is allowed only when it is the right one
-        assert_close(found[finite], np.asarray(expected, np.float64).ravel()[finite.ravel()]
-                     if np.ndim(expected) else expected, RTOL, what)
-    if not finite.all():
+        assert_close(found[finite], expected[finite], RTOL, what)
+    overflowed = ~finite & ~np.isnan(expected)  # NaN expected: a NaN input, propagated
+    if overflowed.any() and ours_overflowed:
         assert any(issubclass(r.category, mseplug.LossOverflowWarning) for r in records), \
             f"{what}: statistics beyond float64 came back without a LossOverflowWarning"
 
@@ -228,15 +233,17 @@ def test_parts_give_the_one_call_loss(loss: str, data: st.DataObject) -> None:
 
     # loss_from_statistics of the summed sufficient_statistics of the parts.
     with recorded() as records:
-        total, weight = 0.0, 0.0
+        total, weight, ours_overflowed = 0.0, 0.0, False
         for t, p, w in parts:
             S, W = mseplug.sufficient_statistics(loss, t, p, sample_weight=w,
                                                  nan_policy=case.nan_policy, **case.params)
+            ours_overflowed |= bool(np.isinf(to_numpy(S)).any() or np.isinf(to_numpy(W)).any())
             with np.errstate(over="ignore"):  # the caller's own sum of parts
                 total, weight = total + to_numpy(S), weight + to_numpy(W)
         found = statistics_loss(loss, total, weight, case.multioutput, case.params)
     assert_statistics(to_numpy(found).ravel(), expected.ravel(), ic.reference_statistics(case),
-                      records, "loss_from_statistics of the summed statistics of the parts")
+                      records, "loss_from_statistics of the summed statistics of the parts",
+                      ours_overflowed=ours_overflowed)
 
 
 def statistics_loss(loss: str, S: Any, W: Any, multioutput: Any, params: dict[str, float]) -> Any:
@@ -262,9 +269,9 @@ STATISTICS_CASES = [(library, dtype) for library in LIBRARIES
 @pytest.mark.parametrize(("library", "dtype"), STATISTICS_CASES)
 def test_statistics_are_float64_whatever_the_batch_dtype(library: str, dtype: str) -> None:
     """sufficient_statistics of a batch of any float dtype are float64 (in y_pred's library)."""
-    t = ic.to_library(np.array([0.0, 1.0, 2.0]), library, dtype)
-    p = ic.to_library(np.array([0.5, 3.0, -1.0]), library, dtype)
     for loss in NAMES:
+        t, p = in_domain(loss, np.array([0.0, 1.0, 2.0]), np.array([0.5, 3.0, -1.0]))
+        t, p = ic.to_library(t, library, dtype), ic.to_library(p, library, dtype)
         S, W = mseplug.sufficient_statistics(loss, t, p, **ic.example_params(loss))
         assert (ic.dtype_name(S), ic.dtype_name(W)) == ("float64", "float64"), (
             f"{loss}: statistics of a {dtype} batch in {library} are {ic.dtype_name(S)}, not float64")
@@ -274,7 +281,7 @@ def test_statistics_are_float64_whatever_the_batch_dtype(library: str, dtype: st
 def test_loss_from_statistics_takes_the_params(loss: str) -> None:
     """Generic code passes the same params to sufficient_statistics and loss_from_statistics."""
     params = ic.example_params(loss)
-    t, p = np.array([0.0, 1.0, 2.0]), np.array([0.5, 3.0, -1.0])
+    t, p = in_domain(loss, np.array([0.0, 1.0, 2.0]), np.array([0.5, 3.0, -1.0]))
     S, W = mseplug.sufficient_statistics(loss, t, p, **params)
     assert_close(mseplug.loss_from_statistics(loss, S, W, **params),
                  loss_value(loss, t, p, **params), RTOL, f"{loss} from its statistics")
@@ -656,8 +663,13 @@ def dtype_rule_case(data: st.DataObject, true_dtypes: tuple[str, ...], pred_dtyp
     shape = () if true_library == "scalar" else (4,)
     rng = np.random.default_rng(data.draw(st.integers(0, 1000), label="seed"))
     bools = "bool" in (true_dtype, pred_dtype)
+    bounds = mseplug.get_loss(loss).loss.bounds(tuple(ic.example_params(loss).values()))
+    assume(not (bools and bounds))  # 0 and 1 are not inside every domain
     truth = rng.integers(0, 2, shape) if bools else rng.integers(-3, 4, shape).astype(float)
     prediction = rng.integers(0, 2, shape) if bools else rng.integers(-3, 4, shape).astype(float)
+    if bounds:  # small integers inside the domain: exact in every dtype still
+        shift = max(math.floor(bound.low) + 1 for bound in bounds.values())
+        truth, prediction = shift + np.abs(truth), shift + np.abs(prediction)
     if true_library == "scalar":
         t: Any = float(truth)
     elif true_library == "list":
@@ -700,7 +712,7 @@ def test_integers_and_bools_become_the_default_float(data: st.DataObject) -> Non
         dtype_rule_case(data, integers, TYPED)
 
 
-def dtype_tolerance(dtype: str, n: int, k: int) -> float:
+def dtype_tolerance(dtype: str, n: int, k: int, loss: str = "mse", library: str = "numpy") -> float:
     """How far a loss of inputs in ``dtype`` may be from the float64 value of the same rounded inputs.
 
     Every built-in term is nonnegative, so the relative error of a sum is at most the largest
@@ -714,10 +726,19 @@ def dtype_tolerance(dtype: str, n: int, k: int) -> float:
       by the weights: 2 U; the root and the final cast to the dtype: 2u.
     So 10u + (n + k + 2) U. Summing float16 in float16 is off by ~n u (stagnation from n ~ 2000
     on) and overflows above 65504: the n drawn below reach 2000, well past this bound.
+    A loss of the pair forms its terms with more operations (two logs and a division for msle,
+    a division and a 16-term series of x - log1p(x) for the Poisson deviance), and x - log1p(x)
+    just above |x| = 0.1 (where the series hands over) amplifies the error of log1p about
+    20-fold: a term may be off by up to 200u there. XLA's own log1p (JAX on CPU) is 2.7e-14
+    off in float64 near x = -0.41 (about 250u, where x - log1p(x) amplifies it 4-fold): 1100u
+    for JAX. (A correction such as Goldberg's, log(u)·x/(u - 1), does not survive jit: XLA
+    simplifies (1 + x) - 1 to x.)
     """
     u = ic.float_eps(dtype) / 2
     big_u = (ic.float_eps("float64") if dtype == "float64" else ic.float_eps("float32")) / 2
-    return 10 * u + (n + k + 2) * big_u
+    residual = mseplug.get_loss(loss).loss.residual
+    term = 10 if residual else (1102 if library == "jax" and dtype == "float64" else 202)
+    return term * u + (n + k + 2) * big_u
 
 
 def subnormal_tolerance(dtype: str) -> float:
@@ -751,7 +772,7 @@ def test_every_dtype_agrees_with_float64(loss: str, data: st.DataObject) -> None
     reference = loss_value(loss, case.y_true, case.y_pred, **case.keywords(**options))
     assert ic.dtype_name(got) == dtype
     if np.all(np.abs(reference) < 0.5 * ic.largest(dtype)):
-        assert_close(got, reference, dtype_tolerance(dtype, n, case.k),
+        assert_close(got, reference, dtype_tolerance(dtype, n, case.k, loss, library),
                      f"{library} {dtype} reduction={reduction}", atol=subnormal_tolerance(dtype))
         assert_quiet(records, reference, f"{library} {dtype}")
 
@@ -1042,7 +1063,7 @@ def fast_calls(draw: st.DrawFn) -> dict[str, Any]:
 def fast_inputs(call: dict[str, Any]) -> tuple[Any, ...]:
     rng = np.random.default_rng(call["seed"])
     shape = (call["n"],) if call["columns"] is None else (call["n"], call["columns"])
-    t, p = rng.normal(size=shape), rng.normal(size=shape)
+    t, p = in_domain(call["loss"], rng.normal(size=shape), rng.normal(size=shape))
     if call["nan"]:
         p.reshape(-1)[int(rng.integers(p.size))] = np.nan
     w = None if call["weights"] is None else rng.uniform(0.0, 2.0, size=call["n"]) * call["weights"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from equivalence_cases import Case, check_case
 from libraries import installed_backends
-from loss_table import call, rows
+from loss_table import call, in_domain, rows
 
 import mseplug
 
@@ -20,8 +20,8 @@ def test_jax_check_grads(loss: str, params: dict, weighted: bool) -> None:
     from jax.test_util import check_grads
 
     rng = np.random.default_rng(7)
-    y_true = jax.numpy.asarray(rng.normal(size=(6, 2)))
-    y_pred = jax.numpy.asarray(rng.normal(size=(6, 2)))  # no ties: the losses are smooth here
+    y_true, y_pred = in_domain(loss, rng.normal(size=(6, 2)), rng.normal(size=(6, 2)))
+    y_true, y_pred = jax.numpy.asarray(y_true), jax.numpy.asarray(y_pred)  # no ties: smooth here
     w = jax.numpy.asarray(rng.uniform(0.2, 1.5, size=6)) if weighted else None
 
     def f(p):
@@ -36,9 +36,9 @@ def test_jax_check_grads(loss: str, params: dict, weighted: bool) -> None:
 def test_torch_gradcheck_with_output_weights_and_omit(loss: str, params: dict) -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(8)
-    y_true = torch.tensor(rng.normal(size=(5, 3)))
+    y_true, y_pred = in_domain(loss, rng.normal(size=(5, 3)), rng.normal(size=(5, 3)))
+    y_true, y_pred = torch.tensor(y_true), torch.tensor(y_pred, requires_grad=True)
     y_true[1, 2] = float("nan")
-    y_pred = torch.tensor(rng.normal(size=(5, 3)), requires_grad=True)
 
     def f(p):
         return call(loss, y_true, p, multioutput=[0.2, 0.3, 0.5], nan_policy="omit", **params)

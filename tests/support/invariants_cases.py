@@ -238,12 +238,16 @@ class Spec:
                 sign = rng.choice([-1.0, 1.0], size=flat_t.shape)
                 flat_t[kink] = 0.0
                 flat_p[kink] = sign[kink] * delta
+        from loss_table import in_domain
+
+        y_true, y_pred = in_domain(self.loss, y_true, y_pred, **self.params)  # ties stay ties
         y_true, y_pred = round_to(y_true, self.dtype), round_to(y_pred, self.dtype)
         if self.nans:
             for array in (y_true, y_pred):
                 flat = array.reshape(self.n, -1)
+                kept = flat[anchor].copy()  # the anchor row keeps its values (no NaN there)
                 flat[rng.random(flat.shape) < 0.2] = np.nan
-                flat[anchor] = np.nan_to_num(flat[anchor])
+                flat[anchor] = kept
         weight = None
         if self.weight_scale is not None:
             base = rng.uniform(0.1, 1.0, size=self.n)

@@ -9,9 +9,11 @@ loss without an entry here fails the suite: a new loss comes with its reference.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import mpmath
 import numpy as np
 
 
@@ -55,10 +57,22 @@ def _log_cosh(r: np.ndarray) -> np.ndarray:
     return np.where(a < 300, near, a - np.log(2.0))
 
 
-def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``x · log(y)``, 0 where ``x == 0`` (scipy.special.xlogy)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))
+def _exact(function: Callable[..., Any]) -> Callable[..., np.ndarray]:
+    """``function`` of two mpmath numbers at 40 significant digits, elementwise, rounded to
+    float64 (NaN in, NaN out): exact to the last bit of float64 however the terms cancel."""
+    def one(t: float, p: float) -> float:
+        if math.isnan(t) or math.isnan(p):
+            return math.nan
+        with mpmath.workdps(40):
+            return float(function(mpmath.mpf(t), mpmath.mpf(p)))
+
+    elementwise = np.frompyfunc(one, 2, 1)
+
+    def evaluate(t: Any, p: Any) -> np.ndarray:
+        t, p = np.broadcast_arrays(np.asarray(t, np.float64), np.asarray(p, np.float64))
+        return np.asarray(elementwise(t, p), np.float64)
+
+    return evaluate
 
 
 DEFINITIONS: dict[str, Definition] = {
@@ -76,17 +90,19 @@ DEFINITIONS: dict[str, Definition] = {
         lambda r, alpha=0.5: 0 * r,
     ),
     "log_cosh": residual(_log_cosh, np.tanh, lambda r: 1 - np.tanh(r) ** 2),
-    # sklearn.metrics.mean_squared_log_error: (log(1 + ŷ) - log(1 + y))².
+    # sklearn.metrics.mean_squared_log_error: (log(1 + ŷ) - log(1 + y))², to 40 digits: the
+    # difference of two logs cancels when ŷ is close to y.
     "msle": Definition(
-        lambda t, p: (np.log1p(p) - np.log1p(t)) ** 2,
-        lambda t, p: 2 * (np.log1p(p) - np.log1p(t)) / (1 + p),
-        lambda t, p: 2 * (1 - (np.log1p(p) - np.log1p(t))) / (1 + p) ** 2,
+        _exact(lambda t, p: (mpmath.log1p(p) - mpmath.log1p(t)) ** 2),
+        _exact(lambda t, p: 2 * (mpmath.log1p(p) - mpmath.log1p(t)) / (1 + p)),
+        _exact(lambda t, p: 2 * (1 - (mpmath.log1p(p) - mpmath.log1p(t))) / (1 + p) ** 2),
     ),
-    # sklearn.metrics.mean_poisson_deviance: 2 (xlogy(y, y/ŷ) - y + ŷ).
+    # sklearn.metrics.mean_poisson_deviance: 2 (xlogy(y, y/ŷ) - y + ŷ), to 40 digits: its three
+    # terms cancel when ŷ is close to y.
     "poisson_deviance": Definition(
-        lambda t, p: 2 * (_xlogy(t, t / p) - t + p),
-        lambda t, p: 2 * (1 - t / p),
-        lambda t, p: 2 * t / (p * p),
+        _exact(lambda t, p: 2 * ((t * mpmath.log(t / p) if t else 0) - t + p)),
+        _exact(lambda t, p: 2 * (p - t) / p),
+        _exact(lambda t, p: 2 * t / (p * p)),
     ),
 }
 

@@ -81,7 +81,17 @@ def statistics(backend: Backend, options: Options, true: Any, pred: Any, weight:
     """The lazy statistics of every chunk, added at one weight exponent (lazy too)."""
     k = _outputs(pred)
     parts = _statistics(backend, options, true, pred, weight)
-    return ScaledStatistics(parts[:k], parts[k:2 * k], parts[_EXPONENT].astype(np.int64))
+    return ScaledStatistics(parts[:k], parts[k:2 * k], parts[_EXPONENT].astype(np.int64),
+                            parts[_FINITE])
+
+
+def unscaled(statistics: ScaledStatistics) -> tuple[Any, Any]:
+    """Lazy ``(S, W)`` in the caller's weight units: inf beyond float64, with a
+    LossOverflowWarning when computed if every input was finite."""
+    total = ldexp(statistics.total, statistics.exponent)
+    weight = ldexp(statistics.weight, statistics.exponent)
+    return (_with_scalar(warn_if_overflowed, total, statistics.finite),
+            _with_scalar(warn_if_overflowed, weight, statistics.finite))
 
 
 def rows(pred: Any) -> Any:
@@ -159,7 +169,8 @@ def _statistics(backend: Backend, options: Options, true: Any, pred: Any, weight
 def _value(backend: Backend, options: Options, true: Any, pred: Any, weight: Any,
            output_weights: Any, scale: bool = False) -> tuple[Any, Any]:
     """The lazy loss value (and the gradient's per-output scale with its weight exponent) from
-    the chunks' statistics."""
+    the chunks' statistics, finished in NumPy by :func:`final_value` when computed."""
+    import dask
     import dask.array as da
 
     xp = backend.namespace(pred)
@@ -167,20 +178,57 @@ def _value(backend: Backend, options: Options, true: Any, pred: Any, weight: Any
     parts = _statistics(backend, options, true, pred, weight)
     if weight is not None:  # the whole call's weights must sum to more than 0
         parts = da.map_blocks(checked_weight_sum, parts, k, dtype=np.float64)
-    total, count, exponent = parts[:k], parts[k:2 * k], parts[_EXPONENT].astype(np.int64)
-    weights = None if output_weights is None else xp.asarray(output_weights, dtype=xp.float64)
     shape = v.common_shape(tuple(true.shape), tuple(pred.shape))[1:]
-    value = finalize.finalize(xp, options, total, count, shape, weights, backend.sqrt)
-    if options.reduction == "sum":  # a sum in the caller's units (inf beyond float64)
-        value = ldexp(value, exponent)
-    # When computed: a LossOverflowWarning if the value is inf although every input was finite.
-    value = _with_scalar(warn_if_overflowed, value, parts[_FINITE])
     dtype = backend.result_dtype(xp, true.dtype, pred.dtype)
+    value_shape = shape if options.raw else ()
+    job = Job(options, type(backend))  # the loss travels by value (a worker may not know it)
+    value = da.from_delayed(dask.delayed(final_value, pure=True)(
+        parts, job, k, value_shape, output_weights, np.dtype(dtype)),
+        shape=value_shape, dtype=dtype)
     factor = None
     if scale:  # the gradient's scale: of the mean in the scaled units, of a sum in the caller's
-        factor = (finalize.gradient_scale(xp, options, total, count, weights),
-                  exponent if options.reduction == "mean" else da.zeros((), np.int64))
-    return xp.astype(value, dtype), factor
+        scales = dask.delayed(gradient_scale, pure=True)(parts, job, k, output_weights)
+        factor = (da.from_delayed(scales[0], shape=(k,), dtype=np.float64),
+                  da.from_delayed(scales[1], shape=(), dtype=np.int64))
+    return value, factor
+
+
+def _finished(parts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    return parts[:k], parts[k:2 * k], int(parts[_EXPONENT]), bool(parts[_FINITE] == 1)
+
+
+def final_value(parts: np.ndarray, job: Job, k: int, shape: tuple[int, ...],
+                output_weights: Any, dtype: np.dtype) -> np.ndarray:
+    """The value from the added statistics (in NumPy, as one call's): the engine's final step,
+    a sum brought to the caller's units (inf beyond float64), in the result dtype, and a
+    LossOverflowWarning when it is inf although no input was."""
+    options = job.options
+    total, count, exponent, finite = _finished(parts, k)
+    weights = None if output_weights is None else np.asarray(output_weights, np.float64).ravel()
+    with np.errstate(all="ignore"):
+        value = finalize.finalize(np, options, total, count, shape, weights, _sqrt)
+        if options.reduction == "sum":
+            value = np.ldexp(value, exponent)
+        value = np.asarray(value).astype(dtype)
+    if finite and np.isinf(value).any():
+        overflow.warn(dtype)
+    return value
+
+
+def gradient_scale(parts: np.ndarray, job: Job, k: int, output_weights: Any
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The gradient's per-output factor and the weight exponent it is in: the mean's in the
+    statistics' scaled units, a sum's in the caller's (exponent 0)."""
+    options = job.options
+    total, count, exponent, _ = _finished(parts, k)
+    weights = None if output_weights is None else np.asarray(output_weights, np.float64).ravel()
+    with np.errstate(all="ignore"):
+        factor = finalize.gradient_scale(np, options, total, count, weights)
+    return factor, np.asarray(exponent if options.reduction == "mean" else 0, np.int64)
+
+
+def _sqrt(xp: Any, x: Any) -> Any:
+    return np.sqrt(x)
 
 
 def _elementwise(backend: Backend, options: Options, true: Any, pred: Any, weight: Any) -> Any:
@@ -304,8 +352,8 @@ def block_statistics(true: Any, pred: Any, weight: Any = None, *, job: Job,
     elif options.nan_policy != "omit":
         weight_sum = np.reshape(weight_sum, -1)[:1]
     weight_sum = float(np.sum(weight_sum, dtype=np.float64))
-    finite = bool(np.isfinite(total).all()) or all(
-        bool(np.all(np.isfinite(backend.to_numpy(x)))) for x in (c.y_true, c.y_pred))
+    finite = bool(np.isfinite(total).all()) or not any(
+        bool(np.any(np.isinf(backend.to_numpy(x)))) for x in (c.y_true, c.y_pred))
     return np.concatenate([np.reshape(total, -1), np.reshape(count, -1),
                            [weight_sum, c.shape[0], float(finite), statistics.exponent]]
                           ).astype(np.float64)[None, :]
@@ -351,9 +399,11 @@ def warn_if_overflowed(value: np.ndarray, finite: np.ndarray) -> np.ndarray:
 
 
 def block_losses(true: Any, pred: Any, weight: Any = None, *, job: Job, weighted: bool) -> Any:
+    """The weighted elementwise losses of a chunk (its backend warns of an overflow)."""
     backend, c = _chunk(true, pred, weight, job, weighted)
-    return backend.run(loss_value, job.options, c.y_true, c.y_pred, c.sample_weight, None,
-                       job.options.params)
+    losses = backend.run(loss_value, job.options, c.y_true, c.y_pred, c.sample_weight, None,
+                         job.options.params)
+    return backend.finish(losses, c)
 
 
 def block_gradient(true: Any, pred: Any, weight: Any = None, scale: Any = None,

@@ -198,8 +198,8 @@ class JaxBackend(Backend):
 
         Eager only: under ``jit`` the value is a tracer and cannot be read.
         """
-        if value.ndim == 0 and _concrete(value) and np.isinf(np.asarray(value)):
-            if bool(jnp.isfinite(y_true).all()) and bool(jnp.isfinite(y_pred).all()):
+        if _concrete(value) and np.isinf(np.asarray(value)).any():
+            if not (bool(jnp.isinf(y_true).any()) or bool(jnp.isinf(y_pred).any())):
                 _overflow.warn(value.dtype)
         return value
 

@@ -2,7 +2,7 @@
 
 Its hooks: NumPy arrays stay in their own float dtype (the kernels cast block
 by block, so no full-size copy is made), sums go through the loss's
-:class:`~mseplug._backends.numpy_kernels.BlockKernel`, and the commonest call
+:class:`~mseplug.backend.numpy.kernels.BlockKernel`, and the commonest call
 (two 1-D float arrays of one dtype, default options) skips straight to it.
 ``ml_dtypes.bfloat16`` arrays (what ``np.asarray`` gives for a JAX or torch
 bfloat16 array) are floats. NumPy's own floating-point warnings stay inside:
@@ -66,7 +66,7 @@ def _in_dtype(value: Any, dtype: np.dtype) -> np.ndarray:
 def _warn_if_overflowed(value: np.ndarray, *inputs: np.ndarray) -> None:
     """A LossOverflowWarning when an ``inf`` value came from finite inputs."""
     infinite = math.isinf(value.item()) if value.ndim == 0 else bool(np.isinf(value).any())
-    if infinite and all(np.isfinite(x).all() for x in inputs):
+    if infinite and not any(np.isinf(x).any() for x in inputs):
         _overflow.warn(value.dtype.name)
 
 
@@ -170,8 +170,6 @@ class NumpyBackend(Backend):
     def run(self, kernel: Any, options: Options, *arrays: Any) -> Any:
         """Run a kernel with NumPy's floating-point warnings off: an overflow is inf (and
         :meth:`finish` warns at the caller's line); an emptied output under ``"omit"`` warns here."""
-        if options.reduction == "none":  # elementwise: NumPy's own warnings (docs/conventions.md)
-            return kernel(self, options, *arrays)
         result = _quietly(kernel, self, options, *arrays)
         if options.nan_policy == "omit" and options.reduction == "mean" and kernel is not loss_statistics:
             value = result[0] if kernel is loss_value_and_grad else result
@@ -180,8 +178,9 @@ class NumpyBackend(Backend):
         return result
 
     def finish(self, value: Array, checked: Checked) -> Array:
-        if value.size <= math.prod(checked.shape[1:]):  # a reduced value, not elementwise losses
-            _warn_if_overflowed(value, checked.y_true, checked.y_pred)
+        """A LossOverflowWarning where a value (or an element of ``reduction="none"``) is inf
+        although every input is finite."""
+        _warn_if_overflowed(value, checked.y_true, checked.y_pred)
         return value
 
     def column_totals(self, options: Options, c: Columns, params: tuple[Any, ...]

@@ -8,7 +8,7 @@ With the default options (no weights, uniform average, ``nan_policy=
 "propagate"``) and two float32/float64 tensors of equal shape, dtype and
 device, a built-in loss is one fused kernel (``mse_loss``, ``l1_loss``,
 ``huber_loss``) after a few attribute compares. Everything else runs the
-common engine with torch ops (:mod:`mseplug._backends.torch_kernels`).
+common engine with torch ops (:mod:`mseplug.backend.torch.kernels`).
 
 Checks that read values back to the host (sample weights finite, >= 0 and
 with a positive sum; ``nan_policy="raise"``) cost one device sync each. They
@@ -82,11 +82,16 @@ class TorchBackend(Backend):
 
     # -- conversion ----------------------------------------------------------------------
     def to_numpy(self, x: Any) -> np.ndarray:
-        """A detached CPU copy as NumPy (bfloat16, which NumPy lacks, becomes float32)."""
-        x = x.detach()
+        """A detached CPU copy as NumPy. bfloat16, which NumPy lacks, becomes ml_dtypes'
+        bfloat16 where that is installed (with JAX), so it keeps its dtype; else float32."""
+        x = x.detach().cpu().resolve_conj().resolve_neg()
         if x.dtype is torch.bfloat16:
-            x = x.to(torch.float32)
-        return x.cpu().resolve_conj().resolve_neg().numpy()
+            try:
+                import ml_dtypes
+            except ImportError:
+                return x.to(torch.float32).numpy()
+            return x.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        return x.numpy()
 
     def from_foreign(self, x: np.ndarray, like: Any) -> Any:
         """A NumPy array as a tensor of its own dtype, on ``like``'s device."""
@@ -246,11 +251,10 @@ class TorchBackend(Backend):
         """
         if (
             value.is_cpu
-            and value.ndim == 0
             and K.host_checks_possible(value)
-            and math.isinf(value.item())
-            and bool(torch.isfinite(y_true).all())
-            and bool(torch.isfinite(y_pred).all())
+            and (math.isinf(value.item()) if value.ndim == 0 else bool(torch.isinf(value).any()))
+            and not bool(torch.isinf(y_true).any())
+            and not bool(torch.isinf(y_pred).any())
         ):
             _overflow.warn(value.dtype)
         return value
@@ -300,7 +304,7 @@ class TorchBackend(Backend):
 
 
 #: Weight sums the weighted fast path takes: half the range the engine leaves unscaled on each
-#: side (mseplug._reduce.weight_exponent), so a float32 sum near a bound never decides otherwise.
+#: side (mseplug.engine.finalize.weight_exponent), so a float32 sum near a bound never decides otherwise.
 _FAST_WEIGHT_SUMS = (2.0**-31, 2.0**31)
 
 
@@ -327,7 +331,7 @@ def _plain(options: Options, y_true: Any, y_pred: Any) -> bool:
 def _unweighted_grand(options: Options, native: Any, y_true: Tensor, y_pred: Tensor
                       ) -> tuple[Tensor, Any]:
     """The grand statistic of every element without weights: torch's fused loss (forward and
-    backward fused for large tensors in training, :mod:`~mseplug._backends.torch_fused`)."""
+    backward fused for large tensors in training, :mod:`~mseplug.backend.torch.fused`)."""
     mean = options.reduction == "mean"
     if native.training is not None and TorchBackend._trains(y_true, y_pred):
         value = fused_loss(y_pred, y_true, native.training, mean)

@@ -16,7 +16,7 @@ Everything here stays in torch's autograd graph and composes with
 Examples
 --------
 >>> import torch
->>> from mseplug._backends.torch_kernels import safe_sqrt
+>>> from mseplug.backend.torch.kernels import safe_sqrt
 >>> x = torch.zeros(2, requires_grad=True)
 >>> safe_sqrt(x).sum().backward()
 >>> x.grad.tolist()
@@ -65,7 +65,7 @@ class TorchKernel(NamedTuple):
 
 def _huber_elementwise(r: Tensor, params: Params) -> Tensor:
     # c²/2 + δ(|r| - |c|), c = clamp(r, -δ, δ): derivative clamp(r), second derivative 1
-    # at 0 under autodiff, and δ·sign(r) at r = ±inf (mseplug._losses.huber).
+    # at 0 under autodiff, and δ·sign(r) at r = ±inf (mseplug.loss.builtin.huber).
     delta = params[0]
     c = torch.clamp(r, -delta, delta)
     return 0.5 * (c * c) + delta * (torch.abs(r) - torch.abs(c))
