@@ -1006,7 +1006,8 @@ def devices(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
 def test_devices_psum_statistics_to_the_one_call_loss(devices: list[dict[str, Any]], index: int) -> None:
     """``sufficient_statistics`` under ``shard_map`` on 4 devices, ``jax.lax.psum``, then
     ``loss_from_statistics``: the one call, to 1e-12 (float32 shards); where the weights' sums
-    exceed float64 (1e308), not a finite number."""
+    near the float64 limit may overflow (under jit they cannot be read to be scaled), the one
+    call or no finite number at all."""
     spec, found = JAX_SPECS[index], devices[index]
     case = found["case"]
     expected = loss_function(spec.loss)(np.asarray(case["y_true"]), np.asarray(case["y_pred"]),
@@ -1021,8 +1022,11 @@ def test_devices_psum_statistics_to_the_one_call_loss(devices: list[dict[str, An
     if total_weight < 1e300:
         assert_close(np.ravel(found["value"]), np.ravel(to_numpy(expected)), RTOL, f"{spec}")
     else:  # statistics beyond float64 (under jit the weights cannot be read to be scaled):
-        value = np.ravel(np.asarray(found["value"], np.float64))  # no finite number, NaN
-        assert not np.isfinite(value).any(), f"{spec}: {value} from statistics beyond float64"
+        value = np.ravel(np.asarray(found["value"], np.float64))  # the one call, or no finite number
+        if np.isfinite(value).all():
+            assert_close(value, np.ravel(to_numpy(expected)), RTOL, f"{spec}")
+        else:
+            assert not np.isfinite(value).any(), f"{spec}: {value}: some outputs finite, some not"
 
 
 # =================================================================================================

@@ -25,7 +25,9 @@ from sklearn.metrics import (  # noqa: E402
     get_scorer,
     mean_absolute_error,
     mean_pinball_loss,
+    mean_poisson_deviance,
     mean_squared_error,
+    mean_squared_log_error,
     root_mean_squared_error,
 )
 from sklearn.metrics import make_scorer as sklearn_make_scorer  # noqa: E402
@@ -49,12 +51,19 @@ SKLEARN_NAME = {
 }
 #: scikit-learn's own functions, the anchors of the losses it defines.
 SKLEARN_METRIC = {"mse": mean_squared_error, "mae": mean_absolute_error,
-                  "rmse": root_mean_squared_error, "pinball": mean_pinball_loss}
+                  "rmse": root_mean_squared_error, "pinball": mean_pinball_loss,
+                  "msle": mean_squared_log_error, "poisson_deviance": mean_poisson_deviance}
+#: Targets are shifted this far above zero, so truth and every model's predictions lie in
+#: every loss's domain (msle: > -1; the Poisson deviance: targets >= 0, predictions > 0).
+OFFSET = 40.0
 CV = KFold(5, shuffle=True, random_state=0)
 
 
 def reference(loss, y_true, y_pred, **options):
     """scikit-learn's value where it defines the loss, else the suite's float64 reference."""
+    if loss == "poisson_deviance" and np.ndim(y_true) == 2 and not options:
+        # scikit-learn's deviances take one output; mseplug's average the outputs' deviances.
+        return float(np.mean([mean_poisson_deviance(t, p) for t, p in zip(y_true.T, y_pred.T)]))
     if loss in SKLEARN_METRIC:
         return float(SKLEARN_METRIC[loss](y_true, y_pred, **options))
     return float(loss_value(loss, y_true, y_pred, **options))
@@ -71,7 +80,8 @@ def make_data(n=120, n_outputs=None, seed=0):
     X = rng.normal(size=(n, 4))
     shape = (4,) if n_outputs is None else (4, n_outputs)
     noise = 1.5 * rng.standard_t(3, size=(n,) if n_outputs is None else (n, n_outputs))
-    y = X @ rng.normal(size=shape) + noise  # heavy tails: Huber differs from MSE/2
+    y = OFFSET + X @ rng.normal(size=shape) + noise  # heavy tails: Huber differs from MSE/2
+    assert y.min() > 0, "the targets must lie in every loss's domain"
     return X, y, rng.uniform(0.1, 3.0, size=n)
 
 
