@@ -471,7 +471,7 @@ def measured_table(data: dict[str, Any] | None) -> str:
     for row in data.get("rows") or []:
         verdict = {True: "met", False: "**missed**", None: ""}[row.get("met")]
         lines.append(f"| {row['backend']} | {row['case']} | {_seconds(row['mseplug_s'])} | "
-                     f"`{row['anchor']}` | {_seconds(row['anchor_s'])} | {row['ratio']:.2f}× | "
+                     f"`{row['anchor']}` | {_seconds(row['anchor_s'])} | {_ratio(row['ratio'])} | "
                      f"{row.get('goal') or ''} | {verdict} |")
     return "\n".join(lines) + f"\n\n{caption(data)}\n"
 
