@@ -346,6 +346,11 @@ def parse_bench(text: str) -> dict[str, Any] | None:
     return None
 
 
+def _ratio(value: float) -> str:
+    """A ratio with enough digits to tell it from a goal next to it: 0.968×, 2.77×, 51.3×."""
+    return f"{value:.3g}×"
+
+
 def _row_label(row: dict[str, Any]) -> str:
     return f"{row['backend']}: {row['case']}  vs  {row['anchor']}"
 
@@ -366,7 +371,7 @@ def ratio_chart(data: dict[str, Any]) -> Path | None:
     for y, value in goals.items():
         ax.plot([value] * 2, [y - 0.42, y + 0.42], color="k", linewidth=1.6)
     for y, ratio in zip(positions, ratios):  # the value right of the bar and of its goal tick
-        ax.text(max(ratio, goals.get(y, 0.0)) * 1.06, y, f"{ratio:.2f}×", va="center", fontsize=7)
+        ax.text(max(ratio, goals.get(y, 0.0)) * 1.06, y, _ratio(ratio), va="center", fontsize=7)
     ax.axvline(1.0, color="0.3", linewidth=0.8, linestyle=":")
     ax.set_yticks(positions, [_row_label(r) for r in rows], fontsize=7)
     ax.set_xscale("log")
@@ -466,7 +471,7 @@ def measured_table(data: dict[str, Any] | None) -> str:
     for row in data.get("rows") or []:
         verdict = {True: "met", False: "**missed**", None: ""}[row.get("met")]
         lines.append(f"| {row['backend']} | {row['case']} | {_seconds(row['mseplug_s'])} | "
-                     f"`{row['anchor']}` | {_seconds(row['anchor_s'])} | {row['ratio']:.2f}× | "
+                     f"`{row['anchor']}` | {_seconds(row['anchor_s'])} | {_ratio(row['ratio'])} | "
                      f"{row.get('goal') or ''} | {verdict} |")
     return "\n".join(lines) + f"\n\n{caption(data)}\n"
 
@@ -485,7 +490,7 @@ def bandwidth_table(data: dict[str, Any] | None) -> str:
             return f"{_seconds(seconds)} ({bytes_read / seconds / 1e9:.0f} GB/s)"
 
         lines.append(f"| {row['case']} | {rate(row['mseplug_s'])} | `{row['anchor']}` | "
-                     f"{rate(row['anchor_s'])} | {row['ratio']:.2f}× |")
+                     f"{rate(row['anchor_s'])} | {_ratio(row['ratio'])} |")
     return "\n".join(lines) + f"\n\n{caption(data)}\n"
 
 
