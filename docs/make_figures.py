@@ -68,9 +68,13 @@ UNITS = {"mse": ("units²", "units"), "mae": ("units", "no unit"), "huber": ("un
 
 # -- losses ---------------------------------------------------------------------------------------
 def curve_losses() -> list[str]:
-    """Registered losses that are a function of one residual (no root after the mean)."""
-    return [name for name in mseplug.losses() if not getattr(mseplug.get_loss(name).loss, "root",
-                                                                False)]
+    """Registered losses of the residual alone, with no root after the mean: one curve each.
+
+    A loss of the truth and the prediction separately (msle, the deviances) has no
+    single curve against the residual; the formula page draws those at fixed truths.
+    """
+    records = [mseplug.get_loss(name).loss for name in mseplug.losses()]
+    return [loss.name for loss in records if loss.residual and not loss.root]
 
 
 def loss_curve(name: str, **params: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -526,7 +530,11 @@ def copy_tests() -> list[Path]:
     target = OUT / "tests"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir()
-    return [Path(shutil.copy2(path, target)) for path in sorted((ROOT / "tests").glob("test_*.py"))]
+    copied = []
+    for path in sorted((ROOT / "tests").glob("*/test_*.py")):  # tests/<layer>/test_*.py
+        (target / path.parent.name).mkdir(exist_ok=True)
+        copied.append(Path(shutil.copy2(path, target / path.parent.name)))
+    return copied
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -226,7 +226,7 @@ def register_builtins() -> dict[str, LossFunction]:
             if loss.name not in _builtins:
                 _register(loss, replace=False)
                 _builtins.add(loss.name)
-        return {name: _functions[name] for name in _builtins}
+        return {loss.name: _functions[loss.name] for loss in builtin.BUILTINS}
 
 
 def builtins() -> tuple[str, ...]:
