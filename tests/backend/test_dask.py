@@ -216,3 +216,18 @@ def test_mixed_inputs_follow_y_pred(client, rng) -> None:
     assert isinstance(lazy, da.Array)
     assert float(client.compute(lazy, sync=True)) == pytest.approx(float(mseplug.mse(y_true, y_pred)),
                                                                    rel=1e-12)
+
+
+def test_sum_with_huge_output_weights_and_tiny_sample_weights(client) -> None:
+    # Sample weights near 1e-300 are scaled up by a power of two before they are summed; output
+    # weights near 1e308 must come back down by one too, or their product overflows (found by the
+    # invariants suite: inf where NumPy gives 2.2566e12).
+    y_true, y_pred = np.array([125.7302210933933]), np.array([320.43578543068696])
+    weight = np.array([9.214800195499495e-301])
+    for multioutput in ([6.45972198e307], "uniform_average"):
+        want = mseplug.mse(y_true, y_pred, sample_weight=weight, multioutput=multioutput,
+                           reduction="sum")
+        lazy = mseplug.mse(chunked(y_true, 1), chunked(y_pred, 1), sample_weight=chunked(weight, 1),
+                           multioutput=multioutput, reduction="sum")
+        assert np.isfinite(want) and want > 0
+        assert float(client.compute(lazy, sync=True)) == float(want)

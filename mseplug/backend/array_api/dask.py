@@ -204,11 +204,14 @@ def final_value(parts: np.ndarray, job: Job, k: int, shape: tuple[int, ...],
     LossOverflowWarning when it is inf although no input was."""
     options = job.options
     total, count, exponent, finite = _finished(parts, k)
-    weights = None if output_weights is None else np.asarray(output_weights, np.float64).ravel()
+    weights, output_exponent = None, 0
+    if output_weights is not None:  # a sum's weights by a power of two, as one call's checks do
+        weights, output_exponent = finalize.relative_output_weights(
+            options, np.asarray(output_weights, np.float64).ravel())
     with np.errstate(all="ignore"):
         value = finalize.finalize(np, options, total, count, shape, weights, _sqrt)
         if options.reduction == "sum":
-            value = np.ldexp(value, exponent)
+            value = np.ldexp(value, exponent + output_exponent)
         value = np.asarray(value).astype(dtype)
     if finite and np.isinf(value).any():
         overflow.warn(dtype)
