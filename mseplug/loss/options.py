@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from mseplug._typing import MULTIOUTPUT_MODES, NAN_POLICIES, REDUCTIONS
+from mseplug._typing import (
+    MULTIOUTPUT_MODES,
+    NAN_POLICIES,
+    REDUCTIONS,
+    Multioutput,
+    NanPolicy,
+    Reduction,
+)
 from mseplug.loss.record import Loss
+
+Choice = TypeVar("Choice", bound=str)
 
 #: Stand-in for output weights in a hashable (static) ``Options``; the weights travel as an array.
 WEIGHTED = ("output weights",)
@@ -22,9 +31,9 @@ class Options(NamedTuple):
     """
 
     loss: Loss
-    reduction: str
-    nan_policy: str
-    multioutput: Any
+    reduction: Reduction
+    nan_policy: NanPolicy
+    multioutput: Multioutput
     params: tuple[Any, ...]
 
     @property
@@ -64,9 +73,9 @@ _CACHE_SIZE = 1024
 def make_options(
     loss: Loss,
     *,
-    multioutput: Any = "uniform_average",
-    reduction: str = "mean",
-    nan_policy: str = "propagate",
+    multioutput: Multioutput = "uniform_average",
+    reduction: Reduction = "mean",
+    nan_policy: NanPolicy = "propagate",
     params: Mapping[str, Any] | None = None,
 ) -> Options:
     """Check every option and the loss's parameters; return them as :class:`Options`.
@@ -89,21 +98,23 @@ def make_options(
     return options
 
 
-def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``allowed``, else raise a typed error naming ``name``."""
+def check_choice(name: str, value: object, allowed: tuple[Choice, ...]) -> Choice:
+    """Return ``value`` (as the ``Literal`` type of ``allowed``) if it is one of ``allowed``,
+    else raise a typed error naming ``name``."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string, one of {allowed}; got {type(value).__name__}")
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {allowed}")
-    return value
+    for choice in allowed:
+        if value == choice:
+            return choice
+    raise ValueError(f"{name}={value!r} is not one of {allowed}")
 
 
-def _check(loss: Loss, multioutput: Any, reduction: str, nan_policy: str,
+def _check(loss: Loss, multioutput: Any, reduction: object, nan_policy: object,
            params: dict[str, Any]) -> Options:
-    check_choice("reduction", reduction, REDUCTIONS)
-    check_choice("nan_policy", nan_policy, NAN_POLICIES)
+    reduction = check_choice("reduction", reduction, REDUCTIONS)
+    nan_policy = check_choice("nan_policy", nan_policy, NAN_POLICIES)
     if isinstance(multioutput, str):
-        check_choice("multioutput", multioutput, MULTIOUTPUT_MODES)
+        multioutput = check_choice("multioutput", multioutput, MULTIOUTPUT_MODES)
     elif multioutput is None:
         raise TypeError("multioutput must be 'uniform_average', 'raw_values' or output weights; got None")
     elif reduction == "none":

@@ -165,7 +165,7 @@ def loss_from_statistics(
     output_shape = tuple(total.shape)
     output_weights = None
     if options.weighted_outputs:  # one per output, in any shape of K elements
-        flat = options.multioutput
+        flat: Any = options.multioutput  # output weights: an array of any library
         if hasattr(flat, "shape") and len(flat.shape) > 1:
             flat = xp.reshape(flat, (-1,)) if chosen.owns(flat) else flat.reshape(-1)
         checked = chosen.output_weights(xp, flat, output_shape, total)
