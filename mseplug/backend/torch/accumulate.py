@@ -46,7 +46,6 @@ from mseplug.backend.torch.backend import TorchBackend
 from mseplug.engine import overflow as _overflow
 from mseplug.engine import pipeline
 from mseplug.engine import validation as v
-from mseplug.engine.checks import domain_error
 
 Tensor = torch.Tensor
 F64 = torch.float64
@@ -54,6 +53,8 @@ F64 = torch.float64
 #: shift beyond it takes a float64 to 0 or inf anyway.
 _SHIFT_LIMIT = 2044
 _SUM = K.REDUCTION["sum"]
+#: Dimensions a deferred domain error can name a position in (more: the first ones only).
+_MAX_DIMS = 8
 
 
 def power_of_two(exponent: Tensor) -> Tensor:
@@ -161,17 +162,21 @@ class DeferredChecks:
                 f"Accumulator.{what}(): the statistics are on the meta device, which holds no "
                 "values; update with tensors on a real device (cpu, cuda, ...) to read them")
         keys = [key for key in self.ORDER if key in self.flags]
-        numbers = [self.flags[key].to(F64) for key in keys]
-        numbers += [self.values[key].to(F64) for key in keys if key in self.values]
+        parts = [self.flags[key].to(F64).reshape(1) for key in keys]
+        valued = [key for key in keys if key in self.values]
+        parts += [self.values[key].to(F64).reshape(-1) for key in valued]
         overflow = self.watch and not self.warned
         if overflow:
             assert self.nonfinite is not None
-            numbers.append((_nonfinite(total, weight) & ~self.nonfinite).to(F64))
-        if not numbers:
+            parts.append((_nonfinite(total, weight) & ~self.nonfinite).to(F64).reshape(1))
+        if not parts:
             return
-        read = torch.stack([n.reshape(()) for n in numbers]).tolist()  # the one transfer
+        read = torch.cat(parts).tolist()  # the one transfer
         flags = dict(zip(keys, read))
-        values = dict(zip([key for key in keys if key in self.values], read[len(keys):]))
+        values, at = {}, len(keys)
+        for key in valued:
+            size = self.values[key].numel()
+            values[key], at = read[at:at + size], at + size
         for key in keys:
             if flags[key]:
                 raise _deferred_error(acc.options, key, values.get(key))
@@ -180,18 +185,24 @@ class DeferredChecks:
             _overflow.warn("float64")
 
 
-def _deferred_error(options: Any, key: str, value: float | None) -> ValueError:
+def _deferred_error(options: Any, key: str, value: list[float] | None) -> ValueError:
+    """The eager check's error for a failed deferred one; ``value``: the first offending value
+    (and for a domain, its coordinates in its batch, -1 past the batch's dimensions)."""
     check, name = key.split(" ")
     if check == "nan":
         error = v.nan_error(name)
     elif check == "domain":
+        assert value is not None
         bound = options.loss.bounds(options.params)[name]
-        error = domain_error(options.loss.name, name, bound, (), 0, float(value or 0.0))
+        coordinates = [str(int(c)) for c in value[1:] if c >= 0]
+        position = f"[{', '.join(coordinates)}]" if coordinates else ""
+        error = ValueError(f"{options.loss.name} is defined for {name} {bound.describe()}; "
+                           f"{name}{position} is {value[0]:g}")
     elif name == "nonfinite":
         error = ValueError("sample_weight has NaN or infinite values; weights must be finite")
     else:
-        error = ValueError(f"sample_weight has negative values (min {value}); weights must "
-                           "be >= 0")
+        error = ValueError(f"sample_weight has negative values (min {value[0] if value else ''})"
+                           "; weights must be >= 0")
     return ValueError(
         f"{error} (found in a batch given to Accumulator.update, which checks values at the "
         "next read instead of syncing the device; the accumulator holds that batch: reset() it)")
@@ -347,8 +358,16 @@ def engine_update(acc: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> Non
         for name, bound in options.loss.bounds(options.params).items():
             array = checked.y_true if name == "y_true" else checked.y_pred
             outside = (array < bound.low if bound.inclusive else array <= bound.low).reshape(-1)
-            first = array.reshape(-1)[outside.to(torch.int8).argmax()].to(F64)
-            checks.flag(f"domain {name}", outside.any(), first)
+            flat = outside.to(torch.int8).argmax().reshape(1)  # no host read (indexing is one)
+            first = array.reshape(-1).index_select(0, flat).to(F64)
+            coordinates = []
+            for size in reversed(tuple(array.shape)):
+                coordinates.append(flat % size)
+                flat = torch.div(flat, size, rounding_mode="floor")
+            padding = torch.full((_MAX_DIMS - len(coordinates),), -1.0, dtype=F64,
+                                 device=first.device)
+            checks.flag(f"domain {name}", outside.any(),
+                        torch.cat([first, *(c.to(F64) for c in reversed(coordinates)), padding]))
     exponent: Any = 0
     if checked.sample_weight is not None:
         w = checked.sample_weight.to(F64)
