@@ -387,7 +387,7 @@ def _on(x: Any, device: torch.device) -> Tensor:
         return x.to(device)
     if isinstance(x, (int, np.integer)):
         return torch.tensor(int(x), dtype=torch.int64, device=device)
-    return torch.as_tensor(np.asarray(x, dtype=np.float64), device=device)
+    return torch.as_tensor(np.array(x, dtype=np.float64), device=device)  # a copy: writable
 
 
 def add(acc: Any, total: Any, weight: Any, exponent: Any, count: int, shape: tuple[int, ...],
