@@ -87,6 +87,8 @@ GOALS = (
          "F.mse_loss, F.l1_loss", 1 / 1.1, "at most 1.1x slower"),
     Goal("torch-weighted-64", "torch", "weighted MSE forward, 64 float32",
          "(w*(p-t)**2).sum()/w.sum()", 1 / 1.5, "at most 1.5x slower"),
+    Goal("torch-accumulator-64", "torch", "Accumulator.update of MSE, 64 float32 (state on the "
+         "device)", "torchmetrics MeanSquaredError.update", 1.0, "no slower"),
     Goal("torch-grad-64", "torch", "mseplug.grad of MSE, 64 float32 (input with or without "
          "requires_grad)", "autograd.grad of F.mse_loss", 0.5, "at most 2x slower"),
     Goal("torch-step", "torch", "MSE forward+backward, 10⁷ float32", "F.mse_loss", 1.3,
@@ -227,6 +229,8 @@ def torch_rows(size: Size) -> list[Row]:
                      compare(lambda: mseplug.mse(t, p, sample_weight=w),
                              lambda: (w * (p - t) ** 2).sum() / w.sum(), repeat=size.repeat,
                              budget=size.budget), GOAL["torch-weighted-64"]))
+    if installed("torchmetrics"):
+        rows.append(_accumulator_row(size, t, p))
     leaf = p.clone().requires_grad_(True)
     for x, words in ((p, ""), (leaf, ", input requires grad")):
         rows.append(_row("torch", f"mseplug.grad mse n=64 float32{words}",
@@ -248,6 +252,19 @@ def torch_rows(size: Size) -> list[Row]:
                              repeat=size.repeat, budget=size.budget),
                      GOAL["torch-step"] if size.large >= GOAL_SIZE else None))
     return rows
+
+
+def _accumulator_row(size: Size, t: Any, p: Any) -> Row:
+    """One streaming update of 64 float32 values: mseplug's state stays on the tensors' device
+    in float64 (read only by compute), torchmetrics' in the batch dtype."""
+    from torchmetrics import MeanSquaredError
+
+    ours, theirs = mseplug.Accumulator("mse"), MeanSquaredError()
+    t, p = t[:64].clone(), p[:64].clone()
+    times = compare(lambda: ours.update(t, p), lambda: theirs.update(p, t), repeat=size.repeat,
+                    budget=size.budget)
+    return _row("torch", "Accumulator.update mse n=64 float32",
+                "torchmetrics MeanSquaredError.update", times, GOAL["torch-accumulator-64"])
 
 
 def jax_rows(size: Size) -> list[Row]:

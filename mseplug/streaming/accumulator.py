@@ -2,16 +2,47 @@
 
 It keeps the same sufficient statistics the one-shot functions compute —
 per output ``S = Σwᵢ·eᵢ`` and ``W = Σwᵢ``, plus a count of samples — in
-float64 NumPy, and finalises them with the same code, so a stream of
-batches equals one call. Its state is a plain dictionary
+float64, and finalises them with the same code, so a stream of batches
+equals one call. Its state is a plain dictionary
 (:meth:`Accumulator.state_dict`) for checkpoints and for engines that ship
 results between processes (Ray, Spark); ``mseplug.torch.all_reduce`` sums
 it across torch.distributed ranks.
+
+Where the state lives, and when it is read
+------------------------------------------
+The state is in the library and on the device of the batches, so that an
+update in a training loop is no device sync:
+
+- ``total`` (``S``) and ``weight`` (``W``): float64, shape ``(K,)``. NumPy
+  arrays for NumPy, JAX, Dask and list batches (their statistics are read to
+  the host per update, as before); float64 tensors on the batch's device
+  for torch batches (:mod:`mseplug.backend.torch.accumulate`).
+- ``exponent``: ``S`` and ``W`` are in units of the weights divided by
+  ``2**exponent`` (see :mod:`mseplug.engine.finalize`). A Python int while
+  it is known on the host (always for NumPy, and for torch until a weighted
+  batch arrives), else an int64 0-d tensor on the state's device: torch
+  weights are scaled by powers of two on the device.
+- ``count``: samples seen, a Python int (a batch's row count is its shape).
+- ``output_shape``: a tuple; ``options``: the loss and its options.
+
+A torch update reads no value back. Checks that need one (NaN under
+``nan_policy="raise"``, sample weights finite and ``>= 0``, a loss's domain
+such as msle's ``y > -1``, the overflow warning) are kept as device flags
+and raised, with the error the eager check raises and naming the same
+argument, at the next read; shapes and dtypes are checked at once. The
+reads are :meth:`~Accumulator.compute`, :meth:`~Accumulator.state_dict` and
+``mseplug.torch.all_reduce`` (one transfer each). :meth:`~Accumulator.merge`
+of two torch states stays on the device (the other's flags come along); a
+host state (from :meth:`~Accumulator.from_state_dict`, or NumPy batches)
+meeting a torch batch or state is moved to that device, exactly (float64
+to float64). An accumulator whose deferred check failed raises at every
+read until :meth:`~Accumulator.reset`: it never gives a silent number.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -78,11 +109,13 @@ class Accumulator:
 
     def reset(self) -> None:
         """Forget every update."""
-        self.total: np.ndarray | None = None  # S: Σ w·e per output, float64, scaled (below)
-        self.weight: np.ndarray | None = None  # W: Σ w per output, float64, scaled
-        self.exponent = 0  # S and W are in units of the weights divided by 2**exponent
+        # Where each part lives, and when it is read: the module docstring.
+        self.total: Any = None  # S: Σ w·e per output, float64 (NumPy, or a torch tensor), scaled
+        self.weight: Any = None  # W: Σ w per output, float64, scaled
+        self.exponent: Any = 0  # S and W are in units of the weights divided by 2**exponent
         self.count = 0  # samples seen
         self.output_shape: tuple[int, ...] | None = None
+        self._deferred: Any = None  # torch: value checks waiting for the next read
 
     def __repr__(self) -> str:
         return f"Accumulator({self.options.loss.name!r}, samples={self.count})"
@@ -92,9 +125,23 @@ class Accumulator:
         """Add one batch of samples (any library; checked as by the loss functions).
 
         The batch's statistics are computed in float64 whatever its dtype. Lazy
-        inputs (Dask) are computed here, statistics and count in one pass.
+        inputs (Dask) are computed here, statistics and count in one pass. A
+        torch batch's statistics stay on its device and its values are checked
+        at the next read (see the module docstring): shape and dtype errors
+        are raised here, value errors by :meth:`compute` or :meth:`state_dict`.
         """
+        accumulate = _torch_accumulate or _torch_module()
+        if accumulate is not None and accumulate.lean_update(self, y_true, y_pred, sample_weight):
+            return
         backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
+        if accumulate is not None and isinstance(backend, accumulate.TorchBackend):
+            accumulate.engine_update(self, y_true, y_pred, sample_weight)
+            return
+        self._update_on_host(backend, y_true, y_pred, sample_weight)
+
+    def _update_on_host(self, backend: Any, y_true: Any, y_pred: Any, sample_weight: Any
+                        ) -> None:
+        """Add a dispatched batch through the engine, its statistics read to NumPy."""
         statistics, checked = pipeline.statistics(backend, self.options, y_true, y_pred,
                                                   sample_weight, partial=True)
         total, weight, exponent, count = backend.fetch(
@@ -110,6 +157,11 @@ class Accumulator:
              shape: tuple[int, ...], *, merging: bool) -> None:
         """Add statistics in units of weights divided by ``2**exponent`` (brought to one
         exponent first: exact, but for a part whose weights are ~2**1000 times smaller)."""
+        accumulate = _torch_accumulate
+        if accumulate is not None and accumulate.is_torch_state(self.total):
+            accumulate.add(self, total, weight, exponent, count, shape, merging=merging,
+                           wide=accumulate.host_nonfinite(total, weight), owned=False)
+            return
         if self.total is None or self.weight is None or self.output_shape is None:
             self.total, self.weight, self.output_shape = total.copy(), weight.copy(), shape
             self.exponent = exponent
@@ -140,6 +192,13 @@ class Accumulator:
         difference = option_difference(self.options, other.options)
         if difference:
             raise ValueError(f"cannot merge these accumulators: {difference}")
+        accumulate = _torch_accumulate
+        if other.total is None:
+            return self
+        if accumulate is not None and (accumulate.is_torch_state(self.total)
+                                       or accumulate.is_torch_state(other.total)):
+            accumulate.merge(self, other)  # on the device, deferred checks included
+            return self
         if other.total is not None and other.weight is not None and other.output_shape is not None:
             self._add(other.total, other.weight, other.exponent, other.count, other.output_shape,
                       merging=True)
@@ -149,7 +208,8 @@ class Accumulator:
         """The loss over everything seen: a float64 0-d array (or per output, ``raw_values``)."""
         if self.total is None or self.weight is None or self.output_shape is None:
             raise ValueError("Accumulator.compute() before any update: no samples seen")
-        if not np.any(self.weight != 0):
+        total, weight, _ = self._host_statistics("compute")
+        if not np.any(weight != 0):
             raise ValueError(
                 f"Accumulator.compute(): the total weight of the {self.count} samples seen is 0 "
                 "(all weights 0, or every element omitted as NaN); at least one sample must count"
@@ -159,7 +219,7 @@ class Accumulator:
             output_weights = np.reshape(self.options.multioutput, -1)
         with np.errstate(divide="ignore", invalid="ignore"):  # an output with no weight: NaN
             value = finalize.finalize(
-                np, self.options, self.total, self.weight, self.output_shape, output_weights,
+                np, self.options, total, weight, self.output_shape, output_weights,
                 _sqrt,
             )
         return np.asarray(value, dtype=np.float64)
@@ -192,6 +252,10 @@ class Accumulator:
                 "register it with mseplug.register_loss first"
             )
         multioutput = options.multioutput
+        total = weight = None
+        exponent = self.exponent
+        if self.total is not None:
+            total, weight, exponent = self._host_statistics("state_dict")
         return {
             "version": STATE_VERSION,
             "loss": options.loss.name,
@@ -199,10 +263,10 @@ class Accumulator:
             "multioutput": multioutput if isinstance(multioutput, str) else multioutput.tolist(),
             "nan_policy": options.nan_policy,
             "output_shape": None if self.output_shape is None else list(self.output_shape),
-            "total": None if self.total is None else self.total.tolist(),
-            "weight": None if self.weight is None else self.weight.tolist(),
+            "total": None if total is None else total.tolist(),
+            "weight": None if weight is None else weight.tolist(),
             "count": int(self.count),
-            "weight_exponent": int(self.exponent),
+            "weight_exponent": int(exponent),
         }
 
     @classmethod
@@ -217,12 +281,34 @@ class Accumulator:
                              merging=True)
         return accumulator
 
+    def _host_statistics(self, what: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(S, W, exponent)`` as NumPy float64 and an int: for a torch state, the one read
+        of the device, which raises any deferred check's error first (``what`` names the
+        method in the messages)."""
+        accumulate = _torch_accumulate
+        if accumulate is not None and accumulate.is_torch_state(self.total):
+            return accumulate.host_state(self, what)
+        return self.total, self.weight, int(self.exponent)
+
     def empty_copy(self) -> Accumulator:
         """A new Accumulator with these options and no samples."""
         copy = object.__new__(type(self))
         copy.options = self.options
         copy.reset()
         return copy
+
+
+_torch_accumulate: Any = None  # mseplug.backend.torch.accumulate, once torch is imported
+
+
+def _torch_module() -> Any:
+    """The torch state's module when torch is imported (never imports torch)."""
+    global _torch_accumulate
+    if _torch_accumulate is None and "torch" in sys.modules:
+        from mseplug.backend.torch import accumulate
+
+        _torch_accumulate = accumulate
+    return _torch_accumulate
 
 
 def _sqrt(xp: Any, x: Any) -> Any:

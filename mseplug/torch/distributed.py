@@ -34,7 +34,8 @@ _LOSS, _PARAMS = 0, slice(1, 1 + MAX_PARAMS)
 _MULTIOUTPUT, _NAN_POLICY = 1 + MAX_PARAMS, 2 + MAX_PARAMS
 _NDIM, _DIMS = 3 + MAX_PARAMS, slice(4 + MAX_PARAMS, 4 + MAX_PARAMS + MAX_OUTPUT_DIMS)
 _EXPONENT = 4 + MAX_PARAMS + MAX_OUTPUT_DIMS
-_HEADER = _EXPONENT + 1
+_FAILED = _EXPONENT + 1  # 1 where the rank's deferred value checks failed
+_HEADER = _FAILED + 1
 
 
 def all_reduce(acc: Accumulator, group: Any = None) -> Accumulator:
@@ -78,9 +79,22 @@ def all_reduce(acc: Accumulator, group: Any = None) -> Accumulator:
         raise ValueError(f"mseplug.torch.all_reduce takes losses of at most {MAX_PARAMS} "
                          f"parameters; {acc.options.loss.name!r} has {len(acc.options.params)}")
     device = _device(group)
-    header = torch.as_tensor(_header(acc), dtype=torch.float64, device=device)
+    # A torch state is read here; a deferred check's error is raised on every rank alike.
+    local, failure = None, None
+    if acc.total is not None:
+        try:
+            local = acc._host_statistics("all_reduce")
+        except ValueError as error:
+            failure = error
+    h = _header(acc, None if local is None else local[2], failed=failure is not None)
+    header = torch.as_tensor(h, dtype=torch.float64, device=device)
     dist.all_reduce(header, op=dist.ReduceOp.MAX, group=group)
     largest, smallest = _extremes(header.cpu().numpy())
+    if largest[_FAILED] > 0:
+        if failure is not None:
+            raise failure
+        raise ValueError("mseplug.torch.all_reduce: another rank's accumulator failed a check "
+                         "of its values (its error says which); nothing was reduced")
     _check_options_agree(acc, largest, smallest)
     shape = _agreed_shape(largest, smallest)
     result = acc.empty_copy()
@@ -90,9 +104,11 @@ def all_reduce(acc: Accumulator, group: Any = None) -> Accumulator:
     common = int(largest[_EXPONENT])
     statistics = np.zeros(2 * k + 1)
     if acc.total is not None and acc.weight is not None:
-        shift = acc.exponent - common  # <= 0: to the largest exponent of any rank
-        statistics[:k] = finalize.times_power_of_two(acc.total, shift)
-        statistics[k:2 * k] = finalize.times_power_of_two(acc.weight, shift)
+        assert local is not None
+        total, weight, exponent = local
+        shift = exponent - common  # <= 0: to the largest exponent of any rank
+        statistics[:k] = finalize.times_power_of_two(total, shift)
+        statistics[k:2 * k] = finalize.times_power_of_two(weight, shift)
         statistics[2 * k] = acc.count
     summed = torch.as_tensor(statistics, device=device)
     dist.all_reduce(summed, op=dist.ReduceOp.SUM, group=group)
@@ -114,7 +130,7 @@ def _fingerprint(value: Any) -> float:
     return float(zlib.crc32(json.dumps(value).encode()))
 
 
-def _header(acc: Accumulator) -> np.ndarray:
+def _header(acc: Accumulator, exponent: int | None, *, failed: bool = False) -> np.ndarray:
     """``[h, -h]``: ``h`` the fields above. A rank without data sends ``-inf`` for the shape and
     exponent, which no ``MAX`` picks."""
     options = acc.options
@@ -134,7 +150,8 @@ def _header(acc: Accumulator) -> np.ndarray:
         h[_NDIM] = len(shape)
         h[_DIMS] = 1
         h[_DIMS.start:_DIMS.start + len(shape)] = shape
-        h[_EXPONENT] = acc.exponent
+        h[_EXPONENT] = exponent
+    h[_FAILED] = float(failed)
     negated = -h
     negated[_NDIM:][np.isinf(h[_NDIM:])] = -np.inf
     return np.concatenate([h, negated])
