@@ -1,6 +1,6 @@
 """The Accumulator's torch state: on the batch's device, no value read per update, exact.
 
-``mseplug.backend.torch.accumulate`` keeps ``S``, ``W`` (and the weight
+``mseplug.streaming.torch_state`` keeps ``S``, ``W`` (and the weight
 exponent) as float64 tensors on the batch's device and defers value checks
 to the next read. These tests hold it to the host path's numbers and errors.
 """
@@ -18,7 +18,7 @@ import mseplug
 from mseplug.engine.overflow import LossOverflowWarning
 
 torch = pytest.importorskip("torch")
-accumulate = pytest.importorskip("mseplug.backend.torch.accumulate")
+accumulate = pytest.importorskip("mseplug.streaming.torch_state")
 
 LEAN_LOSSES = (("mse", {}), ("mae", {}), ("huber", {"delta": 0.7}), ("pinball", {"alpha": 0.3}),
                ("log_cosh", {}))

@@ -46,6 +46,7 @@ from mseplug.backend.torch.backend import TorchBackend
 from mseplug.engine import overflow as _overflow
 from mseplug.engine import pipeline
 from mseplug.engine import validation as v
+from mseplug.streaming.state import joined_shape
 
 Tensor = torch.Tensor
 F64 = torch.float64
@@ -338,8 +339,6 @@ def _check_weights(checks: DeferredChecks, weight: Tensor) -> None:
 def engine_update(acc: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> None:
     """Add any torch batch through the engine: shapes and dtypes checked now (a ``ValueError``
     or ``TypeError`` as the loss functions raise), values recorded for the next read."""
-    from mseplug.streaming.accumulator import joined_shape
-
     options = acc.options
     backend = _deferring()
     checked = pipeline.check(backend, options, _detached(y_true), _detached(y_pred),
@@ -375,7 +374,8 @@ def engine_update(acc: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> Non
         exponent = weight_exponent(w)
         checked = checked._replace(sample_weight=times_power_of_two(w, -exponent))
     statistics = backend.statistics(options, checked)
-    dtype = backend.result_dtype(None, checked.y_true.dtype, checked.y_pred.dtype)
+    dtype = backend.result_dtype(backend.namespace(checked.y_pred), checked.y_true.dtype,
+                                 checked.y_pred.dtype)
     wide = None if narrow(options, dtype) else _nonfinite(checked.y_true, checked.y_pred)
     add(acc, statistics.total, statistics.weight, exponent, n, shape, wide=wide)
 
@@ -399,8 +399,6 @@ def add(acc: Any, total: Any, weight: Any, exponent: Any, count: int, shape: tup
     adopts the device of a tensor ``total``. ``wide``: ``None`` for a narrow batch (see
     :func:`narrow`), else whether its inputs were non-finite.
     """
-    from mseplug.streaming.accumulator import joined_shape
-
     state = acc.total
     joined = shape if state is None else joined_shape(acc.output_shape, shape, merging)
     device = state.device if isinstance(state, Tensor) else total.device
