@@ -284,7 +284,7 @@ def loss_call(loss: Any) -> Callable[[Lib, Callable[..., Any]], Any]:
     return call
 
 
-bad("unknown loss name", loss_call("mape"), ValueError, "loss", "'mape'", "mse", entries=GRADS)
+bad("unknown loss name", loss_call("smape"), ValueError, "loss", "'smape'", "mse", entries=GRADS)
 bad("loss of a wrong type", loss_call(3), TypeError, "loss", "got 3", entries=GRADS)
 bad("loss a foreign function", loss_call(np.mean), TypeError, "loss", "mean", entries=GRADS)
 

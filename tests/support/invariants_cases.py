@@ -288,6 +288,8 @@ def params_for(draw: st.DrawFn, loss: str) -> dict[str, float]:
         else:
             base = spec.default if spec.default != 0 else 1.0
             value = base * 10 ** draw(st.floats(-1.5, 1.5))
+            if spec.check is not None and spec.check(value):  # a gap (Tweedie's power in (0, 1))
+                value += 1.0
         chosen[name] = float(value)
     return chosen
 
