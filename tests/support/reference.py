@@ -97,6 +97,10 @@ def _tweedie_curvature(t: Any, p: Any, power: float = 0.0) -> Any:
     return 2 * p ** (-mpmath.mpf(power) - 1) * ((1 - power) * p + power * t)
 
 
+#: scikit-learn's MAPE epsilon, float64's machine epsilon.
+_EPS = float(np.finfo(np.float64).eps)
+
+
 def _mape(r: np.ndarray, t: np.ndarray, epsilon: float) -> np.ndarray:
     return r / np.maximum(np.abs(t), epsilon)
 
@@ -139,9 +143,9 @@ DEFINITIONS: dict[str, Definition] = {
     ),
     # sklearn.metrics.mean_absolute_percentage_error: |ŷ - y| / max(|y|, eps).
     "mape": Definition(
-        lambda t, p, epsilon=float(np.finfo(np.float64).eps): _mape(np.abs(p - t), t, epsilon),
-        lambda t, p, epsilon=float(np.finfo(np.float64).eps): _mape(np.sign(p - t), t, epsilon),
-        lambda t, p, epsilon=float(np.finfo(np.float64).eps): 0 * (p - t),
+        lambda t, p, epsilon=_EPS: _mape(np.abs(p - t), t, epsilon),
+        lambda t, p, epsilon=_EPS: _mape(np.sign(p - t), t, epsilon),
+        lambda t, p, epsilon=_EPS: 0 * (p - t),
     ),
     # sklearn.metrics.mean_gamma_deviance: 2 (log(ŷ/y) + y/ŷ - 1), to 40 digits (it cancels
     # when ŷ is close to y).
