@@ -197,7 +197,7 @@ _TWEEDIE_SERIES_BELOW = 0.2
 
 def _expm1_over(xp: Namespace, c: Any, L: Array) -> Array:
     """``expm1(c L) / c``, and ``L`` at ``c = 0`` (its limit); ``c`` a scalar, maybe traced."""
-    zero = c == 0
+    zero = (c == 0) * 1.0  # a number, not a bool: array_api_strict adds no bool to floats
     return xp.expm1(c * L) / (c + zero) + zero * L
 
 
@@ -237,8 +237,8 @@ def tweedie_deviance(xp: Namespace, y_true: Array, y_pred: Array, power: float) 
     # y <= 0 (below power 2): 2 (ŷᵇ / b - y ŷᵃ / a), the first term 0 at y = 0 (a = 0 at power 1)
     zero_true = y_true == 0
     linear = xp.where(zero_true, xp.zeros_like(y_true),
-                      y_true * safe_pred ** a / (a + (a == 0)))
-    edge = 2 * (safe_pred ** b / (b + (b == 0)) - linear)
+                      y_true * safe_pred ** a / (a + (a == 0) * 1.0))
+    edge = 2 * (safe_pred ** b / (b + (b == 0) * 1.0) - linear)
     general = xp.where(positive, inside, edge)
     # Outside the domain (only under tracing, where values are not checked): NaN, not a number
     # made of the stand-ins above; a NaN input stays NaN.
