@@ -426,8 +426,9 @@ MAPE = Loss(
     As ``sklearn.metrics.mean_absolute_percentage_error``: each error relative
     to the truth, as a fraction (0.1 is 10 %, not 10 as Keras reports it).
     Scale-free, but a truth near zero makes the error huge (``ε`` only keeps
-    it finite: a zero truth divides by ``ε``) and over-prediction can cost
-    without bound where under-prediction costs at most 1. Any real inputs.
+    it finite: a zero truth divides by ``ε``), and for positive values
+    over-prediction can cost without bound where under-prediction costs at
+    most 1. Any real inputs.
 
     Examples
     --------

@@ -77,9 +77,6 @@ if TYPE_CHECKING:
 __all__ = ["NOT_YET", "Scorer", "get_scorer", "get_scorer_names", "loss_from_score",
            "make_scorer", "scorers", *(f"{name}_scorer" for name in mseplug.losses())]
 
-#: scikit-learn's regression scorers that mseplug does not compute yet, with what they are.
-#: With the names :func:`get_scorer_names` derives from the losses' records they make up all of
-#: scikit-learn's regression scorer names (a test checks the partition).
 NOT_YET: dict[str, str] = {
     "r2": "1 - SSE / SST, a ratio",
     "explained_variance": "1 - Var(y - ŷ) / Var(y), a ratio",
@@ -87,6 +84,12 @@ NOT_YET: dict[str, str] = {
     "neg_max_error": "the largest |ŷ - y|, a maximum",
     "neg_median_absolute_error": "the median of |ŷ - y|",
 }
+"""scikit-learn's regression scorers that mseplug does not compute yet, and what each is.
+
+:func:`get_scorer` refuses them with a ``ValueError`` that says so. With the names
+:func:`get_scorer_names` derives from the losses' records, they make up all of
+scikit-learn's regression scorer names (a test checks the partition).
+"""
 
 _OPTIONS = ("backend", "multioutput", "nan_policy")
 _SUFFIX = "_scorer"
