@@ -76,7 +76,7 @@ def _exact(function: Callable[..., Any], digits: int = 40) -> Callable[..., np.n
 
 def _tweedie(t: Any, p: Any, power: float = 0.0) -> Any:
     """sklearn.metrics.mean_tweedie_deviance's unit deviance, case by case (mpmath numbers)."""
-    if power == 0:
+    if power == 0 or t == p:  # an exact fit: 0 (the direct form would leave rounding there)
         return (t - p) ** 2
     if power == 1:
         return 2 * ((t * mpmath.log(t / p) if t else 0) - t + p)
