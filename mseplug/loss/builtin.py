@@ -14,6 +14,7 @@ them): adding a loss is this record and its reference in the test suite.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from mseplug._typing import Array, Namespace
 from mseplug.loss.record import Bound, Loss, Param
@@ -143,6 +144,115 @@ def poisson_deviance(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
 def poisson_deviance_derivative(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
     """``de/dŷ = 2 (1 - y / ŷ) = 2 (ŷ - y) / ŷ``."""
     return 2 * (y_pred - y_true) / y_pred
+
+
+def absolute_percentage_error(xp: Namespace, y_true: Array, y_pred: Array, epsilon: float
+                              ) -> Array:
+    """``e = |ŷ - y| / max(|y|, ε)``, as ``sklearn.metrics.mean_absolute_percentage_error``."""
+    return xp.abs(y_pred - y_true) / xp.clip(xp.abs(y_true), epsilon, None)
+
+
+def absolute_percentage_error_derivative(xp: Namespace, y_true: Array, y_pred: Array,
+                                         epsilon: float) -> Array:
+    """``de/dŷ = sign(ŷ - y) / max(|y|, ε)``: 0 at ``ŷ = y``, as MAE's subgradient."""
+    return xp.sign(y_pred - y_true) / xp.clip(xp.abs(y_true), epsilon, None)
+
+
+def gamma_deviance(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    """``e = 2 (log(ŷ / y) + y / ŷ - 1)``: ``2 g((y - ŷ) / ŷ)`` with ``g(x) = x - log1p(x)``
+    (:func:`x_minus_log1p`), exact to rounding when the prediction is close."""
+    return 2 * x_minus_log1p(xp, (y_true - y_pred) / y_pred)
+
+
+def gamma_deviance_derivative(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    """``de/dŷ = 2 (1/ŷ - y/ŷ²) = 2 (ŷ - y) / ŷ²``."""
+    return 2 * ((y_pred - y_true) / y_pred) / y_pred
+
+
+def check_tweedie_power(power: float) -> str:
+    """Tweedie's deviance has no distribution for ``0 < power < 1`` (scikit-learn refuses it)."""
+    if 0 < power < 1:
+        return "the Tweedie deviance is defined for power <= 0 and power >= 1, not in (0, 1)"
+    return ""
+
+
+def tweedie_domain(power: float) -> dict[str, Bound]:
+    """The inputs' ranges at ``power``, as ``sklearn.metrics.mean_tweedie_deviance`` checks them:
+    ``ŷ > 0`` below 0, any real number at 0, ``y >= 0, ŷ > 0`` in ``[1, 2)``, ``y, ŷ > 0`` from 2."""
+    if power < 0:
+        return {"y_pred": Bound(0.0)}
+    if power == 0:
+        return {}
+    if power < 2:
+        return {"y_true": Bound(0.0, inclusive=True), "y_pred": Bound(0.0)}
+    return {"y_true": Bound(0.0), "y_pred": Bound(0.0)}
+
+
+#: ``h(L) = Σₖ (bᵏ⁻¹ - aᵏ⁻¹) Lᵏ / k!`` for k = 2..17 (see :func:`tweedie_deviance`).
+_TWEEDIE_TERMS = range(17, 1, -1)
+#: Below this ``|L| (|a| + |b|)`` the series replaces ``expm1(bL)/b - expm1(aL)/a``, which
+#: cancels there (at the switch it loses about a decimal digit, no more).
+_TWEEDIE_SERIES_BELOW = 0.2
+
+
+def _expm1_over(xp: Namespace, c: Any, L: Array) -> Array:
+    """``expm1(c L) / c``, and ``L`` at ``c = 0`` (its limit); ``c`` a scalar, maybe traced."""
+    zero = (c == 0) * 1.0  # a number, not a bool: array_api_strict adds no bool to floats
+    return xp.expm1(c * L) / (c + zero) + zero * L
+
+
+def tweedie_deviance(xp: Namespace, y_true: Array, y_pred: Array, power: float) -> Array:
+    """The unit Tweedie deviance of ``power`` ``p``, with ``a = 1 - p`` and ``b = 2 - p``:
+
+    ``e = 2 (max(y, 0)ᵇ / (ab) - y ŷᵃ / a + ŷᵇ / b)``, ``(ŷ - y)²`` at ``p = 0``, Poisson's
+    at 1, Gamma's at 2 (the limits of the general form there).
+
+    For ``y > 0``, with ``L = log(ŷ / y) = log1p((ŷ - y) / y)``, the bracket is
+    ``yᵇ h(L)``, ``h(L) = expm1(bL) / b - expm1(aL) / a`` (``L`` for a zero ``a`` or ``b``),
+    which is ``Σₖ₌₂ (bᵏ⁻¹ - aᵏ⁻¹) Lᵏ / k!`` (no division: one formula for every power).
+    The series is taken where ``h`` would cancel (``ŷ`` close to ``y``), so the deviance is
+    exact to rounding there too, as Poisson's and Gamma's are. For ``y <= 0`` (powers below 2)
+    no term cancels: the direct form. The power may be a traced JAX value: every branch is a
+    choice of arrays (with harmless values where a branch is not taken: no warning).
+    """
+    a, b = 1 - power, 2 - power
+    positive = y_true > 0
+    normal = xp.zeros_like(y_true, dtype=xp.bool) | (power == 0)
+    safe_pred = xp.where(y_pred > 0, y_pred, xp.ones_like(y_pred))
+    # y > 0: 2 yᵇ h(L)
+    t = xp.where(positive, y_true, xp.ones_like(y_true))
+    L = xp.log1p((safe_pred - t) / t)
+    small = xp.abs(L) * (abs(a) + abs(b)) < _TWEEDIE_SERIES_BELOW
+    s = xp.where(small, L, xp.zeros_like(L))
+    series = 0 * s
+    factorial = 1.0
+    coefficients = []
+    for k in range(2, 18):
+        factorial *= k
+        coefficients.append((b ** (k - 1) - a ** (k - 1)) / factorial)
+    for coefficient in reversed(coefficients):
+        series = coefficient + s * series
+    h = xp.where(small, s * s * series, _expm1_over(xp, b, L) - _expm1_over(xp, a, L))
+    inside = 2 * t ** b * h
+    # y <= 0 (below power 2): 2 (ŷᵇ / b - y ŷᵃ / a), the first term 0 at y = 0 (a = 0 at power 1)
+    zero_true = y_true == 0
+    linear = xp.where(zero_true, xp.zeros_like(y_true),
+                      y_true * safe_pred ** a / (a + (a == 0) * 1.0))
+    edge = 2 * (safe_pred ** b / (b + (b == 0) * 1.0) - linear)
+    general = xp.where(positive, inside, edge)
+    # Outside the domain (only under tracing, where values are not checked): NaN, not a number
+    # made of the stand-ins above; a NaN input stays NaN.
+    outside = ~(y_pred > 0) | ((y_true < 0) & (power >= 1)) | ((y_true <= 0) & (power >= 2))
+    general = xp.where(outside, xp.full_like(general, xp.nan), general)
+    return xp.where(normal, (y_pred - y_true) * (y_pred - y_true), general)
+
+
+def tweedie_deviance_derivative(xp: Namespace, y_true: Array, y_pred: Array, power: float
+                                ) -> Array:
+    """``de/dŷ = 2 (ŷ - y) ŷ⁻ᵖ``, ``2 (ŷ - y)`` at ``p = 0`` (any sign of ``ŷ`` there)."""
+    normal = xp.zeros_like(y_true, dtype=xp.bool) | (power == 0)
+    safe_pred = xp.where(normal | ~(y_pred > 0), xp.ones_like(y_pred), y_pred)
+    return 2 * (y_pred - y_true) * safe_pred ** (-power)
 
 
 # -- the records ----------------------------------------------------------------------------------
@@ -282,6 +392,53 @@ MSLE = Loss(
     True
     """,
 )
+RMSLE = Loss(
+    "rmsle", squared_log_error, squared_log_error_derivative, title="RMSLE", root=True,
+    domain={"y_true": Bound(-1.0), "y_pred": Bound(-1.0)},
+    anchors={"sklearn": "root_mean_squared_log_error"},
+    doc="""Root mean squared logarithmic error: the square root of each output's MSLE.
+
+    As ``sklearn.metrics.root_mean_squared_log_error``: :func:`msle` as
+    :func:`rmse` is to :func:`mse`, the root taken per output before
+    ``multioutput`` combines them; ``reduction`` must be ``"mean"``. In the
+    units of ``log(1 + y)``: about the typical *relative* error (0.1 is
+    roughly 10 %). Targets and predictions must be greater than -1.
+
+    Examples
+    --------
+    >>> import math, mseplug
+    >>> value = float(mseplug.rmsle([3.0, 5.0, 2.5, 7.0], [2.5, 5.0, 4.0, 8.0]))
+    >>> round(value, 6)
+    0.199501
+    >>> math.isclose(value ** 2, float(mseplug.msle([3.0, 5.0, 2.5, 7.0], [2.5, 5.0, 4.0, 8.0])))
+    True
+    """,
+)
+MAPE = Loss(
+    "mape", absolute_percentage_error, absolute_percentage_error_derivative, title="MAPE",
+    params={"epsilon": Param(float(2.0 ** -52), low=0.0,
+                             doc="The smallest ``|y|`` divided by (scikit-learn's: float64's "
+                                 "machine epsilon)")},
+    anchors={"sklearn": "mean_absolute_percentage_error",
+             "torchmetrics": "MeanAbsolutePercentageError", "keras": "MeanAbsolutePercentageError"},
+    doc="""Mean absolute percentage error, ``Σᵢ wᵢ |ŷᵢ - yᵢ| / max(|yᵢ|, ε) / Σᵢ wᵢ``.
+
+    As ``sklearn.metrics.mean_absolute_percentage_error``: each error relative
+    to the truth, as a fraction (0.1 is 10 %, not 10 as Keras reports it).
+    Scale-free, but a truth near zero makes the error huge (``ε`` only keeps
+    it finite: a zero truth divides by ``ε``), and for positive values
+    over-prediction can cost without bound where under-prediction costs at
+    most 1. Any real inputs.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> float(mseplug.mape([1.0, 10.0], [2.0, 8.0]))
+    0.6
+    >>> float(mseplug.mape([0.0], [0.5], epsilon=0.1))  # a zero truth: divided by epsilon
+    5.0
+    """,
+)
 POISSON_DEVIANCE = Loss(
     "poisson_deviance", poisson_deviance, poisson_deviance_derivative,
     domain={"y_true": Bound(0.0, inclusive=True), "y_pred": Bound(0.0)},
@@ -301,5 +458,56 @@ POISSON_DEVIANCE = Loss(
     """,
 )
 
+GAMMA_DEVIANCE = Loss(
+    "gamma_deviance", gamma_deviance, gamma_deviance_derivative,
+    domain={"y_true": Bound(0.0), "y_pred": Bound(0.0)},
+    anchors={"sklearn": "mean_gamma_deviance", "torchmetrics": "TweedieDevianceScore(power=2)"},
+    doc="""Mean Gamma deviance, ``Σᵢ wᵢ 2(log(ŷᵢ/yᵢ) + yᵢ/ŷᵢ - 1) / Σᵢ wᵢ``.
+
+    As ``sklearn.metrics.mean_gamma_deviance``: the loss of a Gamma regression
+    (positive amounts whose spread grows with their size: claim sizes,
+    durations), minimised by the mean of the target. It depends on the ratio
+    ``ŷ / y`` alone, so it is the same at every scale. Targets and predictions
+    must be positive.
+
+    Examples
+    --------
+    >>> import math, mseplug
+    >>> math.isclose(float(mseplug.gamma_deviance([1.0, 2.0], [2.0, 2.0])), math.log(2) - 0.5)
+    True
+    >>> float(mseplug.gamma_deviance([1.0], [2.0])) == float(mseplug.gamma_deviance([100.0], [200.0]))
+    True
+    """,
+)
+TWEEDIE_DEVIANCE = Loss(
+    "tweedie_deviance", tweedie_deviance, tweedie_deviance_derivative,
+    params={"power": Param(0.0, doc="The Tweedie power: 0 normal, 1 Poisson, 2 Gamma; not in "
+                                    "(0, 1)", check=check_tweedie_power)},
+    domain=tweedie_domain,
+    anchors={"sklearn": "mean_tweedie_deviance", "torchmetrics": "TweedieDevianceScore"},
+    doc="""Mean Tweedie deviance of power ``p``, with ``a = 1 - p`` and ``b = 2 - p``:
+    ``Σᵢ wᵢ 2(max(yᵢ, 0)ᵇ/(ab) - yᵢ ŷᵢᵃ/a + ŷᵢᵇ/b) / Σᵢ wᵢ``.
+
+    As ``sklearn.metrics.mean_tweedie_deviance``: the family of deviances
+    with :func:`mse` at ``power=0``, :func:`poisson_deviance` at 1 and
+    :func:`gamma_deviance` at 2; between 1 and 2 the compound Poisson-Gamma
+    (amounts with exact zeros: insurance claims, rainfall). Powers in
+    ``(0, 1)`` are refused. The domain follows the power: any real inputs at
+    0, ``y_pred > 0`` below 0, ``y_true >= 0`` and ``y_pred > 0`` in
+    ``[1, 2)``, both positive from 2; other values are a ``ValueError``.
+
+    Examples
+    --------
+    >>> import math, mseplug
+    >>> y, p = [2.0, 0.0, 1.0, 4.0], [0.5, 0.5, 2.0, 2.0]
+    >>> math.isclose(float(mseplug.tweedie_deviance(y, p, power=1)),
+    ...              float(mseplug.poisson_deviance(y, p)))
+    True
+    >>> round(float(mseplug.tweedie_deviance(y, p, power=1.5)), 6)
+    1.160858
+    """,
+)
+
 #: The built-in records, in the order :func:`mseplug.losses` lists them.
-BUILTINS: tuple[Loss, ...] = (MSE, MAE, RMSE, HUBER, PINBALL, LOG_COSH, MSLE, POISSON_DEVIANCE)
+BUILTINS: tuple[Loss, ...] = (MSE, MAE, RMSE, HUBER, PINBALL, LOG_COSH, MSLE, RMSLE, MAPE,
+                              POISSON_DEVIANCE, GAMMA_DEVIANCE, TWEEDIE_DEVIANCE)

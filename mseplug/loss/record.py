@@ -220,11 +220,16 @@ class Loss:
         )
 
     def bounds(self, params: tuple[Any, ...]) -> Domain:
-        """The inputs' ranges for these parameter values (empty: any real number)."""
+        """The inputs' ranges for these parameter values (empty: any real number).
+
+        A domain set by a parameter traced under JAX's ``jit`` cannot be known: empty then,
+        as values are not checked under tracing either."""
         if self.domain is None:
             return {}
         if isinstance(self.domain, Mapping):
             return self.domain
+        if any(_is_traced(value) for value in params):
+            return {}
         domain = self.domain(**dict(zip(self.params, params)))
         _check_domain(self.name, domain)
         return domain

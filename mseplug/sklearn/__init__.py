@@ -74,8 +74,22 @@ from mseplug.sklearn.metric import LossMetric
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Scorer", "loss_from_score", "make_scorer", "scorers",
-           *(f"{name}_scorer" for name in mseplug.losses())]
+__all__ = ["NOT_YET", "Scorer", "get_scorer", "get_scorer_names", "loss_from_score",
+           "make_scorer", "scorers", *(f"{name}_scorer" for name in mseplug.losses())]
+
+NOT_YET: dict[str, str] = {
+    "r2": "1 - SSE / SST, a ratio",
+    "explained_variance": "1 - Var(y - ŷ) / Var(y), a ratio",
+    "d2_absolute_error_score": "1 - MAE / MAE of the median, a ratio",
+    "neg_max_error": "the largest |ŷ - y|, a maximum",
+    "neg_median_absolute_error": "the median of |ŷ - y|",
+}
+"""scikit-learn's regression scorers that mseplug does not compute yet, and what each is.
+
+:func:`get_scorer` refuses them with a ``ValueError`` that says so. With the names
+:func:`get_scorer_names` derives from the losses' records, they make up all of
+scikit-learn's regression scorer names (a test checks the partition).
+"""
 
 _OPTIONS = ("backend", "multioutput", "nan_policy")
 _SUFFIX = "_scorer"
@@ -210,21 +224,120 @@ def scorers() -> dict[str, Scorer]:
 
     Examples
     --------
-    Counts and a Poisson regression (positive predictions: inside every loss's domain):
+    Positive targets and a Poisson regression (positive predictions): inside every loss's
+    domain (the Gamma deviance needs positive targets too; a zero count would be a NaN score
+    for it and a warning):
 
     >>> import numpy as np
     >>> from sklearn.linear_model import PoissonRegressor
     >>> from sklearn.model_selection import cross_validate
     >>> from mseplug.sklearn import loss_from_score, scorers
     >>> X = np.arange(12.0).reshape(6, 2)
-    >>> y = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 6.0])
+    >>> y = np.array([1.0, 1.0, 2.0, 3.0, 4.0, 6.0])
     >>> results = cross_validate(PoissonRegressor(), X, y, cv=3, scoring=scorers())
-    >>> {"test_neg_mse", "test_neg_poisson_deviance"} <= set(results)
+    >>> {"test_neg_mse", "test_neg_gamma_deviance", "test_neg_tweedie_deviance"} <= set(results)
     True
     >>> bool((loss_from_score(results["test_neg_mse"]) >= 0).all())
     True
     """
     return {f"neg_{name}": make_scorer(name) for name in mseplug.losses()}
+
+
+def _sklearn_names() -> dict[str, str]:
+    """``{"neg_mean_squared_error": "mse", ...}``: ``neg_`` and each loss's scikit-learn anchor
+    (its ``sklearn.metrics`` function), scikit-learn's own scorer names for those losses."""
+    names = {}
+    for loss in mseplug.losses():
+        anchor = mseplug.get_loss(loss).loss.anchors.get("sklearn")
+        if anchor and anchor.isidentifier():
+            names[f"neg_{anchor}"] = loss
+    return names
+
+
+def get_scorer_names() -> list[str]:
+    """The names :func:`get_scorer` takes, sorted.
+
+    Returns
+    -------
+    list of str
+        scikit-learn's scorer names of the losses mseplug computes
+        (``"neg_mean_squared_error"``, ``"neg_mean_gamma_deviance"``, ...: ``neg_`` and the
+        ``sklearn.metrics`` function a loss's record names as its anchor) and mseplug's own
+        ``neg_<loss>`` (``"neg_mse"``, ...), as :func:`scorers` names them.
+
+    Examples
+    --------
+    >>> from mseplug.sklearn import get_scorer_names
+    >>> {"neg_mean_squared_error", "neg_root_mean_squared_log_error", "neg_mse"} <= set(
+    ...     get_scorer_names())
+    True
+    >>> "r2" in get_scorer_names()  # not computed by mseplug yet (see NOT_YET)
+    False
+    """
+    return sorted({*_sklearn_names(), *(f"neg_{loss}" for loss in mseplug.losses())})
+
+
+def get_scorer(name: str, **options: Any) -> Scorer:
+    """A new scorer by name, as ``sklearn.metrics.get_scorer``: scikit-learn's names or mseplug's.
+
+    ``get_scorer("neg_mean_squared_error")`` scores as scikit-learn's
+    ``scoring="neg_mean_squared_error"`` does (the same values to rounding, negated
+    likewise), computed by mseplug on any backend, with ``nan_policy`` and the other options.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`get_scorer_names`: scikit-learn's regression scorer name of a loss
+        mseplug computes (``"neg_mean_absolute_percentage_error"``, ...), or ``"neg_"`` and a
+        registered loss's name (``"neg_huber"``).
+    **options
+        As for :func:`make_scorer`: ``multioutput``, ``nan_policy``, ``backend`` and the
+        loss's parameters.
+
+    Returns
+    -------
+    Scorer
+        A new scorer returning ``-loss``, as :func:`make_scorer` makes.
+
+    Raises
+    ------
+    ValueError
+        For a scikit-learn regression scorer mseplug does not compute yet (``"r2"``,
+        ``"explained_variance"``, ``"neg_max_error"``, ``"neg_median_absolute_error"``,
+        ``"d2_absolute_error_score"``: use scikit-learn's own), or an unknown name.
+    TypeError
+        If ``name`` is not a string, or an option is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyRegressor
+    >>> from sklearn.metrics import get_scorer as sklearn_get_scorer
+    >>> from mseplug.sklearn import get_scorer
+    >>> X, y = np.zeros((4, 1)), np.array([1.0, 2.0, 4.0, 8.0])
+    >>> model = DummyRegressor().fit(X, y)
+    >>> ours = get_scorer("neg_mean_squared_log_error")(model, X, y)
+    >>> theirs = sklearn_get_scorer("neg_mean_squared_log_error")(model, X, y)
+    >>> bool(np.isclose(ours, theirs, rtol=1e-12))
+    True
+    >>> try:
+    ...     get_scorer("r2")
+    ... except ValueError as error:
+    ...     print(str(error).partition(";")[0])
+    scikit-learn's scorer 'r2' (1 - SSE / SST, a ratio) is not available in mseplug yet
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a scorer name must be a string; got {type(name).__name__}")
+    if name in NOT_YET:
+        raise ValueError(f"scikit-learn's scorer {name!r} ({NOT_YET[name]}) is not available in "
+                         f"mseplug yet; use scikit-learn's own: scoring={name!r}")
+    loss = _sklearn_names().get(name)
+    if loss is None and name.startswith("neg_") and name[4:] in mseplug.losses():
+        loss = name[4:]
+    if loss is None:
+        raise ValueError(f"{name!r} is not a scorer of mseplug; choose from "
+                         f"{', '.join(get_scorer_names())}")
+    return make_scorer(loss, **options)
 
 
 @overload

@@ -280,8 +280,8 @@ def test_huber_gradient_is_delta_sign_at_infinite_residuals(options):
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_omit_gradient_finite_and_zero_where_dropped(loss):
-    t = torch.tensor([1.0, float("nan"), 3.0, 0.0], dtype=torch.float64)
-    p = torch.tensor([2.0, 2.0, float("nan"), 2.0], dtype=torch.float64, requires_grad=True)
+    t, p = in_domain(loss, np.array([1.0, np.nan, 3.0, 0.0]), np.array([2.0, 2.0, np.nan, 2.0]))
+    t, p = torch.tensor(t), torch.tensor(p, requires_grad=True)
     value = call(loss, t, p, nan_policy="omit", sample_weight=torch.tensor([1.0, 2.0, 3.0, 4.0]))
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(p.grad).all()

@@ -366,3 +366,34 @@ def test_csv_encodings(tmp_path: Path, capsys) -> None:
                          "--format", "json")
     assert code == 0 and json.loads(out)["metrics"]["mae"] == 1.0
     assert "latin.csv: not UTF-8" in error_of(capsys, str(tmp_path / "latin.csv"), str(tmp_path / "t.csv"))
+
+
+def test_the_regression_family_by_name_with_a_power(tmp_path: Path, capsys, rng) -> None:
+    """rmsle, mape, gamma_deviance and tweedie_deviance by --metric, the power by --param; the
+    power sets Tweedie's domain, and a value outside it is the one-line error."""
+    y_true, y_pred = 0.5 + np.abs(rng.normal(size=(2, 400)))
+    np.save(tmp_path / "t.npy", y_true)
+    np.save(tmp_path / "p.npy", y_pred)
+    files = [str(tmp_path / "t.npy"), str(tmp_path / "p.npy")]
+    code, out, _ = score(capsys, *files, "--metric", "rmsle,mape,gamma_deviance,tweedie_deviance",
+                         "--param", "power=1.5", "--json")
+    report = json.loads(out)["metrics"]
+    assert code == 0 and list(report) == ["rmsle", "mape", "gamma_deviance", "tweedie_deviance"]
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    assert report["rmsle"] == pytest.approx(
+        sklearn_metrics.root_mean_squared_log_error(y_true, y_pred), rel=1e-12)
+    assert report["mape"] == pytest.approx(
+        sklearn_metrics.mean_absolute_percentage_error(y_true, y_pred), rel=1e-12)
+    assert report["gamma_deviance"] == pytest.approx(
+        sklearn_metrics.mean_gamma_deviance(y_true, y_pred), rel=1e-12)
+    assert report["tweedie_deviance"] == pytest.approx(
+        sklearn_metrics.mean_tweedie_deviance(y_true, y_pred, power=1.5), rel=1e-12)
+    y_true[9] = -1.0  # power 1.5: y_true >= 0
+    np.save(tmp_path / "t.npy", y_true)
+    err = error_of(capsys, *files, "--metric", "tweedie_deviance", "--param", "power=1.5")
+    assert "t.npy row 10: tweedie_deviance is defined for y_true >= 0" in err, err
+    code, out, _ = score(capsys, *files, "--metric", "tweedie_deviance", "--json")  # power 0
+    assert code == 0 and json.loads(out)["metrics"]["tweedie_deviance"] == pytest.approx(
+        float(mseplug.mse(y_true, y_pred)), rel=1e-12)
+    err = error_of(capsys, *files, "--metric", "tweedie_deviance", "--param", "power=0.5")
+    assert "power" in err and "(0, 1)" in err, err

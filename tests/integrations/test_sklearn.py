@@ -410,3 +410,80 @@ def test_docstring_examples_run():
     result = doctest.testmod(msk, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 10
     assert result.failed == 0
+
+
+# -- scikit-learn's scorer names ------------------------------------------------------------------
+def sklearn_regression_scorer_names() -> set[str]:
+    """Every scorer name of the installed scikit-learn whose metric is a regression metric."""
+    from sklearn.metrics import get_scorer_names
+
+    return {name for name in get_scorer_names()
+            if getattr(getattr(get_scorer(name), "_score_func", None), "__module__", "")
+            == "sklearn.metrics._regression"}
+
+
+#: scikit-learn's regression scorer names mseplug computes (the rest are msk.NOT_YET).
+IMPLEMENTED = ["neg_mean_absolute_error", "neg_mean_absolute_percentage_error",
+               "neg_mean_gamma_deviance", "neg_mean_poisson_deviance", "neg_mean_squared_error",
+               "neg_mean_squared_log_error", "neg_root_mean_squared_error",
+               "neg_root_mean_squared_log_error"]
+
+
+def test_sklearn_regression_scorer_names_are_implemented_or_not_yet() -> None:
+    """The partition: each of scikit-learn's regression scorer names is either one get_scorer
+    takes or one of NOT_YET, never both; a new scikit-learn name fails here until placed."""
+    names = sklearn_regression_scorer_names()
+    implemented = sorted(names & set(msk.get_scorer_names()))
+    assert implemented == IMPLEMENTED
+    assert set(msk.NOT_YET) <= names and set(msk.NOT_YET).isdisjoint(msk.get_scorer_names())
+    assert names == set(implemented) | set(msk.NOT_YET)
+    assert sorted(msk.NOT_YET) == ["d2_absolute_error_score", "explained_variance",
+                                   "neg_max_error", "neg_median_absolute_error", "r2"]
+
+
+@pytest.mark.parametrize("name", IMPLEMENTED)
+@pytest.mark.parametrize("model", ["ridge", "dummy"])
+def test_get_scorer_matches_sklearn_scoring_by_name(name, model, data) -> None:
+    """cross_val_score with get_scorer(name) equals scoring=name, fold by fold (the targets, and
+    so the predictions, are positive: inside every loss's domain)."""
+    X, y, _ = data
+    estimator = Ridge() if model == "ridge" else DummyRegressor(strategy="median")
+    assert (estimator.fit(X, y).predict(X) > 0).all()
+    ours = cross_val_score(estimator, X, y, cv=CV, scoring=msk.get_scorer(name))
+    theirs = cross_val_score(estimator, X, y, cv=CV, scoring=name)
+    assert np.all(ours < 0)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=0)
+
+
+def test_get_scorer_takes_mseplug_names_and_options(data) -> None:
+    X, y, _ = data
+    assert set(msk.scorers()) == {f"neg_{loss}" for loss in mseplug.losses()}
+    assert {f"neg_{loss}" for loss in mseplug.losses()} <= set(msk.get_scorer_names())
+    model = Ridge().fit(X, y)
+    for loss in ("rmsle", "mape", "gamma_deviance", "tweedie_deviance"):
+        assert msk.get_scorer(f"neg_{loss}")(model, X, y) == pytest.approx(
+            -loss_value(loss, y, model.predict(X)), rel=1e-12)
+    assert msk.get_scorer("neg_tweedie_deviance", power=1.5)(model, X, y) == pytest.approx(
+        -loss_value("tweedie_deviance", y, model.predict(X), power=1.5), rel=1e-12)
+    assert msk.get_scorer("neg_mean_squared_error")(model, X, y) == msk.mse_scorer(model, X, y)
+
+
+@pytest.mark.parametrize("name", ["r2", "explained_variance", "neg_max_error",
+                                  "neg_median_absolute_error", "d2_absolute_error_score"])
+def test_get_scorer_says_which_sklearn_names_are_not_available_yet(name) -> None:
+    with pytest.raises(ValueError, match=rf"scikit-learn's scorer '{name}' .* is not available "
+                                         rf"in mseplug yet; use scikit-learn's own: "
+                                         rf"scoring='{name}'"):
+        msk.get_scorer(name)
+
+
+def test_get_scorer_refuses_unknown_names() -> None:
+    with pytest.raises(ValueError, match=r"'accuracy' is not a scorer of mseplug; choose from "
+                                         r".*neg_mean_squared_error"):
+        msk.get_scorer("accuracy")
+    with pytest.raises(ValueError, match="'neg_nothing' is not a scorer"):
+        msk.get_scorer("neg_nothing")
+    with pytest.raises(TypeError, match="must be a string"):
+        msk.get_scorer(3)
+    with pytest.raises(ValueError, match="power"):
+        msk.get_scorer("neg_tweedie_deviance", power=0.5)

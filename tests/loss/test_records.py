@@ -79,8 +79,8 @@ def test_bad_loss_records_are_typed_errors(build, error, words) -> None:
 
 
 def test_unknown_names_and_keywords_name_the_loss_and_the_argument() -> None:
-    with pytest.raises(ValueError, match=r"loss 'mape' is unknown; registered losses: .*'mse'"):
-        mseplug.get_loss("mape")
+    with pytest.raises(ValueError, match=r"loss 'smape' is unknown; registered losses: .*'mse'"):
+        mseplug.get_loss("smape")
     with pytest.raises(TypeError, match="loss name must be a string"):
         mseplug.get_loss(3)
     with pytest.raises(TypeError, match=r"mse\(\) got an unexpected keyword argument 'alpha'; "
@@ -92,8 +92,8 @@ def test_unknown_names_and_keywords_name_the_loss_and_the_argument() -> None:
         mseplug.Accumulator("mae", delta=2.0)
     with pytest.raises(TypeError, match=r"mse\(\) .* 'delta'"):
         mseplug.grad("mse", [1.0], [2.0], delta=2.0)
-    with pytest.raises(ValueError, match="loss 'mape' is unknown"):
-        mseplug.Accumulator("mape")
+    with pytest.raises(ValueError, match="loss 'smape' is unknown"):
+        mseplug.Accumulator("smape")
 
 
 def test_unknown_keywords_in_the_integrations() -> None:

@@ -51,6 +51,8 @@ def params(loss: str) -> dict[str, float]:
     for name, spec in record.params.items():
         high = spec.high if np.isfinite(spec.high) else spec.default + 1
         chosen[name] = float(spec.default + 0.3 * (high - spec.default))
+        if spec.check is not None and spec.check(chosen[name]):  # a gap (Tweedie's power)
+            chosen[name] = spec.default + 1.5
     return chosen
 
 

@@ -30,6 +30,8 @@ def example_params(name: str) -> dict[str, float]:
             value = 0.7 * spec.default
         else:
             value = spec.default + 0.3
+        if spec.check is not None and spec.check(value):  # a gap in the range (Tweedie's power)
+            value = spec.default + 1.5
         params[param] = value
     return params
 
@@ -56,14 +58,23 @@ def in_domain(name: str, y_true: Any, y_pred: Any, **params: float) -> tuple[Any
     """NumPy ``y_true`` and ``y_pred`` moved into the loss's domain, elementwise and the same way
     for both (equal values stay equal, NaN and inf stay): ``x -> c + |x|``, ``c`` the largest
     lower bound of the two (plus 1/4 for a strict one). Losses without a domain get their
-    inputs back."""
-    loss = mseplug.get_loss(name).loss
-    bounds = loss.bounds(loss.check_params(params))
-    if not bounds:
+    inputs back. Without ``params``, the domain at the defaults and at :func:`example_params`
+    (where a parameter sets the domain, as Tweedie's power, tests call with either)."""
+    offsets = _offsets(name, params)
+    if not offsets:
         return y_true, y_pred
-    offset = max(bound.low + (0.0 if bound.inclusive else 0.25) for bound in bounds.values())
+    offset = max(offsets)
     return tuple(offset + np.abs(np.asarray(x, np.float64))  # type: ignore[return-value]
                  for x in (y_true, y_pred))
+
+
+def _offsets(name: str, params: dict[str, float] | None = None) -> list[float]:
+    """The lowest value strictly inside each of the loss's bounds (at ``params``, or at the
+    defaults and the example parameters)."""
+    loss = mseplug.get_loss(name).loss
+    choices = [params] if params else [{}, example_params(name)]
+    return [bound.low + (0.0 if bound.inclusive else 0.25) for chosen in choices
+            for bound in loss.bounds(loss.check_params(chosen)).values()]
 
 
 def domains() -> dict[str, Any]:
@@ -75,9 +86,7 @@ def domains() -> dict[str, Any]:
 def in_every_domain(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
     """NumPy inputs moved, as :func:`in_domain` does, into every registered loss's domain at
     once (for data one test passes to all of them)."""
-    offsets = [bound.low + (0.0 if bound.inclusive else 0.25)
-               for name in NAMES for bound in mseplug.get_loss(name).loss.bounds(
-                   tuple(mseplug.get_loss(name).loss.defaults.values())).values()]
+    offsets = [offset for name in NAMES for offset in _offsets(name)]
     if not offsets:
         return y_true, y_pred
     return tuple(max(offsets) + np.abs(np.asarray(x, np.float64))  # type: ignore[return-value]

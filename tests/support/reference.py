@@ -57,22 +57,52 @@ def _log_cosh(r: np.ndarray) -> np.ndarray:
     return np.where(a < 300, near, a - np.log(2.0))
 
 
-def _exact(function: Callable[..., Any]) -> Callable[..., np.ndarray]:
-    """``function`` of two mpmath numbers at 40 significant digits, elementwise, rounded to
-    float64 (NaN in, NaN out): exact to the last bit of float64 however the terms cancel."""
-    def one(t: float, p: float) -> float:
-        if math.isnan(t) or math.isnan(p):
-            return math.nan
-        with mpmath.workdps(40):
-            return float(function(mpmath.mpf(t), mpmath.mpf(p)))
+def _exact(function: Callable[..., Any], digits: int = 40) -> Callable[..., np.ndarray]:
+    """``function`` of two mpmath numbers (and the loss's parameters) at ``digits`` significant
+    digits, elementwise, rounded to float64 (NaN in, NaN out): exact to the last bit of float64
+    however the terms cancel."""
+    def evaluate(t: Any, p: Any, **params: float) -> np.ndarray:
+        def one(t: float, p: float) -> float:
+            if math.isnan(t) or math.isnan(p):
+                return math.nan
+            with mpmath.workdps(digits):
+                return float(function(mpmath.mpf(t), mpmath.mpf(p), **params))
 
-    elementwise = np.frompyfunc(one, 2, 1)
-
-    def evaluate(t: Any, p: Any) -> np.ndarray:
         t, p = np.broadcast_arrays(np.asarray(t, np.float64), np.asarray(p, np.float64))
-        return np.asarray(elementwise(t, p), np.float64)
+        return np.asarray(np.frompyfunc(one, 2, 1)(t, p), np.float64)
 
     return evaluate
+
+
+def _tweedie(t: Any, p: Any, power: float = 0.0) -> Any:
+    """sklearn.metrics.mean_tweedie_deviance's unit deviance, case by case (mpmath numbers)."""
+    if power == 0 or t == p:  # an exact fit: 0 (the direct form would leave rounding there)
+        return (t - p) ** 2
+    if power == 1:
+        return 2 * ((t * mpmath.log(t / p) if t else 0) - t + p)
+    if power == 2:
+        return 2 * (mpmath.log(p / t) + t / p - 1)
+    a, b = 1 - mpmath.mpf(power), 2 - mpmath.mpf(power)
+    return 2 * (max(t, 0) ** b / (a * b) - t * p ** a / a + p ** b / b)
+
+
+def _tweedie_slope(t: Any, p: Any, power: float = 0.0) -> Any:
+    return 2 * (p - t) * p ** -mpmath.mpf(power) if power else 2 * (p - t)
+
+
+def _tweedie_curvature(t: Any, p: Any, power: float = 0.0) -> Any:
+    """d/dŷ of 2 (ŷ - y) ŷ⁻ᵖ: 2 ŷ⁻ᵖ⁻¹ ((1 - p) ŷ + p y)."""
+    if not power:
+        return 2 + 0 * p
+    return 2 * p ** (-mpmath.mpf(power) - 1) * ((1 - power) * p + power * t)
+
+
+#: scikit-learn's MAPE epsilon, float64's machine epsilon.
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _mape(r: np.ndarray, t: np.ndarray, epsilon: float) -> np.ndarray:
+    return r / np.maximum(np.abs(t), epsilon)
 
 
 DEFINITIONS: dict[str, Definition] = {
@@ -103,6 +133,31 @@ DEFINITIONS: dict[str, Definition] = {
         _exact(lambda t, p: 2 * ((t * mpmath.log(t / p) if t else 0) - t + p)),
         _exact(lambda t, p: 2 * (p - t) / p),
         _exact(lambda t, p: 2 * t / (p * p)),
+    ),
+    # sklearn.metrics.root_mean_squared_log_error: the root of each output's msle.
+    "rmsle": Definition(
+        _exact(lambda t, p: (mpmath.log1p(p) - mpmath.log1p(t)) ** 2),
+        _exact(lambda t, p: 2 * (mpmath.log1p(p) - mpmath.log1p(t)) / (1 + p)),
+        _exact(lambda t, p: 2 * (1 - (mpmath.log1p(p) - mpmath.log1p(t))) / (1 + p) ** 2),
+        root=True,
+    ),
+    # sklearn.metrics.mean_absolute_percentage_error: |ŷ - y| / max(|y|, eps).
+    "mape": Definition(
+        lambda t, p, epsilon=_EPS: _mape(np.abs(p - t), t, epsilon),
+        lambda t, p, epsilon=_EPS: _mape(np.sign(p - t), t, epsilon),
+        lambda t, p, epsilon=_EPS: 0 * (p - t),
+    ),
+    # sklearn.metrics.mean_gamma_deviance: 2 (log(ŷ/y) + y/ŷ - 1), to 80 digits (it cancels
+    # to about (ŷ/y - 1)² when ŷ is close to y: 1e-28 from terms of 1e-14 leaves 50 digits).
+    "gamma_deviance": Definition(
+        _exact(lambda t, p: 2 * (mpmath.log(p / t) + t / p - 1), 80),
+        _exact(lambda t, p: 2 * (p - t) / (p * p)),
+        _exact(lambda t, p: 2 * (2 * t - p) / p ** 3),
+    ),
+    # sklearn.metrics.mean_tweedie_deviance, its direct form at 80 digits: its three terms
+    # cancel to about (ŷ - y)² when ŷ is close to y.
+    "tweedie_deviance": Definition(
+        _exact(_tweedie, 80), _exact(_tweedie_slope, 80), _exact(_tweedie_curvature, 80),
     ),
 }
 

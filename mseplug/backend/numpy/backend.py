@@ -214,6 +214,7 @@ class NumpyBackend(Backend):
             type(y_pred) is np.ndarray
             and type(y_true) is np.ndarray
             and sample_weight is None
+            and options.loss.domain is None  # values to check: the general path
             and y_pred.ndim == 1
             and y_true.shape == y_pred.shape
             and y_true.dtype == y_pred.dtype
