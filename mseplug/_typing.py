@@ -28,10 +28,12 @@ class Namespace(Protocol):
     ``jax.numpy``, ``array_api_strict``): the functions and dtypes mseplug calls, with the
     standard's signatures (positional-only arrays, keyword-only options)."""
 
+    bool: DType
     float32: DType
     float64: DType
     int8: DType
     uint8: DType
+    nan: float
 
     def asarray(self, obj: Any, /, *, dtype: DType | None = ..., device: Any = ...,
                 copy: bool | None = ...) -> Array: ...

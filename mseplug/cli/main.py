@@ -35,6 +35,12 @@ named by position, "1", "2", ... (--column 2 is the second). np.savetxt's output
 either way. Column names must be unique (a duplicated name is an error)."""
 
 
+def mseplug_losses() -> tuple[str, ...]:
+    import mseplug
+
+    return mseplug.losses()
+
+
 def _metrics_help() -> str:
     """The default metrics and the losses with a domain, from the registry."""
     import textwrap
@@ -42,8 +48,12 @@ def _metrics_help() -> str:
     from mseplug.cli import metrics
 
     domains = [f"{name} ({metrics.domain_text(name)})" for name in metrics.bounded_metrics()]
-    text = (f"Metrics: without --metric, every registered loss defined for all real numbers: "
-            f"{', '.join(metrics.default_metrics())}.")
+    text = (f"Metrics: without --metric, every registered loss of the residual defined for all "
+            f"real numbers: {', '.join(metrics.default_metrics())}.")
+    named = [name for name in mseplug_losses() if name not in metrics.default_metrics()
+             and name not in metrics.bounded_metrics()]
+    if named:
+        text += f" Losses of the pair without a domain are scored when named: {', '.join(named)}."
     if domains:
         text += (f" A loss with a domain is scored only when named, and a value outside it is "
                  f"an error naming the file and the row: {', '.join(domains)}.")

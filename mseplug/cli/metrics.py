@@ -1,12 +1,15 @@
 """The losses ``mseplug score`` computes: ``--metric``, ``--param`` and the losses' domains.
 
 Every list derives from the registry, never from typed names. Without
-``--metric``, score computes every registered loss defined for all real
-numbers: those whose record has no ``domain``. A loss with a domain (its
-inputs must lie above a bound, as a log or a deviance needs) is scored only
-when named, since ordinary data (a negative value, a zero) would otherwise
-stop every run; then a value outside its domain is an
-:class:`~mseplug.cli.sources.InputError` naming the file, the row and the bound.
+``--metric``, score computes every registered loss of the residual
+``ŷ - y`` defined for all real numbers (its record has ``residual`` true and
+no ``domain``): errors in the target's units, which any data has. The others
+are scored only when named: a loss with a domain (its inputs must lie above a
+bound, as a log or a deviance needs), since ordinary data (a negative value,
+a zero) would otherwise stop every run, and then a value outside its domain
+is an :class:`~mseplug.cli.sources.InputError` naming the file, the row and
+the bound; and a relative error such as ``mape``, which a zero target makes
+about 1e16 (as scikit-learn's).
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ def has_domain(name: str) -> bool:
 
 
 def default_metrics() -> list[str]:
-    """The metrics of ``mseplug score`` without ``--metric``: every registered loss defined
-    for all real numbers, in the registry's order."""
+    """The metrics of ``mseplug score`` without ``--metric``: every registered loss of the
+    residual defined for all real numbers, in the registry's order."""
     import mseplug
 
-    return [name for name in mseplug.losses() if not has_domain(name)]
+    return [name for name in mseplug.losses()
+            if _record(name).residual and not has_domain(name)]
 
 
 def bounded_metrics() -> list[str]:
