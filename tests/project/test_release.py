@@ -86,7 +86,8 @@ def test_wheel_ships_the_package_license_and_metadata(dist: Path, version: str) 
         metadata = archive.read(f"mseplug-{version}.dist-info/METADATA").decode()
         entry_points = archive.read(f"mseplug-{version}.dist-info/entry_points.txt").decode()
         license_text = archive.read(f"mseplug-{version}.dist-info/licenses/LICENSE").decode()
-    assert {"mseplug/__init__.py", "mseplug/py.typed", "mseplug/_backends/numpy.py"} <= names
+    assert {"mseplug/__init__.py", "mseplug/py.typed", "mseplug/backend/numpy/backend.py",
+            "mseplug/loss/builtin.py", "mseplug/cli/main.py"} <= names
     assert not any(name.startswith(("tests/", "docs/", "benchmarks/")) for name in names)
     assert license_text == (ROOT / "LICENSE").read_text()
     assert "License-Expression: MIT" in metadata and "License-File: LICENSE" in metadata
@@ -99,7 +100,7 @@ def test_sdist_ships_sources_docs_tests_and_license(dist: Path, version: str) ->
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     expected = {"LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "mkdocs.yml",
-                "mseplug/__init__.py", "tests/test_docs.py", "docs/formula.md"}
+                "mseplug/__init__.py", "tests/project/test_docs.py", "docs/formula.md"}
     assert expected <= names, expected - names
     assert not any(name.startswith((".venv/", "site/", "docs/generated/")) for name in names)
 
