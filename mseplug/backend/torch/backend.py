@@ -218,13 +218,15 @@ class TorchBackend(Backend):
         ):
             return None
         w = weight if weight.dtype is y_pred.dtype else weight.to(y_pred.dtype)
+        total_weight = w.sum()  # checked here, and the mean's divisor
         if y_pred.device.type == "cpu":
             if not K.host_checks_possible(w):
                 return None  # compiling or batched: the engine's path
-            total, minimum = torch.stack((w.sum(), w.min())).tolist()
+            total, minimum = total_weight.item(), w.min().item()
             if not (_FAST_WEIGHT_SUMS[0] <= total <= _FAST_WEIGHT_SUMS[1] and minimum >= 0):
                 return None  # the engine raises the right error, or scales the weights
-        statistic, _ = _weighted_grand(self, options, y_true, y_pred, w, options.params)
+        statistic, _ = _weighted_grand(self, options, y_true, y_pred, w, options.params,
+                                       total_weight=total_weight)
         value = finalize_grand(self.namespace(y_pred), options, statistic, (), self.sqrt)
         return self._overflow_checked(value, y_true, y_pred)
 
@@ -346,11 +348,14 @@ _DOT_MAX = 1 << 12
 
 
 def _weighted_grand(backend: TorchBackend, options: Options, y_true: Tensor, y_pred: Tensor,
-                    weight: Tensor, params: tuple[Any, ...]) -> tuple[Tensor, Any]:
-    """``(Σ w·e / Σ w, Σ w)`` (or ``(Σ w·e, 1)``) of 1-D tensors, ``weight`` in their dtype."""
+                    weight: Tensor, params: tuple[Any, ...], *, total_weight: Tensor | None = None
+                    ) -> tuple[Tensor, Any]:
+    """``(Σ w·e / Σ w, Σ w)`` (or ``(Σ w·e, 1)``) of 1-D tensors, ``weight`` in their dtype
+    (``total_weight``: ``Σ w`` if the caller has it)."""
     losses = backend.elementwise(backend.namespace(y_pred), options.loss, y_true, y_pred, params)
     weighted = torch.dot(weight, losses) if y_pred.shape[0] <= _DOT_MAX else torch.sum(weight * losses)
     if options.reduction != "mean":
         return weighted, 1
-    total_weight = weight.sum()
+    if total_weight is None:
+        total_weight = weight.sum()
     return weighted / total_weight, total_weight
