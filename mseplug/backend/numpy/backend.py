@@ -32,6 +32,7 @@ from mseplug.loss.record import Loss
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
 _LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
+_LARGEST_FLOAT64 = _LARGEST[_FLOAT64]
 
 
 def _largest(dtype: np.dtype) -> float:
@@ -226,11 +227,16 @@ class NumpyBackend(Backend):
         ):
             dtype, n = y_pred.dtype, y_pred.shape[0]
             kernel = self._kernels.get(options.loss) or self.kernel(options.loss)
-            work = _FLOAT32 if dtype.itemsize < 4 else dtype
-            statistic, _ = _grand(options, walk.flat_total(kernel, y_true, y_pred, work,
-                                                              options.params), n)
+            if n <= walk.SMALL and kernel.scalar is not None:  # flat_total's first case, inlined
+                total = walk.small_total(kernel.scalar, y_true, y_pred, options.params)
+            else:
+                total = walk.flat_total(kernel, y_true, y_pred,
+                                        _FLOAT32 if dtype.itemsize < 4 else dtype, options.params)
+            statistic = total / n if options.reduction == "mean" else total  # as _grand
             value = finalize_grand(kernels.NAMESPACE, options, statistic, (), self.sqrt)
-            value = _in_dtype(value, dtype)
+            if abs(value) <= (_LARGEST_FLOAT64 if dtype is _FLOAT64 else _largest(dtype)):
+                return np.asarray(value, dtype=dtype)  # the common case: it fits the dtype
+            value = _in_dtype(value, dtype)  # inf or NaN: from finite inputs?
             _warn_if_overflowed(value, y_true, y_pred)
             return value
         return None
