@@ -34,14 +34,25 @@ def example_params(name: str) -> dict[str, float]:
     return params
 
 
-def rows(*, root: bool | None = None, sums: bool | None = None, names: Any = None) -> list[Any]:
-    """Table rows, optionally only losses with (or without) a root, or that allow ``"sum"``."""
+def rows(*, root: bool | None = None, sums: bool | None = None, names: Any = None,
+         weighted: bool | None = None, outputs: bool | None = None,
+         elementwise: bool | None = None) -> list[Any]:
+    """Table rows, optionally only losses with (or without) a root, that allow ``"sum"``, that
+    take sample weights (``weighted``), several outputs (``outputs``), or that are the mean of an
+    elementwise term (``elementwise``: not a loss with statistics of its own, such as R²)."""
     chosen = []
     for name in NAMES if names is None else names:
         loss = mseplug.get_loss(name).loss
+        spec = loss.statistics
         if root is not None and loss.root != root:
             continue
-        if sums is not None and (not loss.root) != sums:
+        if sums is not None and (not loss.root and spec is None) != sums:
+            continue
+        if weighted is not None and (spec is None or spec.sample_weight) != weighted:
+            continue
+        if outputs is not None and (spec is None or spec.multioutput) != outputs:
+            continue
+        if elementwise is not None and (spec is None) != elementwise:
             continue
         chosen.append(pytest.param(name, example_params(name), id=name))
     return chosen
