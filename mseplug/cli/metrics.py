@@ -2,7 +2,9 @@
 
 Every list derives from the registry, never from typed names. Without
 ``--metric``, score computes every registered loss defined for all real
-numbers: those whose record has no ``domain``. A loss with a domain (its
+numbers that takes weights and several outputs: those whose record has no
+``domain`` (and, for statistics of their own, refuses neither; ``max_error`` is
+scored when named). A loss with a domain (its
 inputs must lie above a bound, as a log or a deviance needs) is scored only
 when named, since ordinary data (a negative value, a zero) would otherwise
 stop every run; then a value outside its domain is an
@@ -37,7 +39,14 @@ def default_metrics() -> list[str]:
     for all real numbers, in the registry's order."""
     import mseplug
 
-    return [name for name in mseplug.losses() if not has_domain(name)]
+    return [name for name in mseplug.losses() if not has_domain(name) and takes_any(name)]
+
+
+def takes_any(name: str) -> bool:
+    """Whether the loss takes sample weights and several outputs (``max_error`` takes neither,
+    as scikit-learn's, so it is scored only when named)."""
+    spec = _record(name).statistics
+    return spec is None or (spec.sample_weight and spec.multioutput)
 
 
 def bounded_metrics() -> list[str]:

@@ -22,6 +22,8 @@ scikit-learn always *maximises* a score, so a loss is reported **negated**,
 as its own ``neg_mean_squared_error`` is: ``mse_scorer`` returns ``-MSE``, the
 best model has the score closest to 0 and ``GridSearchCV.best_score_`` is
 ``-(smallest loss)``. That is why :func:`scorers` names its entries ``neg_*``.
+A score whose record says ``greater_is_better`` (``r2``, ``explained_variance``)
+is reported as it is, unnegated, and named without ``neg_``, as scikit-learn's ``r2``.
 :func:`loss_from_score` undoes the sign, for one score or an array of them:
 ``loss_from_score(search.best_score_)`` is the best model's loss.
 
@@ -82,7 +84,7 @@ _SUFFIX = "_scorer"
 
 
 class Scorer(Protocol):
-    """What :func:`make_scorer` returns: a scikit-learn scorer (``greater_is_better=False``)."""
+    """What :func:`make_scorer` returns: a scikit-learn scorer (a loss negated, a score as is)."""
 
     def __call__(
         self, estimator: Any, X: Any, y_true: Any, *, sample_weight: Any = None, **kwargs: Any
@@ -160,8 +162,8 @@ def make_scorer(loss: str | Callable[..., Any], **options: Any) -> Scorer:
     -------
     Scorer
         A new scorer made by :func:`sklearn.metrics.make_scorer` with
-        ``greater_is_better=False``, requesting ``sample_weight`` under metadata
-        routing (see the module docstring).
+        ``greater_is_better`` from the record (``False`` for a loss), requesting
+        ``sample_weight`` under metadata routing (see the module docstring).
 
     Raises
     ------
@@ -189,11 +191,14 @@ def make_scorer(loss: str | Callable[..., Any], **options: Any) -> Scorer:
     import sklearn
     from sklearn.metrics import make_scorer as sklearn_make_scorer
 
-    scorer = sklearn_make_scorer(LossMetric(record), greater_is_better=False, **options)
+    scorer = sklearn_make_scorer(LossMetric(record), greater_is_better=record.greater_is_better,
+                                 **options)
     # set_score_request refuses to run while routing is off; the request is kept
-    # either way and only consulted when routing is on.
+    # either way and only consulted when routing is on. A metric that takes no weights
+    # (max_error, as scikit-learn's) does not request them.
+    weighted = record.statistics is None or record.statistics.sample_weight
     with sklearn.config_context(enable_metadata_routing=True):
-        scorer.set_score_request(sample_weight=True)
+        scorer.set_score_request(sample_weight=weighted)
     result: Scorer = scorer
     return result
 
@@ -224,7 +229,8 @@ def scorers() -> dict[str, Scorer]:
     >>> bool((loss_from_score(results["test_neg_mse"]) >= 0).all())
     True
     """
-    return {f"neg_{name}": make_scorer(name) for name in mseplug.losses()}
+    return {f"{'' if mseplug.get_loss(name).loss.greater_is_better else 'neg_'}{name}":
+            make_scorer(name) for name in mseplug.losses()}
 
 
 @overload
