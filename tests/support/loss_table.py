@@ -93,3 +93,31 @@ def in_every_domain(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
         return y_true, y_pred
     return tuple(max(offsets) + np.abs(np.asarray(x, np.float64))  # type: ignore[return-value]
                  for x in (y_true, y_pred))
+
+
+def refusal(name: str, *, weighted: bool = False, outputs: int = 1,
+            multioutput: Any = "uniform_average", reduction: str = "mean",
+            elementwise: bool = False) -> str:
+    """Why ``name`` refuses such a call, from its record, or ``""``: a loss with statistics of its
+    own (R², max_error) takes only ``reduction="mean"``, is no mean of an elementwise term, and
+    may refuse sample weights or several outputs (as scikit-learn's max_error)."""
+    spec = mseplug.get_loss(name).loss.statistics
+    if spec is None:
+        return ""
+    if reduction != "mean":
+        return f"{name} has statistics of its own: only reduction='mean' applies"
+    if elementwise:
+        return f"{name} has statistics of its own, not the mean of an elementwise term"
+    if weighted and not spec.sample_weight:
+        return f"{name} takes no sample_weight (a property of its record)"
+    uniform = isinstance(multioutput, str) and multioutput == "uniform_average"
+    if (outputs > 1 or not uniform) and not spec.multioutput:
+        return f"{name} takes one output (a property of its record)"
+    return ""
+
+
+def skip_if_refused(name: str, **call: Any) -> None:
+    """``pytest.skip`` with :func:`refusal`'s reason when ``name`` refuses such a call."""
+    reason = refusal(name, **call)
+    if reason:
+        pytest.skip(reason)
