@@ -160,8 +160,11 @@ def output_share(xp: Namespace, options: Options, stats: Mapping[str, Array],
 def value(xp: Namespace, options: Options, stats: Mapping[str, Array],
           output_shape: tuple[int, ...], output_weights: Array | None) -> Array:
     """The value from the statistics: per output by the record's ``finalize``, then outputs
-    combined by ``multioutput``."""
+    combined by ``multioutput``. An output without weight (empty, or emptied by
+    ``nan_policy="omit"``) is NaN, as for every loss."""
     per_output = spec_of(options).finalize(xp, stats)
+    weight = stats["weight"]
+    per_output = xp.where(weight > 0, per_output, xp.full_like(per_output, float("nan")))
     share = output_share(xp, options, stats, output_weights, per_output)
     if share is None:
         return xp.reshape(per_output, output_shape)

@@ -322,7 +322,9 @@ def _squared_residual(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
 
 
 def _absolute_residual(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
-    return xp.abs(y_true - y_pred)
+    """``|y - ŷ|``, whose derivative is 0 at ``y == ŷ`` under every autodiff (as ``sign(0)``)."""
+    r = y_true - y_pred
+    return xp.where(r != 0, xp.abs(r), xp.zeros_like(r))
 
 
 def _score(xp: Namespace, numerator: Array, denominator: Array) -> Array:
@@ -330,7 +332,7 @@ def _score(xp: Namespace, numerator: Array, denominator: Array) -> Array:
     a constant target (denominator 0) scores 1 if it is fitted exactly, else 0."""
     nonzero = denominator != 0
     ratio = numerator / xp.where(nonzero, denominator, xp.ones_like(denominator))
-    fitted = xp.where(numerator != 0, xp.zeros_like(numerator), xp.ones_like(numerator))
+    fitted = xp.where(numerator == 0, xp.ones_like(numerator), numerator * 0)  # NaN stays
     return xp.where(nonzero, 1 - ratio, fitted)
 
 

@@ -150,7 +150,7 @@ def spread(xp: Namespace, stats: Mapping[str, Array], name: str) -> Array:
     ``W = 0``)."""
     first, second = stats[f"{name}.sum"], stats[f"{name}.squares"]
     value = second - first * (first / _safe_weight(xp, stats["weight"]))
-    return xp.where(value > 0, value, xp.zeros_like(value))
+    return xp.where(value < 0, xp.zeros_like(value), value)  # NaN stays NaN
 
 
 def centre(xp: Namespace, stats: Mapping[str, Array], name: str) -> Array:

@@ -267,8 +267,8 @@ def statistics_value(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any 
     t, p, _ = _as_2d(y_true, y_pred)
     n, k = t.shape
     drop = (np.isnan(t) | np.isnan(p)) if nan_policy == "omit" else np.zeros((n, k), bool)
-    if loss == "max_error":
-        return np.asarray(np.max(np.where(drop, -np.inf, np.abs(t - p))))
+    if loss == "max_error":  # nothing kept: NaN, as every loss's empty output
+        return np.asarray(np.nan if drop.all() else np.max(np.where(drop, -np.inf, np.abs(t - p))))
     num, den, _ = _score_parts(loss, t, p, _sample_weights(sample_weight, n), drop)
     per_output = _scores(num, den)
     if isinstance(multioutput, str) and multioutput == "raw_values":
@@ -286,9 +286,10 @@ def statistics_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any =
     if loss == "max_error":
         a = np.where(drop, -np.inf, np.abs(t - p))
         at_max = (a == a.max(axis=0)).astype(float)
-        return (np.sign(p - t) * at_max / at_max.sum(axis=0)).reshape(pred_shape)
+        slope = np.where(drop, 0.0, np.sign(p - t))
+        return (slope * at_max / at_max.sum(axis=0)).reshape(pred_shape)
     w = _sample_weights(sample_weight, n)
-    num, den, wk = _score_parts(loss, t, p, w, drop)
+    _, den, wk = _score_parts(loss, t, p, w, drop)
     r = np.where(drop, 0.0, t - p)
     if loss == "explained_variance":
         r = r - (wk * r).sum(axis=0) / wk.sum(axis=0)
@@ -299,7 +300,6 @@ def statistics_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any =
 def statistics_hessian(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None
                        ) -> np.ndarray:
     t = np.asarray(y_true, np.float64).reshape(-1)
-    p = np.asarray(y_pred, np.float64).reshape(-1)
     w = _sample_weights(sample_weight, t.size)
     if loss == "max_error":
         return np.zeros((t.size, t.size))
