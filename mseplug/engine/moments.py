@@ -56,6 +56,7 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
     term at the first row (0 for an empty part, or where that row was omitted).
     """
     spec = spec_of(options)
+    c = in_work_dtype(xp, c)
     true, pred = c.y_true, c.y_pred
     if keep is not None:
         one = xp.ones_like(pred)
@@ -92,6 +93,14 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
                 product = xp.where(keep, product, xp.zeros_like(product))
             stats[part.name] = xp.sum(product, axis=0)
     return stats
+
+
+def in_work_dtype(xp: Namespace, c: Columns) -> Columns:
+    """The columns in their work dtype (the widest float here): a backend may hand them over in
+    the input dtype (NumPy's blocked kernels cast block by block; these sums do not)."""
+    arrays = [x if x is None or x.dtype == c.work else xp.astype(x, c.work)
+              for x in (c.y_true, c.y_pred, c.weight)]
+    return c._replace(y_true=arrays[0], y_pred=arrays[1], weight=arrays[2])
 
 
 def reshifted(xp: Namespace, stats: Mapping[str, Array], name: str, shift: Array) -> Named:
@@ -180,11 +189,12 @@ def gradient(xp: Namespace, options: Options, stats: Mapping[str, Array], c: Col
                         "generic Array API backend cannot give it; use torch or JAX arrays")
     if options.raw and c.shape[1:] != () and c.outputs != 1:
         raise v.nonscalar_error(c.shape[1:])
-    true, pred = c.y_true, c.y_pred
+    work = in_work_dtype(xp, c)
+    true, pred = work.y_true, work.y_pred
     if keep is not None:
         one = xp.ones_like(pred)
         true, pred = xp.where(keep, true, one), xp.where(keep, pred, one)
-    weight = c.weight
+    weight = work.weight
     grad = spec.gradient(xp, stats, true, pred, weight)
     per_output = stats["weight"]
     share = output_share(xp, options, stats, output_weights, per_output)
