@@ -105,9 +105,12 @@ class Statistics:
         Whether ``sample_weight`` is accepted.
     multioutput : bool, default True
         Whether more than one output is accepted.
-    hessian : bool, default True
-        Whether second derivatives through the gradient are correct; ``False``
-        refuses them with an error rather than give a wrong number.
+
+    Notes
+    -----
+    torch and JAX differentiate the value itself (statistics, then ``finalize``),
+    never ``gradient``: their gradients and Hessians are those of the metric,
+    rank-one parts included (explained variance's mean residual).
     """
 
     parts: tuple[Part, ...]
@@ -116,7 +119,6 @@ class Statistics:
     output_weights: Callable[[Namespace, Mapping[str, Array]], Array] | None = None
     sample_weight: bool = True
     multioutput: bool = True
-    hessian: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.parts))
