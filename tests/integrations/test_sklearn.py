@@ -15,7 +15,7 @@ import pytest
 
 sklearn = pytest.importorskip("sklearn")
 
-from loss_table import NAMES  # noqa: E402
+from loss_table import NAMES, refusal  # noqa: E402
 from reference import loss_value  # noqa: E402
 from scipy.stats import loguniform  # noqa: E402  (scipy comes with scikit-learn)
 from sklearn.dummy import DummyRegressor  # noqa: E402
@@ -43,7 +43,11 @@ from sklearn.multioutput import MultiOutputRegressor  # noqa: E402
 import mseplug  # noqa: E402
 import mseplug.sklearn as msk  # noqa: E402
 
-LOSSES = NAMES
+#: The losses these tests judge as negated scores with weights and several outputs; scores
+#: (greater is better: r2, explained_variance) and max_error (no weights, one output) are judged
+#: by test_scores_are_reported_as_scikit_learn_reports_them, from their records' properties.
+LOSSES = tuple(name for name in NAMES if not mseplug.get_loss(name).loss.greater_is_better
+               and not refusal(name, weighted=True, outputs=3))
 SKLEARN_NAME = {
     "mse": "neg_mean_squared_error",
     "mae": "neg_mean_absolute_error",
@@ -196,7 +200,9 @@ def test_sample_weight_direct_call_routing_off(loss, data):
     assert weighted == pytest.approx(-reference(loss, y, pred, sample_weight=w), rel=1e-12)
     assert abs(weighted - scorer(model, X, y)) > 1e-6
     # The multi-metric path (cross_validate with a dict) hands weights to every scorer.
-    multi = check_scoring(model, scoring=msk.scorers())(model, X, y, sample_weight=w)
+    weighted_scorers = {key: scorer for key, scorer in msk.scorers().items()
+                        if key.removeprefix("neg_") in LOSSES}  # max_error takes no weights
+    multi = check_scoring(model, scoring=weighted_scorers)(model, X, y, sample_weight=w)
     assert multi[f"neg_{loss}"] == weighted
 
 
@@ -304,7 +310,8 @@ def test_nan_policy_pass_through():
 
 def test_scorers_are_fresh_and_module_scorers_cached():
     first, second = msk.scorers(), msk.scorers()
-    assert list(first) == [f"neg_{name}" for name in mseplug.losses()]
+    assert list(first) == [("" if mseplug.get_loss(name).loss.greater_is_better else "neg_") + name
+                           for name in mseplug.losses()]
     assert list(first)[:4] == ["neg_mse", "neg_mae", "neg_rmse", "neg_huber"]
     assert all(first[key] is not second[key] for key in first)
     assert msk.mse_scorer is msk.mse_scorer
@@ -410,3 +417,15 @@ def test_docstring_examples_run():
     result = doctest.testmod(msk, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 10
     assert result.failed == 0
+
+
+def test_scores_are_reported_as_scikit_learn_reports_them(data):
+    """r2 and explained_variance unnegated (greater is better), max_error negated, each equal to
+    scikit-learn's own scorer, fold by fold."""
+    X, y, _ = data
+    for ours, theirs in (("r2", "r2"), ("explained_variance", "explained_variance"),
+                         ("max_error", "neg_max_error")):
+        assert ours in msk.scorers() or f"neg_{ours}" in msk.scorers()
+        got = cross_val_score(Ridge(), X, y, cv=CV, scoring=getattr(msk, f"{ours}_scorer"))
+        want = cross_val_score(Ridge(), X, y, cv=CV, scoring=theirs)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
