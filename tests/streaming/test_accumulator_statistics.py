@@ -151,3 +151,18 @@ def test_sufficient_statistics_combine_as_one_call(name) -> None:
     values = [float(mseplug.loss_from_statistics(name, result)) for result in results]
     assert len(set(values)) == 1
     assert values[0] == pytest.approx(float(mseplug.get_loss(name)(y, p)), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["r2", "explained_variance", "max_error"])
+def test_dask_chunks_stream_and_give_statistics_as_one_call(name) -> None:
+    da = pytest.importorskip("dask.array")
+    y, p = _far_from_zero(n=400, seed=6)
+    t, q = da.from_array(y, chunks=57), da.from_array(p, chunks=57)
+    want = float(mseplug.get_loss(name)(y.astype(np.float64), p.astype(np.float64)))
+    acc = mseplug.Accumulator(name)
+    acc.update(t, q)
+    assert float(acc.compute()) == pytest.approx(want, rel=1e-12)
+    lazy = mseplug.sufficient_statistics(name, t, q)
+    assert all(isinstance(value, da.Array) for value in lazy.values())
+    computed = {key: value.compute() for key, value in lazy.items()}
+    assert float(mseplug.loss_from_statistics(name, computed)) == pytest.approx(want, rel=1e-12)
