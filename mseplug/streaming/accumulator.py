@@ -25,6 +25,14 @@ update in a training loop is no device sync:
 - ``count``: samples seen, a Python int (a batch's row count is its shape).
 - ``output_shape``: a tuple; ``options``: the loss and its options.
 
+A loss with statistics of its own (R², explained variance, the maximum
+error: ``Loss(statistics=...)``) keeps them by name in ``total`` (a dict of
+float64 NumPy arrays, ``weight`` its ``"weight"``), on the host for every
+library: each update reads its batch's statistics back (a torch batch on an
+accelerator costs one device sync). Updates and merges combine them as the
+record says, exactly: centred moments are re-centred at one shift, maxima
+take the maximum.
+
 A torch update reads no value back. Checks that need one (NaN under
 ``nan_policy="raise"``, sample weights finite and ``>= 0``, a loss's domain
 such as msle's ``y > -1``, the overflow warning) are kept as device flags
