@@ -22,7 +22,11 @@ from mseplug.engine.backend import Backend
 from mseplug.engine.overflow import EmptyOutputWarning, LossOverflowWarning
 from mseplug.loss.record import Bound, Loss, Param
 from mseplug.streaming.accumulator import Accumulator
-from mseplug.streaming.statistics import loss_from_statistics, sufficient_statistics
+from mseplug.streaming.statistics import (
+    combine_statistics,
+    loss_from_statistics,
+    sufficient_statistics,
+)
 
 __version__ = "0.1.0"
 
@@ -65,6 +69,7 @@ __all__ = [
     "get_backend",
     "get_loss",
     "grad",
+    "combine_statistics",
     "loss_from_statistics",
     "losses",
     "register_backend",

@@ -82,10 +82,11 @@ BackendLike: TypeAlias = Any
 
 Reduction = Literal["mean", "sum", "none"]
 NanPolicy = Literal["propagate", "raise", "omit"]
-MultioutputMode = Literal["uniform_average", "raw_values"]
+MultioutputMode = Literal["uniform_average", "raw_values", "variance_weighted"]
 #: ``"uniform_average"``, ``"raw_values"`` or an array of output weights.
 Multioutput: TypeAlias = MultioutputMode | ArrayLike
 
 REDUCTIONS: tuple[Reduction, ...] = ("mean", "sum", "none")
 NAN_POLICIES: tuple[NanPolicy, ...] = ("propagate", "raise", "omit")
-MULTIOUTPUT_MODES: tuple[MultioutputMode, ...] = ("uniform_average", "raw_values")
+MULTIOUTPUT_MODES: tuple[MultioutputMode, ...] = ("uniform_average", "raw_values",
+                                                  "variance_weighted")

@@ -80,6 +80,11 @@ def rows() -> tuple[list[str], list[list[str]]]:
             offset = shift(loss, y_true_0, y_pred_0)
             y_true, y_pred = y_true_0 + offset, y_pred_0 + offset
             title = f"{problem} (+{offset})" if offset else problem
+            spec = mseplug.get_loss(loss).loss.statistics
+            if "sample_weight" in options and spec is not None and not spec.sample_weight:
+                # max_error, as scikit-learn's, takes no weights: said in the row
+                table.append([title, loss, *("no weights" for _ in libs), "0.0e+00", "0.0e+00"])
+                continue
             values, grads = [], []
             for to_lib, to_numpy in libs.values():
                 extra = {k: to_lib(v) for k, v in options.items()}

@@ -3,13 +3,16 @@
 Every list derives from the registry, never from typed names. Without
 ``--metric``, score computes every registered loss of the residual
 ``ŷ - y`` defined for all real numbers (its record has ``residual`` true and
-no ``domain``): errors in the target's units, which any data has. The others
-are scored only when named: a loss with a domain (its inputs must lie above a
-bound, as a log or a deviance needs), since ordinary data (a negative value,
-a zero) would otherwise stop every run, and then a value outside its domain
-is an :class:`~mseplug.cli.sources.InputError` naming the file, the row and
-the bound; and a relative error such as ``mape``, which a zero target makes
-about 1e16 (as scikit-learn's).
+no ``domain``): errors in the target's units, which any data has; and the
+scores with statistics of their own that take weights and several outputs
+(``r2``, ``explained_variance``). The others are scored only when named: a
+loss with a domain (its inputs must lie above a bound, as a log or a deviance
+needs), since ordinary data (a negative value, a zero) would otherwise stop
+every run, and then a value outside its domain is an
+:class:`~mseplug.cli.sources.InputError` naming the file, the row and the
+bound; a relative error such as ``mape``, which a zero target makes about
+1e16 (as scikit-learn's); and ``max_error``, which takes neither weights nor
+several outputs.
 """
 
 from __future__ import annotations
@@ -36,12 +39,21 @@ def has_domain(name: str) -> bool:
 
 
 def default_metrics() -> list[str]:
-    """The metrics of ``mseplug score`` without ``--metric``: every registered loss of the
-    residual defined for all real numbers, in the registry's order."""
+    """The metrics of ``mseplug score`` without ``--metric``, in the registry's order: every
+    registered loss of the residual defined for all real numbers, and the scores that take
+    any data (see :func:`by_default`)."""
     import mseplug
 
-    return [name for name in mseplug.losses()
-            if _record(name).residual and not has_domain(name)]
+    return [name for name in mseplug.losses() if by_default(_record(name)) and not has_domain(name)]
+
+
+def by_default(loss: Loss) -> bool:
+    """A loss of the residual, or statistics of its own that take sample weights and several
+    outputs (``max_error`` takes neither, as scikit-learn's, so it is scored only when named)."""
+    spec = loss.statistics
+    if spec is None:
+        return bool(loss.residual)
+    return bool(spec.sample_weight and spec.multioutput)
 
 
 def bounded_metrics() -> list[str]:

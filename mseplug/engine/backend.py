@@ -256,7 +256,13 @@ class Backend:
 
     def statistics(self, options: Options, checked: Checked) -> ScaledStatistics:
         """``(S, W)`` per output of checked inputs, in the widest float, with the exponent
-        their weights were scaled by (a lazy library may return lazy ones)."""
+        their weights were scaled by (a lazy library may return lazy ones). A loss with its
+        own statistics has them as ``total``, a mapping of name to ``(K,)`` array (its
+        ``"weight"`` is ``weight``)."""
+        if options.loss.statistics is not None:
+            named = self.run(loss_statistics, options, checked.y_true, checked.y_pred,
+                             checked.sample_weight, options.params)
+            return ScaledStatistics(named, named["weight"], checked.weight_exponent)
         total, weight = self.run(loss_statistics, options, checked.y_true, checked.y_pred,
                                  checked.sample_weight, options.params)
         return ScaledStatistics(total, weight, checked.weight_exponent)

@@ -15,6 +15,7 @@ from typing import Any
 
 from mseplug._typing import Array
 from mseplug.engine import finalize as _finalize
+from mseplug.engine import moments
 from mseplug.engine import validation as v
 from mseplug.engine.columns import Columns
 from mseplug.engine.protocol import Hooks
@@ -118,6 +119,8 @@ def output_weights_like(backend: Hooks, options: Options, output_weights: Any, l
 def loss_value(backend: Hooks, options: Options, true: Array, pred: Array, weight: Array | None,
                output_weights: Any, params: tuple[Any, ...]) -> Array:
     """The loss of checked inputs, in the promoted input dtype."""
+    if options.loss.statistics is not None:
+        return statistics_value(backend, options, true, pred, weight, output_weights)
     c = columns(backend, true, pred, weight)
     xp = c.xp
     if options.reduction == "none":
@@ -135,7 +138,11 @@ def loss_value(backend: Hooks, options: Options, true: Array, pred: Array, weigh
 
 def loss_statistics(backend: Hooks, options: Options, true: Array, pred: Array,
                     weight: Array | None, params: tuple[Any, ...]) -> Statistics:
-    """``(S, W)`` per output of checked inputs, in the library's widest float."""
+    """``(S, W)`` per output of checked inputs, in the library's widest float (a loss with
+    statistics of its own: its named statistics, see :mod:`mseplug.engine.moments`)."""
+    if options.loss.statistics is not None:
+        c = columns(backend, true, pred, weight, wide=True)
+        return moments.part_statistics(c.xp, options, c, kept(c, options))  # type: ignore[return-value]
     return backend.column_totals(options, columns(backend, true, pred, weight, wide=True), params)
 
 
@@ -144,6 +151,8 @@ def loss_value_and_grad(backend: Hooks, options: Options, true: Array, pred: Arr
                         ) -> tuple[Array, Array]:
     """The value (as :func:`loss_value`'s, bit for bit) and the analytic gradient
     ``d loss / d y_pred`` from the loss's derivative."""
+    if options.loss.statistics is not None:
+        return statistics_value_and_grad(backend, options, true, pred, weight, output_weights)
     c = columns(backend, true, pred, weight)
     xp = c.xp
     if not needs_columns(options, c):
@@ -181,3 +190,30 @@ def scaled_gradient(options: Options, c: Columns, scale: Array | None, params: t
     if keep is not None:
         grad = xp.where(keep, grad, xp.zeros_like(grad))
     return xp.astype(xp.reshape(grad, c.pred_shape), c.dtype, copy=False)
+
+
+# -- losses with statistics of their own (R², the maximum error) -----------------------------
+def _statistics_of(backend: Hooks, options: Options, true: Array, pred: Array,
+                   weight: Array | None) -> tuple[Columns, Array | None, dict[str, Array]]:
+    c = columns(backend, true, pred, weight, wide=True)
+    keep = kept(c, options)
+    return c, keep, moments.part_statistics(c.xp, options, c, keep)
+
+
+def statistics_value(backend: Hooks, options: Options, true: Array, pred: Array,
+                     weight: Array | None, output_weights: Any) -> Array:
+    """The value of a loss with its own statistics, computed in the widest float."""
+    c, _, stats = _statistics_of(backend, options, true, pred, weight)
+    weights = output_weights_like(backend, options, output_weights, stats["weight"])
+    value = moments.value(c.xp, options, stats, c.output_shape, weights)
+    return backend.cast_result(c.xp, value, c.dtype)
+
+
+def statistics_value_and_grad(backend: Hooks, options: Options, true: Array, pred: Array,
+                              weight: Array | None, output_weights: Any) -> tuple[Array, Array]:
+    """The value and the record's analytic gradient of a loss with its own statistics."""
+    c, keep, stats = _statistics_of(backend, options, true, pred, weight)
+    weights = output_weights_like(backend, options, output_weights, stats["weight"])
+    value = moments.value(c.xp, options, stats, c.output_shape, weights)
+    grad = moments.gradient(c.xp, options, stats, c, keep, weights)
+    return backend.cast_result(c.xp, value, c.dtype), grad

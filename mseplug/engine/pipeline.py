@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from mseplug._typing import Array
+from mseplug.engine import moments
 from mseplug.engine import validation as v
 from mseplug.engine.checks import Checked, check_inputs, unscaled
 from mseplug.engine.finalize import ScaledStatistics
@@ -42,13 +43,19 @@ class Driven(Hooks, Protocol):
 
 def check(backend: Hooks, options: Options, y_true: Any, y_pred: Any, sample_weight: Any = None,
           *, partial: bool = False) -> Checked:
-    """Convert and check one call's inputs (see :func:`~mseplug.engine.checks.check_inputs`)."""
-    return check_inputs(backend, options, y_true, y_pred, sample_weight, partial=partial)
+    """Convert and check one call's inputs (see :func:`~mseplug.engine.checks.check_inputs`);
+    a loss with its own statistics refuses what it does not take (:func:`moments.check_call`)."""
+    checked = check_inputs(backend, options, y_true, y_pred, sample_weight, partial=partial)
+    if options.loss.statistics is not None:
+        moments.check_call(options, checked.shape, checked.sample_weight is not None)
+    return checked
 
 
 def evaluate(backend: Driven, options: Options, y_true: Any, y_pred: Any,
              sample_weight: Any = None) -> Array:
     """The loss value (the weighted elementwise losses for ``reduction="none"``)."""
+    if options.loss.statistics is not None:  # no fast path: statistics of its own
+        return engine_value(backend, options, y_true, y_pred, sample_weight)
     value = backend.fast_value(options, y_true, y_pred, sample_weight)
     if value is None:
         value = engine_value(backend, options, y_true, y_pred, sample_weight)
@@ -68,6 +75,8 @@ def engine_value(backend: Driven, options: Options, y_true: Any, y_pred: Any,
 def value_and_grad(backend: Driven, options: Options, y_true: Any, y_pred: Any,
                    sample_weight: Any = None) -> tuple[Array, Array]:
     """The loss value and its gradient with respect to ``y_pred``."""
+    if options.loss.statistics is not None:
+        return engine_value_and_grad(backend, options, y_true, y_pred, sample_weight)
     result = backend.fast_value_and_grad(options, y_true, y_pred, sample_weight)
     if result is None:
         result = engine_value_and_grad(backend, options, y_true, y_pred, sample_weight)

@@ -14,10 +14,12 @@ them): adding a loss is this record and its reference in the test suite.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from mseplug._typing import Array, Namespace
 from mseplug.loss.record import Bound, Loss, Param
+from mseplug.loss.statistics import Centred, Maximum, Statistics, Sum, centre, spread
 
 
 # -- functions of the residual r = y_pred - y_true ---------------------------------------------
@@ -508,6 +510,159 @@ TWEEDIE_DEVIANCE = Loss(
     """,
 )
 
+
+
+# -- metrics from statistics of their own (see mseplug.loss.statistics) -------------------------
+def _target(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    return y_true
+
+
+def _residual(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    return y_true - y_pred
+
+
+def _squared_residual(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    r = y_true - y_pred
+    return r * r
+
+
+def _absolute_residual(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    """``|y - ŷ|``, whose derivative is 0 at ``y == ŷ`` under every autodiff (as ``sign(0)``)."""
+    r = y_true - y_pred
+    return xp.where(r != 0, xp.abs(r), xp.zeros_like(r))
+
+
+def _score(xp: Namespace, numerator: Array, denominator: Array) -> Array:
+    """``1 - numerator / denominator`` per output, finite as scikit-learn's ``force_finite``:
+    a constant target (denominator 0) scores 1 if it is fitted exactly, else 0."""
+    nonzero = denominator != 0
+    ratio = numerator / xp.where(nonzero, denominator, xp.ones_like(denominator))
+    fitted = xp.where(numerator == 0, xp.ones_like(numerator), numerator * 0)  # NaN stays
+    return xp.where(nonzero, 1 - ratio, fitted)
+
+
+def _slope_over(xp: Namespace, numerator_slope: Array, denominator: Array) -> Array:
+    """``-(d numerator / d ŷ) / denominator``: 0 for a constant target (the score is flat)."""
+    nonzero = denominator != 0
+    inverse = xp.where(nonzero, 1 / xp.where(nonzero, denominator, xp.ones_like(denominator)),
+                       xp.zeros_like(denominator))
+    return -numerator_slope * inverse[None, :]
+
+
+def _weighted(weight: Array | None, x: Array) -> Array:
+    return x if weight is None else x * weight[:, None]
+
+
+def r2_finalize(xp: Namespace, stats: Mapping[str, Array]) -> Array:
+    """``R² = 1 - SS_res / SS_tot`` per output (``SS_tot`` the target's spread about its mean)."""
+    return _score(xp, stats["squared_residual"], spread(xp, stats, "target"))
+
+
+def r2_gradient(xp: Namespace, stats: Mapping[str, Array], y_true: Array, y_pred: Array,
+                weight: Array | None) -> Array:
+    """``d R² / d ŷᵢ = -2wᵢ(ŷᵢ - yᵢ) / SS_tot``."""
+    return _slope_over(xp, _weighted(weight, 2 * (y_pred - y_true)), spread(xp, stats, "target"))
+
+
+def target_spread(xp: Namespace, stats: Mapping[str, Array]) -> Array:
+    """Each output's weight for ``multioutput="variance_weighted"``: its target's spread."""
+    return spread(xp, stats, "target")
+
+
+def explained_variance_finalize(xp: Namespace, stats: Mapping[str, Array]) -> Array:
+    """``1 - Var(y - ŷ) / Var(y)`` per output (weighted variances)."""
+    return _score(xp, spread(xp, stats, "residual"), spread(xp, stats, "target"))
+
+
+def explained_variance_gradient(xp: Namespace, stats: Mapping[str, Array], y_true: Array,
+                                y_pred: Array, weight: Array | None) -> Array:
+    """``d EV / d ŷᵢ = 2wᵢ(rᵢ - r̄) / SS_tot`` with ``r = y - ŷ`` and ``r̄`` its weighted mean."""
+    mean = centre(xp, stats, "residual")
+    slope = _weighted(weight, -2 * ((y_true - y_pred) - mean[None, :]))
+    return _slope_over(xp, slope, spread(xp, stats, "target"))
+
+
+def max_error_finalize(xp: Namespace, stats: Mapping[str, Array]) -> Array:
+    return stats["absolute_residual"]
+
+
+def max_error_gradient(xp: Namespace, stats: Mapping[str, Array], y_true: Array, y_pred: Array,
+                       weight: Array | None) -> Array:
+    """The subgradient ``sign(ŷ - y)`` at the row of the largest error, shared alike by rows that
+    tie (as torch's and JAX's ``max`` share their gradient), 0 elsewhere."""
+    largest = stats["absolute_residual"][None, :]
+    at_max = xp.where(xp.abs(y_true - y_pred) == largest, xp.ones_like(y_pred),
+                      xp.zeros_like(y_pred))
+    ties = xp.sum(at_max, axis=0)
+    return xp.sign(y_pred - y_true) * at_max / xp.where(ties > 0, ties, xp.ones_like(ties))[None, :]
+
+
+R2 = Loss(
+    "r2", None, statistics=Statistics(
+        (Sum("squared_residual", _squared_residual), Centred("target", _target)),
+        r2_finalize, gradient=r2_gradient, output_weights=target_spread),
+    greater_is_better=True, title="R2Score",
+    anchors={"sklearn": "r2_score", "torchmetrics": "R2Score", "keras": "R2Score"},
+    doc="""Coefficient of determination, ``R² = 1 - Σᵢ wᵢ(yᵢ - ŷᵢ)² / Σᵢ wᵢ(yᵢ - ȳ)²``.
+
+    As ``sklearn.metrics.r2_score``: 1 for a perfect fit, 0 for predicting the
+    (weighted) mean of the target, negative for worse; a score (greater is
+    better). A constant target scores 1 if fitted exactly, else 0 (scikit-learn's
+    ``force_finite=True``). ``multioutput="variance_weighted"`` weighs each output
+    by its target's spread. Computed from float64 statistics about a shift (the
+    first row), so float32 targets far from 0 keep their digits; streamed
+    (:class:`~mseplug.Accumulator`) it is the R² of all samples, not a mean of
+    batch scores. Only ``reduction="mean"`` applies.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> float(mseplug.r2([1.0, 2.0, 3.0], [1.0, 2.0, 4.0]))
+    0.5
+    """,
+)
+EXPLAINED_VARIANCE = Loss(
+    "explained_variance", None, statistics=Statistics(
+        (Centred("residual", _residual), Centred("target", _target)),
+        explained_variance_finalize, gradient=explained_variance_gradient,
+        output_weights=target_spread),
+    greater_is_better=True, title="ExplainedVariance",
+    anchors={"sklearn": "explained_variance_score", "torchmetrics": "ExplainedVariance"},
+    doc="""Explained variance, ``1 - Var(y - ŷ) / Var(y)`` (weighted variances).
+
+    As ``sklearn.metrics.explained_variance_score``: R² without the mean of the
+    residual (a constant offset is not penalised); a score (greater is better).
+    A constant target scores 1 if the residual is constant too, else 0
+    (``force_finite=True``). Only ``reduction="mean"`` applies.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> float(mseplug.explained_variance([1.0, 2.0, 3.0], [2.0, 3.0, 4.0]))
+    1.0
+    """,
+)
+MAX_ERROR = Loss(
+    "max_error", None, statistics=Statistics(
+        (Maximum("absolute_residual", _absolute_residual),), max_error_finalize,
+        gradient=max_error_gradient, sample_weight=False, multioutput=False),
+    anchors={"sklearn": "max_error"},
+    doc="""Maximum absolute error, ``maxᵢ |yᵢ - ŷᵢ|``.
+
+    As ``sklearn.metrics.max_error``: one output and no sample weights (both are
+    refused, as scikit-learn does). Batches and shards combine by the maximum,
+    exactly. Its gradient is the subgradient ``sign(ŷ - y)`` at the row of the
+    largest error (shared by rows that tie), 0 elsewhere.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> float(mseplug.max_error([3.0, 2.0, 7.0, 1.0], [4.0, 2.0, 7.0, 1.0]))
+    1.0
+    """,
+)
+
 #: The built-in records, in the order :func:`mseplug.losses` lists them.
 BUILTINS: tuple[Loss, ...] = (MSE, MAE, RMSE, HUBER, PINBALL, LOG_COSH, MSLE, RMSLE, MAPE,
-                              POISSON_DEVIANCE, GAMMA_DEVIANCE, TWEEDIE_DEVIANCE)
+                              POISSON_DEVIANCE, GAMMA_DEVIANCE, TWEEDIE_DEVIANCE,
+                              R2, EXPLAINED_VARIANCE, MAX_ERROR)

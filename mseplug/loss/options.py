@@ -119,6 +119,15 @@ def _check(loss: Loss, multioutput: Any, reduction: object, nan_policy: object,
         raise TypeError("multioutput must be 'uniform_average', 'raw_values' or output weights; got None")
     elif reduction == "none":
         raise ValueError("multioutput output weights do not apply with reduction='none'")
+    spec = loss.statistics
+    if spec is not None and reduction != "mean":
+        raise ValueError(f"{loss.name} is computed from its own statistics over all samples, so "
+                         f"only reduction='mean' applies to it; got reduction={reduction!r}")
+    variance_weighted = isinstance(multioutput, str) and multioutput == "variance_weighted"
+    if variance_weighted and (spec is None or spec.output_weights is None):
+        raise ValueError(f"multioutput='variance_weighted' weighs outputs by the variance of "
+                         f"their targets, which {loss.name} does not use; give "
+                         "'uniform_average', 'raw_values' or output weights")
     if loss.root and reduction != "mean":
         raise ValueError(
             f"{loss.name} takes the root of each output's mean, so it needs reduction='mean' "

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mseplug._typing import Array, Namespace
+from mseplug.loss.statistics import Statistics
 
 #: ``elementwise(xp, y_true, y_pred, **params)`` (or ``(xp, r, **params)`` for a residual loss).
 Elementwise = Callable[..., Array]
@@ -91,7 +92,7 @@ class Loss:
     ----------
     name : str
         A Python identifier; the function is ``mseplug.<name>`` once registered.
-    elementwise : callable
+    elementwise : callable or None
         ``elementwise(xp, y_true, y_pred, **params)``: the loss of each element,
         with ``xp`` any Array API namespace. A loss of the residual alone may be
         written ``elementwise(xp, r, **params)`` with ``r = y_pred - y_true``.
@@ -127,6 +128,14 @@ class Loss:
         ``sklearn.metrics`` function), ``"torch"``, ``"torchmetrics"``,
         ``"keras"``, ``"optax"``. The docs' name tables and the scikit-learn
         scorer names derive from them.
+    statistics : Statistics, optional
+        A metric that is not a weighted mean of one elementwise term (R², the
+        maximum error) names its own sufficient statistics and final step
+        (:class:`~mseplug.loss.statistics.Statistics`); ``elementwise`` is then
+        ``None``. Streaming, merging and collectives combine them generically.
+        Only ``reduction="mean"`` applies.
+    greater_is_better : bool, default False
+        Whether the value is a score (higher is better, as R²) rather than a loss.
 
     Examples
     --------
@@ -145,7 +154,7 @@ class Loss:
     """
 
     name: str
-    elementwise: Elementwise
+    elementwise: Elementwise | None
     derivative: Elementwise | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     root: bool = False
@@ -154,13 +163,22 @@ class Loss:
     domain: Domain | Callable[..., Domain] | None = None
     title: str = ""
     anchors: Mapping[str, str] = field(default_factory=dict)
+    statistics: Statistics | None = None
+    greater_is_better: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier() or keyword.iskeyword(
             self.name
         ):
             raise ValueError(f"Loss name must be a Python identifier; got {self.name!r}")
-        if not callable(self.elementwise):
+        if self.statistics is not None and not isinstance(self.statistics, Statistics):
+            raise TypeError(f"loss {self.name!r}: statistics must be a Statistics record or None; "
+                            f"got {type(self.statistics).__name__}")
+        if self.statistics is not None and (self.elementwise is not None or self.root):
+            raise ValueError(f"loss {self.name!r}: a loss with its own statistics has no "
+                             "elementwise term and no root (its finalize says everything)")
+        object.__setattr__(self, "greater_is_better", bool(self.greater_is_better))
+        if self.statistics is None and not callable(self.elementwise):
             raise TypeError(f"loss {self.name!r}: elementwise must be callable; got "
                             f"{type(self.elementwise).__name__}")
         if self.derivative is not None and not callable(self.derivative):
@@ -176,7 +194,9 @@ class Loss:
             object.__setattr__(self, "title", "".join(part.title() for part in self.name.split("_")))
         elif not self.title.isidentifier():
             raise ValueError(f"loss {self.name!r}: title must be an identifier; got {self.title!r}")
-        if self.residual is None:
+        if self.residual is None and self.elementwise is None:
+            object.__setattr__(self, "residual", False)
+        if self.residual is None and self.elementwise is not None:
             object.__setattr__(self, "residual", _takes_residual(self.name, self.elementwise, specs))
         if self.domain is not None and not (callable(self.domain) or isinstance(self.domain, Mapping)):
             raise TypeError(f"loss {self.name!r}: domain must be a mapping of argument to Bound, "
@@ -197,7 +217,8 @@ class Loss:
         return {"name": self.name, "elementwise": self.elementwise, "derivative": self.derivative,
                 "params": dict(self.params), "root": self.root, "doc": self.doc,
                 "residual": self.residual, "domain": self.domain, "title": self.title,
-                "anchors": dict(self.anchors)}
+                "anchors": dict(self.anchors), "statistics": self.statistics,
+                "greater_is_better": self.greater_is_better}
 
     def check_params(self, given: Mapping[str, Any]) -> tuple[Any, ...]:
         """The parameter values of one call, in declaration order, checked.
@@ -239,9 +260,16 @@ class Loss:
                   ) -> Array:
         """The loss of each element, ``elementwise`` with the parameter values in order."""
         keywords = dict(zip(self.params, params))
+        elementwise = self._term()
         if self.residual:
-            return self.elementwise(xp, y_pred - y_true, **keywords)
-        return self.elementwise(xp, y_true, y_pred, **keywords)
+            return elementwise(xp, y_pred - y_true, **keywords)
+        return elementwise(xp, y_true, y_pred, **keywords)
+
+    def _term(self) -> Elementwise:
+        if self.elementwise is None:
+            raise TypeError(f"{self.name} is computed from its own statistics, not as the mean "
+                            "of an elementwise term: reduction='none' has no meaning for it")
+        return self.elementwise
 
     def slope(self, xp: Namespace, y_true: Array, y_pred: Array, params: tuple[Any, ...]) -> Array:
         """``d pointwise / d y_pred``; a ``TypeError`` when the loss has no derivative."""
@@ -258,7 +286,7 @@ class Loss:
 
     def of_residual(self, xp: Namespace, r: Array, params: tuple[Any, ...]) -> Array:
         """``elementwise(xp, r, ...)`` of a residual loss (kernels that form ``r`` themselves)."""
-        return self.elementwise(xp, r, **dict(zip(self.params, params)))
+        return self._term()(xp, r, **dict(zip(self.params, params)))
 
     def slope_of_residual(self, xp: Namespace, r: Array, params: tuple[Any, ...]) -> Array:
         """``derivative(xp, r, ...)`` of a residual loss, ``d / d r``."""

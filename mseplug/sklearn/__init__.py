@@ -22,6 +22,8 @@ scikit-learn always *maximises* a score, so a loss is reported **negated**,
 as its own ``neg_mean_squared_error`` is: ``mse_scorer`` returns ``-MSE``, the
 best model has the score closest to 0 and ``GridSearchCV.best_score_`` is
 ``-(smallest loss)``. That is why :func:`scorers` names its entries ``neg_*``.
+A score whose record says ``greater_is_better`` (``r2``, ``explained_variance``)
+is reported as it is, unnegated, and named without ``neg_``, as scikit-learn's ``r2``.
 :func:`loss_from_score` undoes the sign, for one score or an array of them:
 ``loss_from_score(search.best_score_)`` is the best model's loss.
 
@@ -78,10 +80,7 @@ __all__ = ["NOT_YET", "Scorer", "get_scorer", "get_scorer_names", "loss_from_sco
            "make_scorer", "scorers", *(f"{name}_scorer" for name in mseplug.losses())]
 
 NOT_YET: dict[str, str] = {
-    "r2": "1 - SSE / SST, a ratio",
-    "explained_variance": "1 - Var(y - ŷ) / Var(y), a ratio",
     "d2_absolute_error_score": "1 - MAE / MAE of the median, a ratio",
-    "neg_max_error": "the largest |ŷ - y|, a maximum",
     "neg_median_absolute_error": "the median of |ŷ - y|",
 }
 """scikit-learn's regression scorers that mseplug does not compute yet, and what each is.
@@ -96,7 +95,7 @@ _SUFFIX = "_scorer"
 
 
 class Scorer(Protocol):
-    """What :func:`make_scorer` returns: a scikit-learn scorer (``greater_is_better=False``)."""
+    """What :func:`make_scorer` returns: a scikit-learn scorer (a loss negated, a score as is)."""
 
     def __call__(
         self, estimator: Any, X: Any, y_true: Any, *, sample_weight: Any = None, **kwargs: Any
@@ -174,8 +173,8 @@ def make_scorer(loss: str | Callable[..., Any], **options: Any) -> Scorer:
     -------
     Scorer
         A new scorer made by :func:`sklearn.metrics.make_scorer` with
-        ``greater_is_better=False``, requesting ``sample_weight`` under metadata
-        routing (see the module docstring).
+        ``greater_is_better`` from the record (``False`` for a loss), requesting
+        ``sample_weight`` under metadata routing (see the module docstring).
 
     Raises
     ------
@@ -203,11 +202,14 @@ def make_scorer(loss: str | Callable[..., Any], **options: Any) -> Scorer:
     import sklearn
     from sklearn.metrics import make_scorer as sklearn_make_scorer
 
-    scorer = sklearn_make_scorer(LossMetric(record), greater_is_better=False, **options)
+    scorer = sklearn_make_scorer(LossMetric(record), greater_is_better=record.greater_is_better,
+                                 **options)
     # set_score_request refuses to run while routing is off; the request is kept
-    # either way and only consulted when routing is on.
+    # either way and only consulted when routing is on. A metric that takes no weights
+    # (max_error, as scikit-learn's) does not request them.
+    weighted = record.statistics is None or record.statistics.sample_weight
     with sklearn.config_context(enable_metadata_routing=True):
-        scorer.set_score_request(sample_weight=True)
+        scorer.set_score_request(sample_weight=weighted)
     result: Scorer = scorer
     return result
 
@@ -240,18 +242,28 @@ def scorers() -> dict[str, Scorer]:
     >>> bool((loss_from_score(results["test_neg_mse"]) >= 0).all())
     True
     """
-    return {f"neg_{name}": make_scorer(name) for name in mseplug.losses()}
+    return {_own_name(name): make_scorer(name) for name in mseplug.losses()}
 
 
 def _sklearn_names() -> dict[str, str]:
-    """``{"neg_mean_squared_error": "mse", ...}``: ``neg_`` and each loss's scikit-learn anchor
-    (its ``sklearn.metrics`` function), scikit-learn's own scorer names for those losses."""
+    """``{"neg_mean_squared_error": "mse", "r2": "r2", ...}``: scikit-learn's own scorer names
+    for the losses whose record names a ``sklearn.metrics`` function as its anchor: ``neg_`` and
+    the function for a loss, the function without ``_score`` for a score (greater is better)."""
     names = {}
     for loss in mseplug.losses():
-        anchor = mseplug.get_loss(loss).loss.anchors.get("sklearn")
+        record = mseplug.get_loss(loss).loss
+        anchor = record.anchors.get("sklearn")
         if anchor and anchor.isidentifier():
-            names[f"neg_{anchor}"] = loss
+            if record.greater_is_better:
+                names[anchor.removesuffix("_score")] = loss
+            else:
+                names[f"neg_{anchor}"] = loss
     return names
+
+
+def _own_name(loss: str) -> str:
+    """mseplug's scorer name of a loss: ``neg_<loss>``, or the plain name of a score."""
+    return loss if mseplug.get_loss(loss).loss.greater_is_better else f"neg_{loss}"
 
 
 def get_scorer_names() -> list[str]:
@@ -271,10 +283,12 @@ def get_scorer_names() -> list[str]:
     >>> {"neg_mean_squared_error", "neg_root_mean_squared_log_error", "neg_mse"} <= set(
     ...     get_scorer_names())
     True
-    >>> "r2" in get_scorer_names()  # not computed by mseplug yet (see NOT_YET)
+    >>> "r2" in get_scorer_names()  # a score, greater is better: not negated
+    True
+    >>> "neg_median_absolute_error" in get_scorer_names()  # not computed by mseplug yet (NOT_YET)
     False
     """
-    return sorted({*_sklearn_names(), *(f"neg_{loss}" for loss in mseplug.losses())})
+    return sorted({*_sklearn_names(), *(_own_name(loss) for loss in mseplug.losses())})
 
 
 def get_scorer(name: str, **options: Any) -> Scorer:
@@ -288,8 +302,9 @@ def get_scorer(name: str, **options: Any) -> Scorer:
     ----------
     name : str
         One of :func:`get_scorer_names`: scikit-learn's regression scorer name of a loss
-        mseplug computes (``"neg_mean_absolute_percentage_error"``, ...), or ``"neg_"`` and a
-        registered loss's name (``"neg_huber"``).
+        mseplug computes (``"neg_mean_absolute_percentage_error"``, ``"r2"``, ...), or
+        ``"neg_"`` and a registered loss's name (``"neg_huber"``), or a score's own name
+        (``"r2"``, ``"explained_variance"``: greater is better, not negated).
     **options
         As for :func:`make_scorer`: ``multioutput``, ``nan_policy``, ``backend`` and the
         loss's parameters.
@@ -297,14 +312,14 @@ def get_scorer(name: str, **options: Any) -> Scorer:
     Returns
     -------
     Scorer
-        A new scorer returning ``-loss``, as :func:`make_scorer` makes.
+        A new scorer returning ``-loss`` (a score as it is), as :func:`make_scorer` makes.
 
     Raises
     ------
     ValueError
-        For a scikit-learn regression scorer mseplug does not compute yet (``"r2"``,
-        ``"explained_variance"``, ``"neg_max_error"``, ``"neg_median_absolute_error"``,
-        ``"d2_absolute_error_score"``: use scikit-learn's own), or an unknown name.
+        For a scikit-learn regression scorer mseplug does not compute yet
+        (``"neg_median_absolute_error"``, ``"d2_absolute_error_score"``: use scikit-learn's
+        own), or an unknown name.
     TypeError
         If ``name`` is not a string, or an option is unknown.
 
@@ -321,10 +336,10 @@ def get_scorer(name: str, **options: Any) -> Scorer:
     >>> bool(np.isclose(ours, theirs, rtol=1e-12))
     True
     >>> try:
-    ...     get_scorer("r2")
+    ...     get_scorer("neg_median_absolute_error")
     ... except ValueError as error:
     ...     print(str(error).partition(";")[0])
-    scikit-learn's scorer 'r2' (1 - SSE / SST, a ratio) is not available in mseplug yet
+    scikit-learn's scorer 'neg_median_absolute_error' (the median of |ŷ - y|) is not available in mseplug yet
     """
     if not isinstance(name, str):
         raise TypeError(f"a scorer name must be a string; got {type(name).__name__}")
@@ -332,8 +347,8 @@ def get_scorer(name: str, **options: Any) -> Scorer:
         raise ValueError(f"scikit-learn's scorer {name!r} ({NOT_YET[name]}) is not available in "
                          f"mseplug yet; use scikit-learn's own: scoring={name!r}")
     loss = _sklearn_names().get(name)
-    if loss is None and name.startswith("neg_") and name[4:] in mseplug.losses():
-        loss = name[4:]
+    if loss is None:
+        loss = {_own_name(known): known for known in mseplug.losses()}.get(name)
     if loss is None:
         raise ValueError(f"{name!r} is not a scorer of mseplug; choose from "
                          f"{', '.join(get_scorer_names())}")

@@ -25,6 +25,14 @@ update in a training loop is no device sync:
 - ``count``: samples seen, a Python int (a batch's row count is its shape).
 - ``output_shape``: a tuple; ``options``: the loss and its options.
 
+A loss with statistics of its own (R², explained variance, the maximum
+error: ``Loss(statistics=...)``) keeps them by name in ``total`` (a dict of
+float64 NumPy arrays, ``weight`` its ``"weight"``), on the host for every
+library: each update reads its batch's statistics back (a torch batch on an
+accelerator costs one device sync). Updates and merges combine them as the
+record says, exactly: centred moments are re-centred at one shift, maxima
+take the maximum.
+
 A torch update reads no value back. Checks that need one (NaN under
 ``nan_policy="raise"``, sample weights finite and ``>= 0``, a loss's domain
 such as msle's ``y > -1``, the overflow warning) are kept as device flags
@@ -49,9 +57,10 @@ import numpy as np
 from mseplug._typing import ArrayLike, LossLike
 from mseplug.api.backends import dispatch
 from mseplug.api.registry import is_registered, options_for
-from mseplug.engine import finalize, pipeline
+from mseplug.engine import finalize, moments, pipeline
 from mseplug.engine import overflow as _overflow
 from mseplug.loss.options import Options
+from mseplug.loss.statistics import layout
 from mseplug.streaming.state import (
     STATE_VERSION,
     checked_state,
@@ -137,6 +146,10 @@ class Accumulator:
         are raised here, value errors by :meth:`compute` or :meth:`state_dict`.
         """
         accumulate = _torch_accumulate or _torch_module()
+        if self.options.loss.statistics is not None:  # named statistics: a host state
+            backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
+            self._update_on_host(backend, y_true, y_pred, sample_weight)
+            return
         if accumulate is not None and accumulate.lean_update(self, y_true, y_pred, sample_weight):
             return
         backend, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
@@ -150,6 +163,16 @@ class Accumulator:
         """Add a dispatched batch through the engine, its statistics read to NumPy."""
         statistics, checked = pipeline.statistics(backend, self.options, y_true, y_pred,
                                                   sample_weight, partial=True)
+        if self.options.loss.statistics is not None:
+            keys = [key for key, _ in layout(self.options.loss.statistics)]
+            *values, exponent, count = backend.fetch(
+                (*(statistics.total[key] for key in keys), statistics.exponent,
+                 backend.rows(checked)))
+            if int(count):
+                named = {key: _float64(value) for key, value in zip(keys, values)}
+                self._add(named, named["weight"], int(exponent), int(count), checked.shape[1:],
+                          merging=False)
+            return
         total, weight, exponent, count = backend.fetch(
             (statistics.total, statistics.weight, statistics.exponent, backend.rows(checked)))
         if int(count) == 0:
@@ -159,10 +182,25 @@ class Accumulator:
             _warn_if_overflowed(backend, checked)
         self._add(total, weight, int(exponent), int(count), checked.shape[1:], merging=False)
 
-    def _add(self, total: np.ndarray, weight: np.ndarray, exponent: int, count: int,
+    def _add(self, total: Any, weight: np.ndarray, exponent: int, count: int,
              shape: tuple[int, ...], *, merging: bool) -> None:
         """Add statistics in units of weights divided by ``2**exponent`` (brought to one
-        exponent first: exact, but for a part whose weights are ~2**1000 times smaller)."""
+        exponent first: exact, but for a part whose weights are ~2**1000 times smaller).
+        ``total`` is ``S``, or the named statistics of a loss with statistics of its own
+        (combined as its record says: :func:`mseplug.engine.moments.combined_parts`)."""
+        spec = self.options.loss.statistics
+        if spec is not None:  # named statistics: combined exactly (re-centred, maxima)
+            if self.total is None or self.output_shape is None:
+                self.total, self.output_shape = dict(total), shape
+                self.exponent = exponent
+            else:
+                self.output_shape = joined_shape(self.output_shape, shape, merging)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    self.total, self.exponent = moments.combined_parts(
+                        np, spec, [(self.total, self.exponent), (total, exponent)])
+            self.weight = self.total["weight"]
+            self.count += count
+            return
         accumulate = _torch_accumulate
         if accumulate is not None and accumulate.is_torch_state(self.total):
             accumulate.add(self, total, weight, exponent, count, shape, merging=merging,
@@ -223,6 +261,11 @@ class Accumulator:
         output_weights = None
         if self.options.weighted_outputs:
             output_weights = np.reshape(self.options.multioutput, -1)
+        if self.options.loss.statistics is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                value = moments.value(np, self.options, self.total, self.output_shape,
+                                      output_weights)
+            return np.asarray(value, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):  # an output with no weight: NaN
             value = finalize.finalize(
                 np, self.options, total, weight, self.output_shape, output_weights,
@@ -269,7 +312,7 @@ class Accumulator:
             "multioutput": multioutput if isinstance(multioutput, str) else multioutput.tolist(),
             "nan_policy": options.nan_policy,
             "output_shape": None if self.output_shape is None else list(self.output_shape),
-            "total": None if total is None else total.tolist(),
+            "total": None if total is None else _plain(total),
             "weight": None if weight is None else weight.tolist(),
             "count": int(self.count),
             "weight_exponent": int(exponent),
@@ -328,6 +371,13 @@ def _warn_if_overflowed(backend: Any, checked: Any) -> None:
                 if backend.kind(xp, x.dtype) == "f"]
     if not any(bool(np.asarray(flag)) for flag in backend.fetch(tuple(infinite))):
         _overflow.warn("float64")
+
+
+def _plain(total: Any) -> Any:
+    """Statistics as lists: ``S``, or a loss's named statistics as a dict of lists."""
+    if isinstance(total, dict):
+        return {key: value.tolist() for key, value in total.items()}
+    return total.tolist()
 
 
 def _float64(array: Any) -> np.ndarray:

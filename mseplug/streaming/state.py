@@ -16,6 +16,7 @@ import numpy as np
 from mseplug.api.backends import backend_of
 from mseplug.engine import validation as v
 from mseplug.loss.options import Options
+from mseplug.loss.statistics import layout
 
 #: The version of ``Accumulator.state_dict``'s layout (1: before ``weight_exponent``).
 STATE_VERSION = 2
@@ -140,6 +141,8 @@ def state_statistics(state: dict[str, Any], options: Options
         raise ValueError(f"state['output_shape'] must be a list of positive integers; got "
                          f"{shape_value!r}")
     shape = tuple(int(d) for d in shape_value)
+    if options.loss.statistics is not None:
+        return _named_statistics(state, options, shape)
     arrays = []
     for key in ("total", "weight"):
         try:
@@ -160,3 +163,33 @@ def state_statistics(state: dict[str, Any], options: Options
     if options.weighted_outputs:
         v.check_output_weights_shape(tuple(np.shape(options.multioutput)), shape)
     return total, weight, shape
+
+
+def _named_statistics(state: dict[str, Any], options: Options, shape: tuple[int, ...]
+                      ) -> tuple[Any, np.ndarray, tuple[int, ...]]:
+    """The named statistics of a loss with statistics of its own (``state['total']`` a dict of
+    lists, one per name of its layout), checked."""
+    assert options.loss.statistics is not None
+    keys = [key for key, _ in layout(options.loss.statistics)]
+    given = state["total"]
+    if not isinstance(given, dict) or sorted(given) != sorted(keys):
+        raise ValueError(f"state['total'] of {options.loss.name} must be a dict of its "
+                         f"statistics {keys}; got {given!r:.200}")
+    outputs = math.prod(shape)
+    named = {}
+    for key in keys:
+        try:
+            named[key] = np.asarray(given[key], dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"state['total'][{key!r}] must be a list of numbers") from None
+        if named[key].shape != (outputs,):
+            raise ValueError(f"state['total'][{key!r}] has {named[key].size} values for outputs "
+                             f"{shape}; expected {outputs}, one per output")
+    weight = named["weight"]
+    bad = np.flatnonzero(~(np.isfinite(weight) & (weight >= 0)))
+    if bad.size:
+        raise ValueError(f"state['total']['weight'] has {weight[bad[0]]} for output "
+                         f"{int(bad[0])}; sums of sample weights are finite and >= 0")
+    if options.weighted_outputs:
+        v.check_output_weights_shape(tuple(np.shape(options.multioutput)), shape)
+    return named, weight, shape

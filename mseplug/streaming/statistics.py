@@ -18,10 +18,11 @@ from typing import Any
 from mseplug._typing import Array, ArrayLike, NanPolicy
 from mseplug.api.backends import dispatch, resolve
 from mseplug.api.registry import options_for
-from mseplug.engine import finalize, pipeline
+from mseplug.engine import finalize, moments, pipeline
 from mseplug.engine import overflow as _overflow
 from mseplug.engine.finalize import relative_output_weights
 from mseplug.engine.kernels import output_weights_like
+from mseplug.loss.statistics import layout
 
 
 def sufficient_statistics(
@@ -81,6 +82,11 @@ def sufficient_statistics(
     chosen, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
     statistics, checked = pipeline.statistics(chosen, options, y_true, y_pred, sample_weight,
                                               partial=True)
+    if options.loss.statistics is not None:  # named statistics, in the caller's weight units
+        named = statistics.total
+        return {key: (chosen.times_power_of_two(named[key], statistics.exponent)
+                      if how == "sum" else named[key])
+                for key, how in layout(options.loss.statistics)}  # type: ignore[return-value]
     total, weight = pipeline.unscaled_statistics(chosen, statistics)
     if isinstance(statistics.exponent, int) and statistics.exponent:
         # Weights were read to be scaled, so reading their sums costs no extra sync here.
@@ -99,7 +105,7 @@ def _warn_if_overflowed(backend: Any, checked: Any, total: Array, weight: Array)
 
 
 def loss_from_statistics(
-    loss: Any, S: ArrayLike, W: ArrayLike, *, multioutput: Any = "uniform_average", **params: Any,
+    loss: Any, S: Any, W: ArrayLike | None = None, *, multioutput: Any = "uniform_average", **params: Any,
 ) -> Array:
     """The loss from sufficient statistics ``(S, W)`` (see :func:`sufficient_statistics`).
 
@@ -145,6 +151,8 @@ def loss_from_statistics(
                 "to sufficient_statistics, which computed S and W"
             )
     options = options_for(loss, multioutput=multioutput, **params)
+    if options.loss.statistics is not None:
+        return _from_named(options, S)
     chosen = resolve(W, S)
     total = chosen.convert(S, "S")
     weight = chosen.convert(W, "W", like=total)
@@ -172,3 +180,81 @@ def loss_from_statistics(
         relative, _ = relative_output_weights(options, checked)  # a mean: no exponent
         output_weights = output_weights_like(chosen, options, relative, total)
     return finalize.finalize(xp, options, total, weight, output_shape, output_weights, chosen.sqrt)
+
+
+def _from_named(options: Any, named: Any) -> Array:
+    """The value of a loss with statistics of its own from its named statistics."""
+    spec = options.loss.statistics
+    keys = [key for key, _ in layout(spec)]
+    if not isinstance(named, dict) or sorted(named) != sorted(keys):
+        raise TypeError(f"{options.loss.name}'s statistics are a dict of {keys}, as "
+                        "sufficient_statistics returns them")
+    chosen = resolve(None, named["weight"])
+    first = chosen.convert(named["weight"], "weight")
+    xp = chosen.namespace(first)
+    stats = {key: chosen.convert(named[key], key, like=first) for key in keys}
+    stats = {key: value if chosen.kind(xp, value.dtype) == "f"
+             else xp.astype(value, chosen.widest_float(xp)) for key, value in stats.items()}
+    output_shape = tuple(first.shape)
+    output_weights = None
+    if options.weighted_outputs:
+        checked = chosen.output_weights(xp, options.multioutput, output_shape, first)
+        output_weights = output_weights_like(chosen, options, checked, stats["weight"])
+    return moments.value(xp, options, stats, output_shape, output_weights)
+
+
+def combine_statistics(loss: Any, statistics: Any, *, add: Any, maximum: Any) -> Any:
+    """Statistics of every part, combined by the collectives ``add`` and ``maximum``.
+
+    For a loss whose statistics are ``(S, W)`` this is ``(add(S), add(W))``. A
+    loss with statistics of its own (R², the maximum error) combines as its
+    record says: the shifts of its centred moments meet at their mean over the
+    parts that have weight (with ``add``), each part re-centres its moments there
+    (exactly), sums are added and maxima take the maximum. Inside ``shard_map``, pass
+    ``add=lambda x: jax.lax.psum(x, "i")`` and ``maximum=lambda x: jax.lax.pmax(x, "i")``
+    (``pmax`` has no derivative rule in JAX: for gradients, take
+    ``maximum=lambda x: jnp.max(jax.lax.all_gather(x, "i"), axis=0)``).
+
+    Parameters
+    ----------
+    loss : str, loss function or Loss
+        The loss the statistics were computed for.
+    statistics
+        This part's statistics, as :func:`sufficient_statistics` returns them.
+    add, maximum : callable
+        The collectives: each takes an array and returns its sum (maximum) over every part.
+
+    Examples
+    --------
+    With one part, the collectives are the identity (inside ``shard_map`` they are ``psum``
+    and ``pmax``: ``tests/streaming/test_jax_sharded.py``):
+
+    >>> import numpy as np, mseplug
+    >>> y, p = np.array([1.0, 2.0, 3.0, 5.0]), np.array([1.5, 2.0, 2.5, 5.0])
+    >>> part = mseplug.sufficient_statistics("r2", y, p)
+    >>> sorted(part)
+    ['squared_residual', 'target.shift', 'target.squares', 'target.sum', 'weight']
+    >>> same = mseplug.combine_statistics("r2", part, add=lambda x: x, maximum=lambda x: x)
+    >>> float(mseplug.loss_from_statistics("r2", same)) == float(mseplug.r2(y, p))
+    True
+    """
+    options = options_for(loss)
+    spec = options.loss.statistics
+    if spec is None:
+        total, weight = statistics
+        return add(total), add(weight)
+    chosen = resolve(None, statistics["weight"])
+    xp = chosen.namespace(statistics["weight"])
+    weight = statistics["weight"]
+    has = weight > 0
+    zero = xp.zeros_like(weight)
+    parts = add(xp.where(has, xp.ones_like(weight), zero))
+    shifts = {}
+    for key, how in layout(spec):
+        if how == "shift":  # the mean shift of the parts with weight: any common one is exact
+            total = add(xp.where(has, statistics[key], zero))
+            shifts[key] = xp.where(parts > 0, total / xp.where(parts > 0, parts, 1.0), zero)
+    centred = moments.at_shifts(xp, spec, statistics, shifts)
+    return {key: shifts[key] if how == "shift" else
+            maximum(centred[key]) if how == "max" else add(centred[key])
+            for key, how in layout(spec)}

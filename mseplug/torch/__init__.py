@@ -12,7 +12,8 @@ prediction, ``target`` the truth), plus mseplug's keywords: ``sample_weight``
 in :meth:`Loss.forward`, ``multioutput`` and ``nan_policy`` in the
 constructor. Unlike torch, shapes that differ raise a ``ValueError`` instead
 of being broadcast with a warning, mixed float dtypes promote, and integer
-targets are accepted. :func:`all_reduce` sums an :class:`~mseplug.Accumulator`
+targets are accepted. A score (``R2ScoreLoss``, ``ExplainedVarianceLoss``) is
+minimised as ``1 - score``. :func:`all_reduce` sums an :class:`~mseplug.Accumulator`
 across ``torch.distributed`` ranks.
 
 Examples
@@ -133,9 +134,12 @@ class Loss(torch.nn.Module):
         Returns
         -------
         Tensor
-            0-d (or per output / per element, by ``multioutput`` and ``reduction``).
+            0-d (or per output / per element, by ``multioutput`` and ``reduction``). For a
+            score (greater is better: R², explained variance) it is ``1 - score``, the
+            quantity to minimise (0 at a perfect fit; ``1 - R²`` is ``SS_res / SS_tot``).
         """
-        return evaluate(_TORCH, self._options, target, input, sample_weight)
+        value = evaluate(_TORCH, self._options, target, input, sample_weight)
+        return 1 - value if self._record.greater_is_better else value
 
     def extra_repr(self) -> str:
         shown = [] if type(self)._name else [repr(self._record.name)]

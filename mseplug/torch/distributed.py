@@ -10,6 +10,13 @@ of each field. That lets a rank that saw no data take part (it learns the
 output shape from the others), brings every rank's statistics to the largest
 weight exponent before they are added, and makes every rank raise the same
 error, naming the first field that differs, with no rank left waiting.
+
+A loss with statistics of its own (R², the maximum error: ``Loss(statistics=...)``)
+combines as its record's layout says: one ``MAX`` all_reduce of the shifts of
+its centred moments (each rank's, where it has weight) and of its maxima,
+then every rank re-centres its moments at the agreed shift (exactly) and one
+``SUM`` all_reduce adds the sums: the result is the merge of every rank's
+accumulator, as :meth:`~mseplug.Accumulator.merge` computes it.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mseplug.engine import finalize
+from mseplug.engine import finalize, moments
+from mseplug.loss.statistics import Statistics, layout
 from mseplug.streaming.accumulator import Accumulator
 
 #: Output dimensions and loss parameters the header carries (more is an error).
@@ -102,6 +110,11 @@ def all_reduce(acc: Accumulator, group: Any = None) -> Accumulator:
         return result
     k = math.prod(shape)
     common = int(largest[_EXPONENT])
+    if acc.options.loss.statistics is not None:
+        named = _reduce_named(acc, acc.options.loss.statistics, local, common, k, device, group)
+        result._add(named, named["weight"], common, round(float(named.pop("count")[0])), shape,
+                    merging=True)
+        return result
     statistics = np.zeros(2 * k + 1)
     if acc.total is not None and acc.weight is not None:
         assert local is not None
@@ -116,6 +129,47 @@ def all_reduce(acc: Accumulator, group: Any = None) -> Accumulator:
     result._add(values[:k].copy(), values[k:2 * k].copy(), common, round(float(values[2 * k])),
                 shape, merging=True)
     return result
+
+
+def _reduce_named(acc: Accumulator, spec: Statistics, local: Any, common: int, k: int,
+                  device: torch.device, group: Any) -> dict[str, np.ndarray]:
+    """A loss's named statistics of every rank, exactly as merged: one MAX all_reduce of the
+    shifts (a rank's, where it has weight) and maxima, so every rank re-centres its moments at
+    one shift; then one SUM all_reduce of the sums (at the common weight exponent) and count."""
+    keys = layout(spec)
+    highest = [key for key, how in keys if how != "sum"]
+    summed = [key for key, how in keys if how == "sum"]
+    highs = np.full(len(highest) * k, -np.inf)
+    stats = None
+    if local is not None and acc.count:
+        stats, _, exponent = local
+        for i, key in enumerate(highest):
+            values = stats[key]
+            if key.endswith(".shift"):
+                values = np.where(stats["weight"] > 0, values, -np.inf)
+            highs[i * k:(i + 1) * k] = values
+    reduced = torch.as_tensor(highs, device=device)
+    dist.all_reduce(reduced, op=dist.ReduceOp.MAX, group=group)
+    highs = reduced.cpu().numpy()
+    agreed = {key: highs[i * k:(i + 1) * k].copy() for i, key in enumerate(highest)}
+    shifts = {key: np.where(np.isfinite(value), value, 0.0) for key, value in agreed.items()
+              if key.endswith(".shift")}
+    sums = np.zeros(len(summed) * k + 1)
+    if stats is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            part = moments.scaled(spec, moments.at_shifts(np, spec, stats, shifts),
+                                  exponent - common)
+        for i, key in enumerate(summed):
+            sums[i * k:(i + 1) * k] = part[key]
+        sums[-1] = acc.count
+    total = torch.as_tensor(sums, device=device)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
+    sums = total.cpu().numpy()
+    named = {key: sums[i * k:(i + 1) * k].copy() for i, key in enumerate(summed)}
+    named.update(agreed)
+    named.update(shifts)
+    named["count"] = sums[-1:]
+    return named
 
 
 def _device(group: Any) -> torch.device:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from loss_table import NAMES, domains, in_domain, in_every_domain
+from loss_table import NAMES, domains, in_domain, in_every_domain, refusal
 
 import mseplug
 from mseplug.cli import files as _files
@@ -56,9 +56,12 @@ def test_npy_streams_every_metric_in_one_pass(tmp_path: Path, capsys, monkeypatc
     code, out, _ = score(capsys, str(tmp_path / "t.npy"), str(tmp_path / "p.npy"), "--weights",
                          str(tmp_path / "w.npy"), "--format", "json")
     report = json.loads(out)
-    # the default: losses of the residual that take any real data (no relative error)
-    everywhere = [name for name in NAMES
-                  if name not in domains() and mseplug.get_loss(name).loss.residual]
+    # the default: losses of the residual (no relative error) and scores that take any real
+    # data, weights and several outputs (max_error and mape are scored when named)
+    everywhere = [name for name in NAMES if name not in domains()
+                  and (mseplug.get_loss(name).loss.residual
+                       or (mseplug.get_loss(name).loss.statistics is not None
+                           and not refusal(name, weighted=True, outputs=2)))]
     assert everywhere and code == 0 and report["rows"] == 1000
     assert list(report["metrics"]) == everywhere
     for loss, value in report["metrics"].items():
@@ -68,10 +71,11 @@ def test_npy_streams_every_metric_in_one_pass(tmp_path: Path, capsys, monkeypatc
     y_true, y_pred = in_every_domain(y_true, y_pred)
     np.save(tmp_path / "t.npy", y_true)
     np.save(tmp_path / "p.npy", y_pred)
+    named = [name for name in NAMES if not refusal(name, weighted=True, outputs=2)]
     code, out, _ = score(capsys, str(tmp_path / "t.npy"), str(tmp_path / "p.npy"), "--weights",
-                         str(tmp_path / "w.npy"), "--metric", ",".join(NAMES), "--format", "json")
+                         str(tmp_path / "w.npy"), "--metric", ",".join(named), "--format", "json")
     report = json.loads(out)
-    assert code == 0 and report["rows"] == 1000 and list(report["metrics"]) == list(NAMES)
+    assert code == 0 and report["rows"] == 1000 and list(report["metrics"]) == named
     for loss, value in report["metrics"].items():
         expected = float(mseplug.get_loss(loss)(y_true, y_pred, sample_weight=w))
         assert value == pytest.approx(expected, rel=1e-12), loss

@@ -142,8 +142,8 @@ simple("reduction", lambda b: dict(reduction="average"), ValueError, "reduction"
 simple("reduction type", lambda b: dict(reduction=1), TypeError, "reduction", "int")
 simple("nan_policy", lambda b: dict(nan_policy="ignore"), ValueError, "nan_policy", "'ignore'")
 simple("nan_policy type", lambda b: dict(nan_policy=None), TypeError, "nan_policy", "NoneType")
-simple("multioutput", lambda b: dict(multioutput="variance_weighted"),
-       ValueError, "multioutput", "variance_weighted")
+simple("multioutput", lambda b: dict(multioutput="variance"),
+       ValueError, "multioutput", "variance")
 simple("multioutput None", lambda b: dict(multioutput=None), TypeError, "multioutput", "None")
 simple("multioutput object", lambda b: dict(multioutput=object()), TypeError, "multioutput", "object")
 simple("output weights length", lambda b: dict(multioutput=[0.5, 0.5]),

@@ -15,7 +15,7 @@ import pytest
 
 sklearn = pytest.importorskip("sklearn")
 
-from loss_table import NAMES  # noqa: E402
+from loss_table import NAMES, refusal  # noqa: E402
 from reference import loss_value  # noqa: E402
 from scipy.stats import loguniform  # noqa: E402  (scipy comes with scikit-learn)
 from sklearn.dummy import DummyRegressor  # noqa: E402
@@ -43,7 +43,11 @@ from sklearn.multioutput import MultiOutputRegressor  # noqa: E402
 import mseplug  # noqa: E402
 import mseplug.sklearn as msk  # noqa: E402
 
-LOSSES = NAMES
+#: The losses these tests judge as negated scores with weights and several outputs; scores
+#: (greater is better: r2, explained_variance) and max_error (no weights, one output) are judged
+#: by test_scores_are_reported_as_scikit_learn_reports_them, from their records' properties.
+LOSSES = tuple(name for name in NAMES if not mseplug.get_loss(name).loss.greater_is_better
+               and not refusal(name, weighted=True, outputs=3))
 SKLEARN_NAME = {
     "mse": "neg_mean_squared_error",
     "mae": "neg_mean_absolute_error",
@@ -196,7 +200,9 @@ def test_sample_weight_direct_call_routing_off(loss, data):
     assert weighted == pytest.approx(-reference(loss, y, pred, sample_weight=w), rel=1e-12)
     assert abs(weighted - scorer(model, X, y)) > 1e-6
     # The multi-metric path (cross_validate with a dict) hands weights to every scorer.
-    multi = check_scoring(model, scoring=msk.scorers())(model, X, y, sample_weight=w)
+    weighted_scorers = {key: scorer for key, scorer in msk.scorers().items()
+                        if key.removeprefix("neg_") in LOSSES}  # max_error takes no weights
+    multi = check_scoring(model, scoring=weighted_scorers)(model, X, y, sample_weight=w)
     assert multi[f"neg_{loss}"] == weighted
 
 
@@ -304,7 +310,8 @@ def test_nan_policy_pass_through():
 
 def test_scorers_are_fresh_and_module_scorers_cached():
     first, second = msk.scorers(), msk.scorers()
-    assert list(first) == [f"neg_{name}" for name in mseplug.losses()]
+    assert list(first) == [("" if mseplug.get_loss(name).loss.greater_is_better else "neg_") + name
+                           for name in mseplug.losses()]
     assert list(first)[:4] == ["neg_mse", "neg_mae", "neg_rmse", "neg_huber"]
     assert all(first[key] is not second[key] for key in first)
     assert msk.mse_scorer is msk.mse_scorer
@@ -423,10 +430,10 @@ def sklearn_regression_scorer_names() -> set[str]:
 
 
 #: scikit-learn's regression scorer names mseplug computes (the rest are msk.NOT_YET).
-IMPLEMENTED = ["neg_mean_absolute_error", "neg_mean_absolute_percentage_error",
-               "neg_mean_gamma_deviance", "neg_mean_poisson_deviance", "neg_mean_squared_error",
-               "neg_mean_squared_log_error", "neg_root_mean_squared_error",
-               "neg_root_mean_squared_log_error"]
+IMPLEMENTED = ["explained_variance", "neg_max_error", "neg_mean_absolute_error",
+               "neg_mean_absolute_percentage_error", "neg_mean_gamma_deviance",
+               "neg_mean_poisson_deviance", "neg_mean_squared_error", "neg_mean_squared_log_error",
+               "neg_root_mean_squared_error", "neg_root_mean_squared_log_error", "r2"]
 
 
 def test_sklearn_regression_scorer_names_are_implemented_or_not_yet() -> None:
@@ -437,8 +444,7 @@ def test_sklearn_regression_scorer_names_are_implemented_or_not_yet() -> None:
     assert implemented == IMPLEMENTED
     assert set(msk.NOT_YET) <= names and set(msk.NOT_YET).isdisjoint(msk.get_scorer_names())
     assert names == set(implemented) | set(msk.NOT_YET)
-    assert sorted(msk.NOT_YET) == ["d2_absolute_error_score", "explained_variance",
-                                   "neg_max_error", "neg_median_absolute_error", "r2"]
+    assert sorted(msk.NOT_YET) == ["d2_absolute_error_score", "neg_median_absolute_error"]
 
 
 @pytest.mark.parametrize("name", IMPLEMENTED)
@@ -451,14 +457,17 @@ def test_get_scorer_matches_sklearn_scoring_by_name(name, model, data) -> None:
     assert (estimator.fit(X, y).predict(X) > 0).all()
     ours = cross_val_score(estimator, X, y, cv=CV, scoring=msk.get_scorer(name))
     theirs = cross_val_score(estimator, X, y, cv=CV, scoring=name)
-    assert np.all(ours < 0)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=0)
+    if name.startswith("neg_"):
+        assert np.all(ours < 0)  # a loss, negated
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
 
 
 def test_get_scorer_takes_mseplug_names_and_options(data) -> None:
     X, y, _ = data
-    assert set(msk.scorers()) == {f"neg_{loss}" for loss in mseplug.losses()}
-    assert {f"neg_{loss}" for loss in mseplug.losses()} <= set(msk.get_scorer_names())
+    own = {loss if mseplug.get_loss(loss).loss.greater_is_better else f"neg_{loss}"
+           for loss in mseplug.losses()}
+    assert set(msk.scorers()) == own and {"r2", "explained_variance", "neg_max_error"} <= own
+    assert own <= set(msk.get_scorer_names())
     model = Ridge().fit(X, y)
     for loss in ("rmsle", "mape", "gamma_deviance", "tweedie_deviance"):
         assert msk.get_scorer(f"neg_{loss}")(model, X, y) == pytest.approx(
@@ -468,8 +477,7 @@ def test_get_scorer_takes_mseplug_names_and_options(data) -> None:
     assert msk.get_scorer("neg_mean_squared_error")(model, X, y) == msk.mse_scorer(model, X, y)
 
 
-@pytest.mark.parametrize("name", ["r2", "explained_variance", "neg_max_error",
-                                  "neg_median_absolute_error", "d2_absolute_error_score"])
+@pytest.mark.parametrize("name", ["neg_median_absolute_error", "d2_absolute_error_score"])
 def test_get_scorer_says_which_sklearn_names_are_not_available_yet(name) -> None:
     with pytest.raises(ValueError, match=rf"scikit-learn's scorer '{name}' .* is not available "
                                          rf"in mseplug yet; use scikit-learn's own: "
@@ -487,3 +495,15 @@ def test_get_scorer_refuses_unknown_names() -> None:
         msk.get_scorer(3)
     with pytest.raises(ValueError, match="power"):
         msk.get_scorer("neg_tweedie_deviance", power=0.5)
+
+
+def test_scores_are_reported_as_scikit_learn_reports_them(data):
+    """r2 and explained_variance unnegated (greater is better), max_error negated, each equal to
+    scikit-learn's own scorer, fold by fold."""
+    X, y, _ = data
+    for ours, theirs in (("r2", "r2"), ("explained_variance", "explained_variance"),
+                         ("max_error", "neg_max_error")):
+        assert ours in msk.scorers() or f"neg_{ours}" in msk.scorers()
+        got = cross_val_score(Ridge(), X, y, cv=CV, scoring=getattr(msk, f"{ours}_scorer"))
+        want = cross_val_score(Ridge(), X, y, cv=CV, scoring=theirs)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)

@@ -56,6 +56,24 @@ def params(loss: str) -> dict[str, float]:
     return chosen
 
 
+def applies(loss: str, option: str) -> bool:
+    """Whether ``loss`` takes the inputs of ``option``: a loss with statistics of its own may
+    refuse sample weights or several outputs (max_error, as scikit-learn's), a property of its
+    record."""
+    spec = mseplug.get_loss(loss).loss.statistics
+    if spec is None:
+        return True
+    if not spec.sample_weight and option in ("weighted", "omit"):
+        return False
+    return spec.multioutput or option not in ("output_weights", "raw_values")
+
+
+def outputs(loss: str) -> int:
+    """The outputs of the cases of ``loss``: 3, or 1 for a loss that takes one output."""
+    spec = mseplug.get_loss(loss).loss.statistics
+    return 1 if spec is not None and not spec.multioutput else 3
+
+
 def data(option: str, n: int = 1337, outputs: int = 3, seed: int = 7,
          loss: str | None = None) -> dict[str, Any]:
     """``y_true``, ``y_pred`` (float64 NumPy), the sample weights or ``None`` and the keywords

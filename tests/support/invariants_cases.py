@@ -316,8 +316,14 @@ def specs(draw: st.DrawFn, loss: str, *, dtypes: tuple[str, ...] = ("float64",),
     ``rows``: the number of rows (1 to 12 by default); ``weights``: sample weights sometimes
     (True), never (False) or ``"always"``; ``scales``: weights and output weights at scales
     10**k, k in [-300, 308] (else 1); ``exact``: zero residuals and |r| == delta sometimes
-    (True), never (False) or ``"always"``.
+    (True), never (False) or ``"always"``. A loss with statistics of its own gets only what its
+    record takes (max_error: no weights, one output).
     """
+    record = mseplug.get_loss(loss).loss.statistics
+    if record is not None and not record.sample_weight:
+        weights = False
+    if record is not None and not record.multioutput:
+        outputs, multioutput = st.just(()), False
     dtype = draw(st.sampled_from(dtypes))
     shape = draw(outputs if outputs is not None else st.sampled_from([(), (3,), (2, 2)]))
     if magnitudes is None:

@@ -36,14 +36,25 @@ def example_params(name: str) -> dict[str, float]:
     return params
 
 
-def rows(*, root: bool | None = None, sums: bool | None = None, names: Any = None) -> list[Any]:
-    """Table rows, optionally only losses with (or without) a root, or that allow ``"sum"``."""
+def rows(*, root: bool | None = None, sums: bool | None = None, names: Any = None,
+         weighted: bool | None = None, outputs: bool | None = None,
+         elementwise: bool | None = None) -> list[Any]:
+    """Table rows, optionally only losses with (or without) a root, that allow ``"sum"``, that
+    take sample weights (``weighted``), several outputs (``outputs``), or that are the mean of an
+    elementwise term (``elementwise``: not a loss with statistics of its own, such as R²)."""
     chosen = []
     for name in NAMES if names is None else names:
         loss = mseplug.get_loss(name).loss
+        spec = loss.statistics
         if root is not None and loss.root != root:
             continue
-        if sums is not None and (not loss.root) != sums:
+        if sums is not None and (not loss.root and spec is None) != sums:
+            continue
+        if weighted is not None and (spec is None or spec.sample_weight) != weighted:
+            continue
+        if outputs is not None and (spec is None or spec.multioutput) != outputs:
+            continue
+        if elementwise is not None and (spec is None) != elementwise:
             continue
         chosen.append(pytest.param(name, example_params(name), id=name))
     return chosen
@@ -91,3 +102,31 @@ def in_every_domain(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
         return y_true, y_pred
     return tuple(max(offsets) + np.abs(np.asarray(x, np.float64))  # type: ignore[return-value]
                  for x in (y_true, y_pred))
+
+
+def refusal(name: str, *, weighted: bool = False, outputs: int = 1,
+            multioutput: Any = "uniform_average", reduction: str = "mean",
+            elementwise: bool = False) -> str:
+    """Why ``name`` refuses such a call, from its record, or ``""``: a loss with statistics of its
+    own (R², max_error) takes only ``reduction="mean"``, is no mean of an elementwise term, and
+    may refuse sample weights or several outputs (as scikit-learn's max_error)."""
+    spec = mseplug.get_loss(name).loss.statistics
+    if spec is None:
+        return ""
+    if reduction != "mean":
+        return f"{name} has statistics of its own: only reduction='mean' applies"
+    if elementwise:
+        return f"{name} has statistics of its own, not the mean of an elementwise term"
+    if weighted and not spec.sample_weight:
+        return f"{name} takes no sample_weight (a property of its record)"
+    uniform = isinstance(multioutput, str) and multioutput == "uniform_average"
+    if (outputs > 1 or not uniform) and not spec.multioutput:
+        return f"{name} takes one output (a property of its record)"
+    return ""
+
+
+def skip_if_refused(name: str, **call: Any) -> None:
+    """``pytest.skip`` with :func:`refusal`'s reason when ``name`` refuses such a call."""
+    reason = refusal(name, **call)
+    if reason:
+        pytest.skip(reason)

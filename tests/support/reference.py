@@ -193,6 +193,11 @@ def loss_value(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None
                multioutput: Any = "uniform_average", reduction: str = "mean",
                nan_policy: str = "propagate", **params: float) -> np.ndarray:
     """The loss as float64, following the contract's definitions."""
+    if loss in STATISTICS:
+        if reduction != "mean" or params:
+            raise ValueError(f"{loss} takes reduction='mean' and no parameters")
+        return statistics_value(loss, y_true, y_pred, sample_weight=sample_weight,
+                                multioutput=multioutput, nan_policy=nan_policy)
     spec = definition(loss)
     t, p, pred_shape = _as_2d(y_true, y_pred)
     n, k = t.shape
@@ -228,6 +233,9 @@ def loss_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
               multioutput: Any = "uniform_average", reduction: str = "mean",
               nan_policy: str = "propagate", **params: float) -> np.ndarray:
     """d loss / d y_pred in float64 for a scalar loss (chain rule, by hand)."""
+    if loss in STATISTICS:
+        return statistics_grad(loss, y_true, y_pred, sample_weight=sample_weight,
+                               multioutput=multioutput, nan_policy=nan_policy)
     spec = definition(loss)
     t, p, pred_shape = _as_2d(y_true, y_pred)
     n, k = t.shape
@@ -260,6 +268,8 @@ def loss_hessian(loss: str, y_true: Any, y_pred: Any, *,
     For a loss without a root it is diagonal: ``wᵢ e''(rᵢ) / Σw``. For a root
     (RMSE, ``m = Σ wᵢ e(rᵢ) / Σw``): ``H = (m''/(2√m)) - (m' m'ᵀ)/(4 m^{3/2})``.
     """
+    if loss in STATISTICS:
+        return statistics_hessian(loss, y_true, y_pred, sample_weight=sample_weight)
     spec = definition(loss)
     t = np.asarray(y_true, np.float64).reshape(-1)
     p = np.asarray(y_pred, np.float64).reshape(-1)
@@ -270,3 +280,86 @@ def loss_hessian(loss: str, y_true: Any, y_pred: Any, *,
         return curvature
     m = float(np.sum(w * spec.value(t, p, **params)) / w.sum())
     return curvature / (2 * np.sqrt(m)) - np.outer(slope, slope) / (4 * m ** 1.5)
+
+
+# -- metrics that are not a weighted mean of one elementwise term (Loss(statistics=...)) ----------
+def _score_parts(loss: str, t: np.ndarray, p: np.ndarray, w: np.ndarray, drop: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output: the numerator and denominator of ``1 - num/den`` and each output's kept
+    weights ``(n, K)``, plainly (two passes: the mean first)."""
+    wk = np.where(drop, 0.0, w[:, None])
+    t0, p0 = np.where(drop, 0.0, t), np.where(drop, 0.0, p)
+    total = wk.sum(axis=0)
+    y_mean = (wk * t0).sum(axis=0) / total
+    den = (wk * (t0 - y_mean) ** 2).sum(axis=0)
+    r = t0 - p0
+    if loss == "r2":
+        num = (wk * r ** 2).sum(axis=0)
+    else:
+        r_mean = (wk * r).sum(axis=0) / total
+        num = (wk * (r - r_mean) ** 2).sum(axis=0)
+    return num, den, wk
+
+
+def _scores(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """scikit-learn's force_finite: a constant target scores 1 if fitted exactly, else 0."""
+    return np.array([1 - a / b if b != 0 else (0.0 if a != 0 else 1.0) for a, b in zip(num, den)])
+
+
+def _score_share(multioutput: Any, den: np.ndarray) -> np.ndarray:
+    k = den.size
+    if isinstance(multioutput, str) and multioutput == "variance_weighted" and np.any(den != 0):
+        return den / den.sum()
+    return _output_share(multioutput, k, "mean")
+
+
+STATISTICS = ("r2", "explained_variance", "max_error")
+
+
+def statistics_value(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
+                     multioutput: Any = "uniform_average", nan_policy: str = "propagate"
+                     ) -> np.ndarray:
+    t, p, _ = _as_2d(y_true, y_pred)
+    n, k = t.shape
+    drop = (np.isnan(t) | np.isnan(p)) if nan_policy == "omit" else np.zeros((n, k), bool)
+    if loss == "max_error":  # nothing kept: NaN, as every loss's empty output
+        return np.asarray(np.nan if drop.all() else np.max(np.where(drop, -np.inf, np.abs(t - p))))
+    num, den, _ = _score_parts(loss, t, p, _sample_weights(sample_weight, n), drop)
+    per_output = _scores(num, den)
+    if isinstance(multioutput, str) and multioutput == "raw_values":
+        out_shape = np.asarray(y_pred).shape[1:] if np.ndim(y_pred) > 1 else ()
+        return per_output.reshape(out_shape)
+    return np.asarray(np.sum(_score_share(multioutput, den) * per_output))
+
+
+def statistics_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
+                    multioutput: Any = "uniform_average", nan_policy: str = "propagate"
+                    ) -> np.ndarray:
+    t, p, pred_shape = _as_2d(y_true, y_pred)
+    n, k = t.shape
+    drop = (np.isnan(t) | np.isnan(p)) if nan_policy == "omit" else np.zeros((n, k), bool)
+    if loss == "max_error":
+        a = np.where(drop, -np.inf, np.abs(t - p))
+        at_max = (a == a.max(axis=0)).astype(float)
+        slope = np.where(drop, 0.0, np.sign(p - t))
+        return (slope * at_max / at_max.sum(axis=0)).reshape(pred_shape)
+    w = _sample_weights(sample_weight, n)
+    _, den, wk = _score_parts(loss, t, p, w, drop)
+    r = np.where(drop, 0.0, t - p)
+    if loss == "explained_variance":
+        r = r - (wk * r).sum(axis=0) / wk.sum(axis=0)
+    slope = 2 * wk * r / np.where(den != 0, den, np.inf)  # d score / d ŷ; 0 for a constant target
+    return np.where(drop, 0.0, slope * _score_share(multioutput, den)[None, :]).reshape(pred_shape)
+
+
+def statistics_hessian(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None
+                       ) -> np.ndarray:
+    t = np.asarray(y_true, np.float64).reshape(-1)
+    w = _sample_weights(sample_weight, t.size)
+    if loss == "max_error":
+        return np.zeros((t.size, t.size))
+    den = np.sum(w * (t - np.sum(w * t) / w.sum()) ** 2)
+    curvature = np.diag(w)
+    if loss == "explained_variance":  # the mean residual: a rank-one part
+        curvature = curvature - np.outer(w, w) / w.sum()
+    return -2 * curvature / den

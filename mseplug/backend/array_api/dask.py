@@ -30,13 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from mseplug.engine import finalize, overflow, pipeline
+from mseplug.engine import finalize, moments, overflow, pipeline
 from mseplug.engine import validation as v
 from mseplug.engine.backend import Backend
 from mseplug.engine.finalize import ScaledStatistics
 from mseplug.engine.kernels import columns, loss_value, loss_value_and_grad, scaled_gradient
 from mseplug.loss.options import Options
 from mseplug.loss.record import Loss
+from mseplug.loss.statistics import layout
 
 
 def is_dask_array(x: Any) -> bool:
@@ -63,6 +64,12 @@ def unknown_rows(x: Any) -> bool:
 def run(backend: Backend, kernel: Any, options: Options, *arrays: Any) -> Any:
     """``kernel(backend, options, *arrays)`` for Dask arrays, chunk by chunk."""
     # The loss's parameters travel in ``options.params`` (the last of ``arrays`` repeats them).
+    if options.loss.statistics is not None and kernel in (loss_value, loss_value_and_grad):
+        if kernel is loss_value_and_grad:
+            raise TypeError(f"{options.loss.name} has statistics of its own: its gradient is not "
+                            "computed chunk by chunk on Dask arrays; compute the arrays first")
+        true, pred, weight, output_weights, _ = arrays
+        return _named_value(backend, options, true, pred, weight, output_weights)
     if kernel is loss_value:
         true, pred, weight, output_weights, _ = arrays
         if options.reduction == "none":
@@ -79,6 +86,8 @@ def run(backend: Backend, kernel: Any, options: Options, *arrays: Any) -> Any:
 def statistics(backend: Backend, options: Options, true: Any, pred: Any, weight: Any
                ) -> ScaledStatistics:
     """The lazy statistics of every chunk, added at one weight exponent (lazy too)."""
+    if options.loss.statistics is not None:
+        return _named_statistics(backend, options, true, pred, weight)
     k = _outputs(pred)
     parts = _statistics(backend, options, true, pred, weight)
     return ScaledStatistics(parts[:k], parts[k:2 * k], parts[_EXPONENT].astype(np.int64),
@@ -191,6 +200,79 @@ def _value(backend: Backend, options: Options, true: Any, pred: Any, weight: Any
         factor = (da.from_delayed(scales[0], shape=(k,), dtype=np.float64),
                   da.from_delayed(scales[1], shape=(), dtype=np.int64))
     return value, factor
+
+
+# -- losses with statistics of their own: each chunk's named statistics, combined exactly --------
+def _named_parts(backend: Backend, options: Options, true: Any, pred: Any, weight: Any) -> Any:
+    """A delayed ``(statistics, exponent, rows)`` of all chunks, combined (sums after re-centring,
+    maxima by the maximum: :func:`mseplug.engine.moments.combined_parts`)."""
+    import dask
+
+    pred = pred.rechunk({axis: -1 for axis in range(1, pred.ndim)})  # chunks hold every output
+    true = true.rechunk({axis: -1 for axis in range(1, true.ndim)})
+    arrays = _aligned({"y_true": true, "y_pred": pred, "sample_weight": weight})
+    job = Job(options, type(backend))
+    blocks = [arrays[name].to_delayed().ravel() for name in ("y_true", "y_pred")]
+    weights = (arrays["sample_weight"].to_delayed().ravel() if weight is not None
+               else [None] * len(blocks[0]))
+    parts = [dask.delayed(block_named, pure=True)(t, p, w, job=job, weighted=weight is not None)
+             for t, p, w in zip(*blocks, weights)]
+    return dask.delayed(combined_named, pure=True, nout=3)(parts, job)
+
+
+def _named_statistics(backend: Backend, options: Options, true: Any, pred: Any, weight: Any
+                      ) -> ScaledStatistics:
+    import dask.array as da
+
+    k = _outputs(pred)
+    stats, exponent, _ = _named_parts(backend, options, true, pred, weight)
+    named = {key: da.from_delayed(stats[key], shape=(k,), dtype=np.float64)
+             for key, _ in layout(moments.spec_of(options))}
+    return ScaledStatistics(named, named["weight"],
+                            da.from_delayed(exponent, shape=(), dtype=np.int64))
+
+
+def _named_value(backend: Backend, options: Options, true: Any, pred: Any, weight: Any,
+                 output_weights: Any) -> Any:
+    import dask
+    import dask.array as da
+
+    stats, _, _ = _named_parts(backend, options, true, pred, weight)
+    shape = v.common_shape(tuple(true.shape), tuple(pred.shape))[1:]
+    dtype = backend.result_dtype(backend.namespace(pred), true.dtype, pred.dtype)
+    value_shape = shape if options.raw else ()
+    job = Job(options, type(backend))
+    return da.from_delayed(dask.delayed(final_named, pure=True)(
+        stats, job, value_shape, output_weights, np.dtype(dtype)), shape=value_shape, dtype=dtype)
+
+
+def block_named(true: Any, pred: Any, weight: Any = None, *, job: Job, weighted: bool
+                ) -> tuple[dict[str, np.ndarray], int, int]:
+    """One chunk's named statistics (NumPy float64), weight exponent and rows."""
+    backend, true, pred, weight = _dispatched(true, pred, weight, job, weighted)
+    statistics, c = pipeline.statistics(backend, job.options, true, pred, weight, partial=True)
+    keys = [key for key, _ in layout(moments.spec_of(job.options))]
+    values = backend.fetch(tuple(statistics.total[key] for key in keys))
+    named = {key: np.asarray(value, np.float64).reshape(-1) for key, value in zip(keys, values)}
+    return named, int(statistics.exponent), c.shape[0]
+
+
+def combined_named(parts: list[Any], job: Job) -> tuple[dict[str, np.ndarray], int, int]:
+    spec = moments.spec_of(job.options)
+    with np.errstate(all="ignore"):
+        stats, exponent = moments.combined_parts(np, spec, [(s, e) for s, e, _ in parts])
+    return stats, exponent, sum(rows for _, _, rows in parts)
+
+
+def final_named(stats: dict[str, np.ndarray], job: Job, shape: tuple[int, ...],
+                output_weights: Any, dtype: np.dtype) -> np.ndarray:
+    """The value from the combined statistics, as one call's."""
+    if not np.any(stats["weight"] > 0):
+        raise ValueError("sample_weight sums to 0; at least one weight must be positive")
+    weights = None if output_weights is None else np.asarray(output_weights, np.float64).ravel()
+    with np.errstate(all="ignore"):
+        value = moments.value(np, job.options, stats, shape, weights)
+    return np.asarray(value).astype(dtype)
 
 
 def _finished(parts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int, bool]:

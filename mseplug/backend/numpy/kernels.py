@@ -181,5 +181,5 @@ def _no_residual_losses(d: np.ndarray, params: Params) -> np.ndarray:
 
 def kernel_for(loss: Loss) -> BlockKernel:
     """The loss's native kernel when it has one, else :func:`generic_kernel`."""
-    native = NATIVE.get(loss.elementwise) if loss.residual else None
+    native = NATIVE.get(loss.elementwise) if loss.residual and loss.elementwise else None
     return native if native is not None else generic_kernel(loss)

@@ -89,7 +89,7 @@ NATIVE: dict[Callable[..., Any], TorchKernel] = {
 
 def native_kernel(loss: Loss) -> TorchKernel | None:
     """The loss's native kernels, or ``None`` (a loss of the pair has none)."""
-    return NATIVE.get(loss.elementwise) if loss.residual else None
+    return NATIVE.get(loss.elementwise) if loss.residual and loss.elementwise else None
 
 
 def safe_sqrt(x: Tensor) -> Tensor:
