@@ -79,7 +79,7 @@ def test_ranks_meet_through_a_file_and_again_in_the_same_process(tmp_path: Path,
     assert second[0]["environment"]["OMP_NUM_THREADS"] == "1"
     pids = {rank["pid"] for rank in first + second}
     assert len(pids) == 4 and os.getpid() not in pids  # fresh processes each time
-    assert not (tmp_path / "first" / "rendezvous").exists()  # the ranks removed their store
+    assert not (tmp_path / "first" / "rendezvous").exists()  # no store is left behind
     assert "rank 1: done" in (tmp_path / "second" / "rank1.log").read_text()
 
 

@@ -68,7 +68,7 @@ def launch(out: str | Path, world: int = 2, work: Callable[..., Any] | None = No
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rendezvous = out / "rendezvous"  # a FileStore: new for each launch, removed by the ranks
+    rendezvous = out / "rendezvous"  # a FileStore: new for each launch, removed after it
     if rendezvous.exists():
         raise RanksFailed(f"{rendezvous} exists: each launch needs a new output folder")
     init_method = f"file://{rendezvous}"
@@ -93,6 +93,9 @@ def launch(out: str | Path, world: int = 2, work: Callable[..., Any] | None = No
             if process.is_alive():
                 process.kill()
             process.join()
+        # torch's FileStore deletes its file when its last user is destroyed; a rank that exits
+        # before its store object is collected (a busy machine) leaves it: no launch leaves one.
+        rendezvous.unlink(missing_ok=True)
     missing = [rank for rank in range(world) if not Path(out, f"rank{rank}.json").exists()]
     if missing:
         raise RanksFailed(_report(f"ranks {missing} exited without writing a result",
