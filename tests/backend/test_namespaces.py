@@ -34,7 +34,7 @@ def test_the_protocol_lists_what_the_engine_calls() -> None:
 def test_each_backend_namespace_has_every_member(name: str) -> None:
     array = Lib(name).asarray(np.array([1.0, 2.0]))
     backend = backend_of(array)
-    assert backend is not None
+    assert backend is not None, f"no backend owns a {name} array"
     xp = backend.namespace(array)
     missing = sorted(member for member in protocol_members() if not hasattr(xp, member))
     assert missing == [], f"{name}'s namespace {xp.__name__} lacks {missing}"
