@@ -53,7 +53,8 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
 
     ``keep`` (``nan_policy="omit"``) leaves elements out: their weight is 0 and
     their terms are not evaluated on NaN. A centred statistic's shift is its
-    term at the first row (0 for an empty part, or where that row was omitted).
+    term at the first row, or with ``keep`` its largest kept term (0 for an empty
+    part, or where nothing is kept): a value of the data either way.
     """
     spec = spec_of(options)
     c = in_work_dtype(xp, c)
@@ -74,10 +75,12 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
             stats[part.name] = (xp.max(masked, axis=0) if n else xp.zeros_like(stats["weight"])
                                 - float("inf"))
         elif isinstance(part, Centred):
-            if n:
+            if n and keep is None:
                 shift = term[0, :]
-                if keep is not None:
-                    shift = xp.where(keep[0, :], shift, xp.zeros_like(shift))
+            elif n:  # the largest kept term: a data point (exact, so a constant one centres to
+                # exactly 0 whichever rows are omitted), or 0 where nothing is kept
+                top = xp.max(xp.where(keep, term, xp.full_like(term, -float("inf"))), axis=0)
+                shift = xp.where(top == -float("inf"), xp.zeros_like(top), top)
             else:
                 shift = xp.zeros_like(stats["weight"])
             d = term - shift[None, :]

@@ -537,7 +537,9 @@ def _score(xp: Namespace, numerator: Array, denominator: Array) -> Array:
     a constant target (denominator 0) scores 1 if it is fitted exactly, else 0."""
     nonzero = denominator != 0
     ratio = numerator / xp.where(nonzero, denominator, xp.ones_like(denominator))
-    fitted = xp.where(numerator == 0, xp.ones_like(numerator), numerator * 0)  # NaN stays
+    # NaN stays NaN (nan_policy="propagate"); an infinite error is "not fitted": 0, not inf * 0
+    fitted = xp.where(numerator == 0, xp.ones_like(numerator),
+                      xp.where(xp.isnan(numerator), numerator, xp.zeros_like(numerator)))
     return xp.where(nonzero, 1 - ratio, fitted)
 
 

@@ -303,8 +303,8 @@ def _score_parts(loss: str, t: np.ndarray, p: np.ndarray, w: np.ndarray, drop: n
 
 def _scores(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """scikit-learn's force_finite: a constant target scores 1 if fitted exactly, else 0."""
-    return np.array([1 - a / b if b != 0 else (a * 0.0 if a != 0 else 1.0)  # NaN stays NaN
-                     for a, b in zip(num, den)])
+    return np.array([1 - a / b if b != 0 else (1.0 if a == 0 else a if np.isnan(a) else 0.0)
+                     for a, b in zip(num, den)])  # a NaN error stays NaN
 
 
 def _score_share(multioutput: Any, den: np.ndarray) -> np.ndarray:
