@@ -131,7 +131,8 @@ def x_minus_log1p(xp: Namespace, x: Array) -> Array:
     for coefficient in _SERIES[1:]:
         series = coefficient + s * series
     far = xp.where(small, xp.ones_like(x), x)
-    return xp.where(small, s * s * series, far - xp.log1p(far))
+    direct = xp.where(far == float("inf"), far, far - xp.log1p(far))  # inf - log1p(inf): inf
+    return xp.where(small, s * s * series, direct)
 
 
 def poisson_deviance(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
@@ -163,7 +164,9 @@ def absolute_percentage_error_derivative(xp: Namespace, y_true: Array, y_pred: A
 def gamma_deviance(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
     """``e = 2 (log(ŷ / y) + y / ŷ - 1)``: ``2 g((y - ŷ) / ŷ)`` with ``g(x) = x - log1p(x)``
     (:func:`x_minus_log1p`), exact to rounding when the prediction is close."""
-    return 2 * x_minus_log1p(xp, (y_true - y_pred) / y_pred)
+    # (y - ŷ) / ŷ keeps its digits when ŷ is close to y; at ŷ = inf it is -inf / inf: y / ŷ - 1
+    x = xp.where(xp.isinf(y_pred), y_true / y_pred - 1, (y_true - y_pred) / y_pred)
+    return 2 * x_minus_log1p(xp, x)
 
 
 def gamma_deviance_derivative(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
