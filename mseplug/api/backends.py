@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
-import threading
 import warnings
 from typing import Any
 
 from mseplug._typing import ArrayLike, BackendLike
+from mseplug.api.fork_safe import ForkSafeLock
 from mseplug.engine.backend import Backend
 
 __all__ = [
@@ -42,7 +41,7 @@ _BUILTINS: dict[str, tuple[str, str, str]] = {
 _GENERIC = ("mseplug.backend.array_api.backend", "ArrayAPIBackend")
 ENTRY_POINT_GROUP = "mseplug.backends"
 
-_lock = threading.RLock()
+_lock = ForkSafeLock()  # a forked child gets a fresh one
 _instances: dict[str, Backend] = {}
 _by_type: dict[type, Backend | None] = {}
 _registered: list[Backend] = []
@@ -275,14 +274,3 @@ def register_backend(backend_cls: type[Backend]) -> Backend:
     with _lock:
         _plugins()
         return _add(backend_cls)
-
-
-def _new_lock_in_child() -> None:
-    """After ``fork``, in the child: a fresh lock (another thread of the parent may have held
-    this one at the fork, and no thread in the child would ever release it)."""
-    global _lock
-    _lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-    os.register_at_fork(after_in_child=_new_lock_in_child)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import copyreg
 import inspect
-import os
 import textwrap
-import threading
 import warnings
 from typing import Any, Protocol
 
 from mseplug._typing import Array, ArrayLike, BackendLike, Multioutput, NanPolicy, Reduction
 from mseplug.api.backends import dispatch
+from mseplug.api.fork_safe import ForkSafeLock
 from mseplug.engine.pipeline import evaluate
 from mseplug.loss import builtin
 from mseplug.loss.options import Options, make_options
@@ -26,7 +25,7 @@ from mseplug.loss.record import Loss
 
 ENTRY_POINT_GROUP = "mseplug.losses"
 
-_lock = threading.RLock()
+_lock = ForkSafeLock()  # a forked child gets a fresh one
 _records: dict[str, Loss] = {}
 _functions: dict[str, LossFunction] = {}
 _entry_points_read = False
@@ -340,14 +339,3 @@ def _rebuilt(fields: dict[str, Any]) -> Loss:
 
 
 copyreg.pickle(Loss, _reduce_loss)
-
-
-def _new_lock_in_child() -> None:
-    """After ``fork``, in the child: a fresh lock (another thread of the parent may have held
-    this one at the fork, and no thread in the child would ever release it)."""
-    global _lock
-    _lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-    os.register_at_fork(after_in_child=_new_lock_in_child)
