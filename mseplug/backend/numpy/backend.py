@@ -227,12 +227,9 @@ class NumpyBackend(Backend):
         ):
             dtype, n = y_pred.dtype, y_pred.shape[0]
             kernel = self._kernels.get(options.loss) or self.kernel(options.loss)
-            if n <= walk.SMALL and kernel.scalar is not None:  # flat_total's first case, inlined
-                total = walk.small_total(kernel.scalar, y_true, y_pred, options.params)
-            else:
-                total = walk.flat_total(kernel, y_true, y_pred,
-                                        _FLOAT32 if dtype.itemsize < 4 else dtype, options.params)
-            statistic = total / n if options.reduction == "mean" else total  # as _grand
+            work = _FLOAT32 if dtype.itemsize < 4 else dtype
+            statistic, _ = _grand(options, walk.flat_total(kernel, y_true, y_pred, work,
+                                                           options.params), n)
             value = finalize_grand(kernels.NAMESPACE, options, statistic, (), self.sqrt)
             if abs(value) <= (_LARGEST_FLOAT64 if dtype is _FLOAT64 else _largest(dtype)):
                 return np.asarray(value, dtype=dtype)  # the common case: it fits the dtype
