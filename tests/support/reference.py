@@ -130,7 +130,9 @@ DEFINITIONS: dict[str, Definition] = {
     # sklearn.metrics.mean_poisson_deviance: 2 (xlogy(y, y/ŷ) - y + ŷ), to 40 digits: its three
     # terms cancel when ŷ is close to y.
     "poisson_deviance": Definition(
-        _exact(lambda t, p: 2 * ((t * mpmath.log(t / p) if t else 0) - t + p)),
+        # at ŷ = inf the limit, inf (mpmath's -inf + inf would be NaN)
+        _exact(lambda t, p: mpmath.inf if mpmath.isinf(p) else
+               2 * ((t * mpmath.log(t / p) if t else 0) - t + p)),
         _exact(lambda t, p: 2 * (p - t) / p),
         _exact(lambda t, p: 2 * t / (p * p)),
     ),
