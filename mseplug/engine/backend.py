@@ -32,6 +32,23 @@ from mseplug.engine.kernels import (
 from mseplug.loss.options import Options
 from mseplug.loss.record import Bound, Loss
 
+#: How many options objects :meth:`Backend.fast_plan` remembers.
+_PLANS = 256
+
+
+def plain_options(options: Options) -> bool:
+    """Whether a call with these options needs no check beyond its arrays' types, shapes and
+    dtypes, keeps every element, and gives every element one weight: the options a fast path
+    may take (a loss with a domain has values to check, ``"omit"`` drops elements, ``"raise"``
+    looks for NaN, output weights and statistics of its own need the engine)."""
+    return (
+        options.loss.domain is None
+        and options.loss.statistics is None
+        and options.reduction != "none"
+        and options.nan_policy == "propagate"
+        and isinstance(options.multioutput, str)
+    )
+
 
 class Backend:
     """Base class of every backend, built-in or plugin.
@@ -48,6 +65,7 @@ class Backend:
     def __init__(self) -> None:
         self._owned: dict[type, bool] = {}
         self._kinds: dict[Any, str] = {}
+        self._plans: dict[int, tuple[Options, Any]] = {}
 
     def __repr__(self) -> str:
         return f"<mseplug backend {self.name!r}>"
@@ -242,6 +260,24 @@ class Backend:
         bit for bit (the test suite asserts it).
         """
         return None
+
+    def fast_plan(self, options: Options, plan: Callable[[Options], Any]) -> Any:
+        """``plan(options)``, worked out once per :class:`Options` object.
+
+        What a fast path needs to know about the options alone (the kernel it
+        runs, or ``None`` when they need the engine), so that a call pays only
+        for looking at its arrays: the loss functions reuse one options object
+        per set of defaults. The object is kept with its answer, so its ``id``
+        cannot be reused while the answer is remembered.
+        """
+        known = self._plans.get(id(options))
+        if known is not None and known[0] is options:
+            return known[1]
+        answer = plan(options)
+        if len(self._plans) >= _PLANS:
+            self._plans.clear()
+        self._plans[id(options)] = (options, answer)
+        return answer
 
     def fast_value_and_grad(self, options: Options, y_true: Any, y_pred: Any,
                             sample_weight: Any) -> tuple[Array, Array] | None:

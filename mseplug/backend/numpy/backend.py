@@ -21,7 +21,7 @@ import numpy as np
 from mseplug._typing import Array, DType, Namespace
 from mseplug.backend.numpy import kernels, walk
 from mseplug.engine import overflow as _overflow
-from mseplug.engine.backend import Backend
+from mseplug.engine.backend import Backend, plain_options
 from mseplug.engine.checks import Checked
 from mseplug.engine.columns import Columns
 from mseplug.engine.finalize import finalize_grand
@@ -33,6 +33,8 @@ _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
 _LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
 _LARGEST_FLOAT64 = _LARGEST[_FLOAT64]
+#: The dtype the losses of a long input are computed in, by the inputs' float dtype.
+_WORK = {_FLOAT64: _FLOAT64, _FLOAT32: _FLOAT32, np.dtype(np.float16): _FLOAT32}
 
 
 def _largest(dtype: np.dtype) -> float:
@@ -47,6 +49,13 @@ def _largest(dtype: np.dtype) -> float:
             largest = float(ml_dtypes.finfo(dtype).max)
         _LARGEST[dtype] = largest
     return largest
+
+
+def _work_dtype(dtype: np.dtype) -> np.dtype | None:
+    """:data:`_WORK` for other float dtypes (ml_dtypes' bfloat16: float32), else ``None``."""
+    if dtype.kind != "f":
+        return None
+    return _FLOAT32 if dtype.itemsize < 4 else dtype
 
 
 def _in_dtype(value: Any, dtype: np.dtype) -> np.ndarray:
@@ -210,33 +219,39 @@ class NumpyBackend(Backend):
 
     def fast_value(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
         """The common call: two 1-D float arrays of one shape and dtype, no weights, NaN
-        propagated, a plain mean or sum: :meth:`grand_value`'s sum, then the engine's final step."""
-        if (
-            type(y_pred) is np.ndarray
-            and type(y_true) is np.ndarray
-            and sample_weight is None
-            and options.loss.domain is None  # values to check: the general path
-            and y_pred.ndim == 1
-            and y_true.shape == y_pred.shape
-            and y_true.dtype == y_pred.dtype
-            and y_pred.dtype.kind == "f"
-            and options.reduction != "none"
-            and options.nan_policy == "propagate"
-            and isinstance(options.multioutput, str)
-            and y_pred.shape[0]
-        ):
-            dtype, n = y_pred.dtype, y_pred.shape[0]
-            kernel = self._kernels.get(options.loss) or self.kernel(options.loss)
-            work = _FLOAT32 if dtype.itemsize < 4 else dtype
-            statistic, _ = _grand(options, walk.flat_total(kernel, y_true, y_pred, work,
-                                                           options.params), n)
-            value = finalize_grand(kernels.NAMESPACE, options, statistic, (), self.sqrt)
-            if abs(value) <= (_LARGEST_FLOAT64 if dtype is _FLOAT64 else _largest(dtype)):
-                return np.asarray(value, dtype=dtype)  # the common case: it fits the dtype
-            value = _in_dtype(value, dtype)  # inf or NaN: from finite inputs?
-            _warn_if_overflowed(value, y_true, y_pred)
-            return value
-        return None
+        propagated, a plain mean or sum: :meth:`grand_value`'s sum, then the engine's final step.
+
+        Whether the options allow it is worked out once per options object
+        (:meth:`~mseplug.engine.backend.Backend.fast_plan`); a call pays only for looking at
+        its two arrays.
+        """
+        if (sample_weight is not None or type(y_pred) is not np.ndarray
+                or type(y_true) is not np.ndarray):
+            return None
+        dtype = y_pred.dtype
+        n = y_pred.size
+        if not (y_true.dtype == dtype and y_pred.ndim == 1 and y_true.ndim == 1
+                and y_true.size == n and n):
+            return None
+        work = _WORK.get(dtype) or _work_dtype(dtype)
+        if work is None:
+            return None
+        kernel = self.fast_plan(options, self._fast_kernel)
+        if kernel is None:
+            return None
+        statistic, _ = _grand(options, walk.flat_total(kernel, y_true, y_pred, work,
+                                                       options.params), n)
+        value = finalize_grand(kernels.NAMESPACE, options, statistic, (), self.sqrt)
+        if abs(value) <= (_LARGEST_FLOAT64 if dtype is _FLOAT64 else _largest(dtype)):
+            return np.asarray(value, dtype=dtype)  # the common case: it fits the dtype
+        value = _in_dtype(value, dtype)  # inf or NaN: from finite inputs?
+        _warn_if_overflowed(value, y_true, y_pred)
+        return value
+
+    def _fast_kernel(self, options: Options) -> kernels.BlockKernel | None:
+        """The kernel :meth:`fast_value` runs with ``options``, or ``None`` when they need the
+        general engine (:func:`~mseplug.engine.backend.plain_options`)."""
+        return self.kernel(options.loss) if plain_options(options) else None
 
 
 def _grand(options: Options, total: float, denominator: float) -> tuple[float, float]:

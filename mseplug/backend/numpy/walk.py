@@ -74,6 +74,12 @@ def pairwise_sum(values: list[float]) -> float:
         for value in values:
             total += value
         return total
+    if n < 16:  # one unrolled block of eight, then the rest in order (no copy of the eight)
+        total = ((values[0] + values[1]) + (values[2] + values[3])) + (
+            (values[4] + values[5]) + (values[6] + values[7]))
+        for value in values[8:]:
+            total += value
+        return total
     r = values[:8]
     whole = n - n % 8
     for start in range(8, whole, 8):
