@@ -40,7 +40,7 @@ from mseplug.backend.torch import kernels as K
 from mseplug.backend.torch.fused import FUSED_MIN, fused_loss
 from mseplug.engine import overflow as _overflow
 from mseplug.engine import validation as v
-from mseplug.engine.backend import Backend
+from mseplug.engine.backend import Backend, plain_options
 from mseplug.engine.checks import Checked
 from mseplug.engine.finalize import finalize_grand
 from mseplug.engine.pipeline import evaluate
@@ -185,20 +185,29 @@ class TorchBackend(Backend):
         return super().grand_value(options, c, params)
 
     def fast_value(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
-        """:meth:`grand_value` straight from the tensors when no check is needed (see
-        :func:`_plain`), and for 1-D weights in the usual range (:meth:`_fast_weighted`)."""
+        """:meth:`grand_value` straight from the tensors when no check is needed (options that
+        allow it, :meth:`_fused_kernel`, and tensors that do, :func:`_plain`), and for 1-D
+        weights in the usual range (:meth:`_fast_weighted`)."""
         if sample_weight is not None:
             return self._fast_weighted(options, y_true, y_pred, sample_weight)
-        if not _plain(options, y_true, y_pred):
-            return None
-        native = K.native_kernel(options.loss)
-        if native is None or native.fused is None:
+        native = self.fast_plan(options, self._fused_kernel)
+        if native is None or not _plain(y_true, y_pred):
             return None
         if options.loss.root and y_pred.ndim > 1 and y_pred.shape[1] > 1:
             return None  # the root of each output's mean: per output, the engine's
         statistic, _ = _unweighted_grand(options, native, y_true, y_pred)
         value = finalize_grand(self.namespace(y_pred), options, statistic, (), self.sqrt)
         return self._overflow_checked(value, y_true, y_pred)
+
+    @staticmethod
+    def _fused_kernel(options: Options) -> Any:
+        """The native kernel with a fused torch loss that :meth:`fast_value` runs with
+        ``options``, or ``None`` (see :func:`~mseplug.engine.backend.plain_options`; the
+        outputs averaged uniformly, as the fused loss does)."""
+        native = K.native_kernel(options.loss)
+        if native is None or native.fused is None or not plain_options(options):
+            return None
+        return native if options.uniform else None
 
     def _fast_weighted(self, options: Options, y_true: Any, y_pred: Any, weight: Any) -> Any:
         """``Σ w·e / Σ w`` (or ``Σ w·e``) of 1-D tensors, the weight check folded into the sum
@@ -310,22 +319,18 @@ class TorchBackend(Backend):
 _FAST_WEIGHT_SUMS = (2.0**-31, 2.0**31)
 
 
-def _plain(options: Options, y_true: Any, y_pred: Any) -> bool:
-    """The predicate of the unweighted fast path: two tensors of one shape (at most 2-D, so the
-    engine's ``(n, K)`` columns are views of them), dtype (float32/64) and device, not empty,
-    NaN propagated, outputs averaged uniformly. Nothing there needs a check."""
+def _plain(y_true: Any, y_pred: Any) -> bool:
+    """The tensors the unweighted fast path takes: two of one shape (at most 2-D, so the
+    engine's ``(n, K)`` columns are views of them), dtype (float32/64) and device, not empty.
+    Nothing there needs a check."""
     return (
-        options.nan_policy == "propagate"
-        and options.loss.domain is None
-        and options.uniform
-        and options.reduction != "none"
-        and isinstance(y_pred, Tensor)
+        isinstance(y_pred, Tensor)
         and isinstance(y_true, Tensor)
-        and y_true.shape == y_pred.shape
         and y_pred.ndim <= 2
+        and y_true.shape == y_pred.shape
         and y_true.dtype is y_pred.dtype
         and y_pred.dtype in K.NATIVE_DTYPES
-        and y_true.device == y_pred.device
+        and ((y_true.is_cpu and y_pred.is_cpu) or y_true.device == y_pred.device)
         and y_pred.numel() > 0
     )
 
@@ -334,12 +339,13 @@ def _unweighted_grand(options: Options, native: Any, y_true: Tensor, y_pred: Ten
                       ) -> tuple[Tensor, Any]:
     """The grand statistic of every element without weights: torch's fused loss (forward and
     backward fused for large tensors in training, :mod:`~mseplug.backend.torch.fused`)."""
+    n = y_pred.numel()
     mean = options.reduction == "mean"
-    if native.training is not None and TorchBackend._trains(y_true, y_pred):
+    if n >= FUSED_MIN and native.training is not None and TorchBackend._trains(y_true, y_pred):
         value = fused_loss(y_pred, y_true, native.training, mean)
     else:
         value = native.fused(y_pred, y_true, K.REDUCTION[options.reduction], options.params)
-    return value, (y_pred.numel() if mean else 1)
+    return value, (n if mean else 1)
 
 
 #: Up to this many elements a weighted sum is one dot product; longer ones sum in torch's
