@@ -261,23 +261,29 @@ class Backend:
         """
         return None
 
-    def fast_plan(self, options: Options, plan: Callable[[Options], Any]) -> Any:
-        """``plan(options)``, worked out once per :class:`Options` object.
+    def fast_plan(self, options: Options) -> Any:
+        """:meth:`plan_fast_path` of ``options``, worked out once per :class:`Options` object.
 
-        What a fast path needs to know about the options alone (the kernel it
-        runs, or ``None`` when they need the engine), so that a call pays only
-        for looking at its arrays: the loss functions reuse one options object
-        per set of defaults. The object is kept with its answer, so its ``id``
-        cannot be reused while the answer is remembered.
+        A fast path's decisions about the options alone (which kernel it runs,
+        or ``None`` when they need the engine) cost a call nothing after the
+        first: the loss functions reuse one options object per set of
+        defaults, so a call pays only for looking at its arrays. The object is
+        kept with its answer, so its ``id`` cannot be reused while the answer
+        is remembered.
         """
         known = self._plans.get(id(options))
         if known is not None and known[0] is options:
             return known[1]
-        answer = plan(options)
+        answer = self.plan_fast_path(options)
         if len(self._plans) >= _PLANS:
             self._plans.clear()
         self._plans[id(options)] = (options, answer)
         return answer
+
+    def plan_fast_path(self, options: Options) -> Any:
+        """What this backend's fast paths need to know about ``options`` (see
+        :meth:`fast_plan`); by default whether they are :func:`plain_options`."""
+        return plain_options(options)
 
     def fast_value_and_grad(self, options: Options, y_true: Any, y_pred: Any,
                             sample_weight: Any) -> tuple[Array, Array] | None:

@@ -236,7 +236,7 @@ class NumpyBackend(Backend):
         work = _WORK.get(dtype) or _work_dtype(dtype)
         if work is None:
             return None
-        kernel = self.fast_plan(options, self._fast_kernel)
+        kernel = self.fast_plan(options)
         if kernel is None:
             return None
         statistic, _ = _grand(options, walk.flat_total(kernel, y_true, y_pred, work,
@@ -248,7 +248,7 @@ class NumpyBackend(Backend):
         _warn_if_overflowed(value, y_true, y_pred)
         return value
 
-    def _fast_kernel(self, options: Options) -> kernels.BlockKernel | None:
+    def plan_fast_path(self, options: Options) -> kernels.BlockKernel | None:
         """The kernel :meth:`fast_value` runs with ``options``, or ``None`` when they need the
         general engine (:func:`~mseplug.engine.backend.plain_options`)."""
         return self.kernel(options.loss) if plain_options(options) else None

@@ -30,7 +30,7 @@ tensor([-20000.,  20000.])
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -186,11 +186,11 @@ class TorchBackend(Backend):
 
     def fast_value(self, options: Options, y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
         """:meth:`grand_value` straight from the tensors when no check is needed (options that
-        allow it, :meth:`_fused_kernel`, and tensors that do, :func:`_plain`), and for 1-D
+        allow it, :meth:`plan_fast_path`, and tensors that do, :func:`_plain`), and for 1-D
         weights in the usual range (:meth:`_fast_weighted`)."""
         if sample_weight is not None:
             return self._fast_weighted(options, y_true, y_pred, sample_weight)
-        native = self.fast_plan(options, self._fused_kernel)
+        native = self.fast_plan(options).fused
         if native is None or not _plain(y_true, y_pred):
             return None
         if options.loss.root and y_pred.ndim > 1 and y_pred.shape[1] > 1:
@@ -199,15 +199,15 @@ class TorchBackend(Backend):
         value = finalize_grand(self.namespace(y_pred), options, statistic, (), self.sqrt)
         return self._overflow_checked(value, y_true, y_pred)
 
-    @staticmethod
-    def _fused_kernel(options: Options) -> Any:
-        """The native kernel with a fused torch loss that :meth:`fast_value` runs with
-        ``options``, or ``None`` (see :func:`~mseplug.engine.backend.plain_options`; the
-        outputs averaged uniformly, as the fused loss does)."""
+    def plan_fast_path(self, options: Options) -> FastPlan:
+        """Whether the weighted fast path may take ``options``, and the native kernel with
+        a fused torch loss the unweighted one runs (see
+        :func:`~mseplug.engine.backend.plain_options`; outputs averaged uniformly, as the
+        fused loss does)."""
+        plain = plain_options(options)
         native = K.native_kernel(options.loss)
-        if native is None or native.fused is None or not plain_options(options):
-            return None
-        return native if options.uniform else None
+        fused = plain and options.uniform and native is not None and native.fused is not None
+        return FastPlan(plain, native if fused else None)
 
     def _fast_weighted(self, options: Options, y_true: Any, y_pred: Any, weight: Any) -> Any:
         """``Σ w·e / Σ w`` (or ``Σ w·e``) of 1-D tensors, the weight check folded into the sum
@@ -216,14 +216,10 @@ class TorchBackend(Backend):
         ``[2**-31, 2**31]`` (a subset of the range the engine leaves unscaled), negative,
         NaN or infinite ones, and anything unusual take the engine."""
         if not (
-            isinstance(y_pred, Tensor) and isinstance(y_true, Tensor) and isinstance(weight, Tensor)
-            and y_pred.ndim == 1 and y_true.shape == y_pred.shape and weight.shape == y_pred.shape
-            and y_true.dtype is y_pred.dtype and y_pred.dtype in K.NATIVE_DTYPES
-            and weight.dtype.is_floating_point
-            and y_true.device == y_pred.device and weight.device == y_pred.device
-            and options.nan_policy == "propagate" and options.reduction != "none"
-            and options.loss.domain is None
-            and isinstance(options.multioutput, str) and y_pred.shape[0]
+            self.fast_plan(options).plain
+            and isinstance(weight, Tensor) and _plain(y_true, y_pred) and y_pred.ndim == 1
+            and weight.shape == y_pred.shape and weight.dtype.is_floating_point
+            and ((weight.is_cpu and y_pred.is_cpu) or weight.device == y_pred.device)
         ):
             return None
         w = weight if weight.dtype is y_pred.dtype else weight.to(y_pred.dtype)
@@ -312,6 +308,13 @@ class TorchBackend(Backend):
 
         gradient, value = torch.func.grad_and_value(loss)(pred)
         return value, gradient
+
+
+class FastPlan(NamedTuple):
+    """What the fast paths know about one options object (:meth:`TorchBackend.plan_fast_path`)."""
+
+    plain: bool  # no check beyond the tensors' types, shapes and dtypes
+    fused: Any  # the native kernel with the fused loss the unweighted path runs, or None
 
 
 #: Weight sums the weighted fast path takes: half the range the engine leaves unscaled on each
