@@ -594,11 +594,13 @@ def max_error_finalize(xp: Namespace, stats: Mapping[str, Array]) -> Array:
 def max_error_gradient(xp: Namespace, stats: Mapping[str, Array], y_true: Array, y_pred: Array,
                        weight: Array | None) -> Array:
     """The subgradient ``sign(ŷ - y)`` at the row of the largest error, shared alike by rows that
-    tie (as torch's and JAX's ``max`` share their gradient), 0 elsewhere."""
+    tie (as torch's and JAX's ``max`` share their gradient), 0 elsewhere. The rows that tie are
+    counted over all the data (``stats["absolute_residual.ties"]``), not only these rows: a
+    Dask chunk's gradient is its share of the whole array's."""
     largest = stats["absolute_residual"][None, :]
     at_max = xp.where(xp.abs(y_true - y_pred) == largest, xp.ones_like(y_pred),
                       xp.zeros_like(y_pred))
-    ties = xp.sum(at_max, axis=0)
+    ties = stats["absolute_residual.ties"]
     return xp.sign(y_pred - y_true) * at_max / xp.where(ties > 0, ties, xp.ones_like(ties))[None, :]
 
 
