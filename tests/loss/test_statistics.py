@@ -227,6 +227,36 @@ def test_dask_gradient_is_numpys_and_without_an_analytic_gradient_a_clear_error(
         registry._functions.pop(name, None)
 
 
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_fewer_than_two_samples_r2_is_force_finite_where_sklearn_says_nan(library) -> None:
+    """One sample is a constant target: r2 is 1.0 fitted exactly, else 0.0 (per output), with
+    no warning; scikit-learn's r2_score is one NaN with an UndefinedMetricWarning, whatever
+    multioutput says. explained_variance: both 1.0 (one residual is constant)."""
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    if library == "dask":
+        pytest.importorskip("dask.array")
+    for y, p, want in (([2.0], [2.0], 1.0), ([2.0], [3.0], 0.0)):
+        for weight in (None, [3.0]):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                got = mseplug.r2(_as(library, y), _as(library, p),
+                                 sample_weight=None if weight is None else _as(library, weight))
+                variance = mseplug.explained_variance(_as(library, y), _as(library, p))
+            assert float(_numpy(got)) == want and float(_numpy(variance)) == 1.0
+            with pytest.warns(UndefinedMetricWarning, match="less than two samples"):
+                assert np.isnan(sklearn_metrics.r2_score(y, p, sample_weight=weight))
+            assert sklearn_metrics.explained_variance_score(y, p) == 1.0
+    y, p = [[1.0, 2.0]], [[1.0, 5.0]]
+    raw = mseplug.r2(_as(library, y), _as(library, p), multioutput="raw_values")
+    np.testing.assert_array_equal(_numpy(raw), [1.0, 0.0])
+    with pytest.warns(UndefinedMetricWarning):
+        theirs = sklearn_metrics.r2_score(y, p, multioutput="raw_values")
+    assert np.ndim(theirs) == 0 and np.isnan(theirs)
+
+
 # -- anchors: torchmetrics ------------------------------------------------------------------
 def test_torchmetrics_agrees_on_ordinary_float64_data() -> None:
     torch = pytest.importorskip("torch")
