@@ -66,7 +66,7 @@ class Goal:
 #: The size the goals of the large rows are set for; smaller runs (--quick) only report.
 GOAL_SIZE = 10**7
 
-GOALS = (
+GOALS: tuple[Goal, ...] = (
     Goal("numpy-mse-float32", "numpy", "MSE, 10⁷ float32", "np.mean((a-b)**2)", 3.0,
          "at least 3x faster"),
     Goal("numpy-mse-float32-dot", "numpy", "MSE, 10⁷ float32", "np.dot(a, b) (bandwidth)", 0.9,
@@ -118,7 +118,7 @@ GOALS += tuple(
 GOAL = {goal.key: goal for goal in GOALS}
 #: The parameters a family row times its loss at (else the defaults): Tweedie's compound
 #: Poisson-Gamma power, not its default 0 (which is the MSE).
-FAMILY_PARAMS = {"tweedie_deviance": {"power": 1.5}}
+FAMILY_PARAMS: dict[str, dict[str, float]] = {"tweedie_deviance": {"power": 1.5}}
 #: Repeats of a family row (scikit-learn takes 0.1-1 s per call at 10⁷ elements).
 FAMILY_REPEAT = 3
 #: The largest relative difference of a family row's two values (float64).
@@ -266,7 +266,8 @@ def family_rows(size: Size) -> list[Row]:
     for loss in _family():
         y_true, y_pred = family_data(loss, n)
         params = FAMILY_PARAMS.get(loss.name, {})
-        ours = partial(mseplug.get_loss(loss.name), **params)
+        function: Any = mseplug.get_loss(loss.name)
+        ours = partial(function, **params)
         theirs = partial(getattr(sklearn.metrics, loss.anchors["sklearn"]), **params)
         words = "".join(f", {key}={value}" for key, value in params.items())
         row = _row("sklearn", f"{loss.name}{words} n={count(n)} float64",
