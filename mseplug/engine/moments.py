@@ -62,16 +62,21 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
     if keep is not None:
         one = xp.ones_like(pred)
         true, pred = xp.where(keep, true, one), xp.where(keep, pred, one)
-    weight = xp.ones_like(pred) if c.weight is None else c.weight[:, None] + xp.zeros_like(pred)
-    if keep is not None:
-        weight = xp.where(keep, weight, xp.zeros_like(weight))
     n = pred.shape[0]
-    stats: Named = {"weight": xp.sum(weight, axis=0)}
+    weight: Array | None = None  # every weight 1: a product with it is the term itself, exactly
+    if c.weight is None and keep is None:
+        stats: Named = {"weight": xp.sum(pred[:0, :], axis=0) + n}  # Σ 1 = n
+    else:
+        weight = (xp.ones_like(pred) if c.weight is None
+                  else c.weight[:, None] + xp.zeros_like(pred))
+        if keep is not None:
+            weight = xp.where(keep, weight, xp.zeros_like(weight))
+        stats = {"weight": xp.sum(weight, axis=0)}
     for part in spec.parts:
         term = part.term(xp, true, pred)
         if isinstance(part, Maximum):
-            lowest = xp.full_like(term, -float("inf"))
-            masked = term if keep is None else xp.where(keep, term, lowest)
+            masked = (term if keep is None
+                      else xp.where(keep, term, xp.full_like(term, -float("inf"))))
             stats[part.name] = (xp.max(masked, axis=0) if n else xp.zeros_like(stats["weight"])
                                 - float("inf"))
         elif isinstance(part, Centred):
@@ -86,12 +91,12 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
             d = term - shift[None, :]
             if keep is not None:
                 d = xp.where(keep, d, xp.zeros_like(d))
-            wd = weight * d
+            wd = d if weight is None else weight * d
             stats[f"{part.name}.shift"] = shift
             stats[f"{part.name}.sum"] = xp.sum(wd, axis=0)
             stats[f"{part.name}.squares"] = xp.sum(wd * d, axis=0)
         else:
-            product = weight * term
+            product = term if weight is None else weight * term
             if keep is not None:
                 product = xp.where(keep, product, xp.zeros_like(product))
             stats[part.name] = xp.sum(product, axis=0)
