@@ -10,7 +10,9 @@ faster. A row whose ratio is below its goal is flagged ``MISSED``. With
      "rows": [ROW, ...], "scaling": [POINT, ...]}
 
 where each ROW holds ``backend, case, anchor, mseplug_s, anchor_s, ratio,
-goal, goal_value, met, mseplug_bytes, anchor_bytes`` and each POINT (with
+goal, goal_value, met, mseplug_bytes, anchor_bytes, difference`` (``difference``: the
+relative difference of the two sides' values, for the rows of the regression family against
+scikit-learn, else null) and each POINT (with
 ``--scaling``) ``backend, loss, n, dtype, mseplug_s, anchor, anchor_s``. The
 goals come from :data:`mseplug.cli.bench_cases.GOALS`.
 """
@@ -31,7 +33,7 @@ from typing import Any, TextIO
 import numpy as np
 
 import mseplug
-from mseplug.cli.bench_cases import CASES, GOAL, GOAL_SIZE, Goal, Row, Size, count, installed
+from mseplug.cli.bench_cases import CASES, FAMILY_RTOL, GOAL, GOAL_SIZE, Goal, Row, Size, count, installed
 from mseplug.cli.timing import peak_bytes, seconds
 
 QUICK = Size(large=5 * 10**5, jit=10**5, repeat=5, budget=0.005)
@@ -86,10 +88,29 @@ def accuracy_and_memory(n: int) -> list[str]:
 
 
 def flag(row: Row) -> str:
-    if row.met is None or row.met:
-        return ""
-    assert row.goal_value is not None
-    return "MISSED (within timing noise)" if row.ratio >= row.goal_value * (1 - NOISE) else "MISSED"
+    """``MISSED`` for a ratio below its goal; ``VALUES DIFFER`` where the two sides' values are
+    further apart than :data:`~mseplug.cli.bench_cases.FAMILY_RTOL` (relative)."""
+    flags = []
+    if row.met is False:
+        assert row.goal_value is not None
+        flags.append("MISSED (within timing noise)" if row.ratio >= row.goal_value * (1 - NOISE)
+                     else "MISSED")
+    if row.difference is not None and not row.difference <= FAMILY_RTOL:
+        flags.append(f"VALUES DIFFER ({row.difference:.1e})")
+    return ", ".join(flags)
+
+
+def family_note(rows: list[Row]) -> list[str]:
+    """The largest relative difference of the rows that compare values, as a note."""
+    compared = [row for row in rows if row.difference is not None]
+    if not compared:
+        return []
+    worst = max(compared, key=lambda row: row.difference or 0.0)
+    within = sum(1 for row in compared if row.difference is not None
+                 and row.difference <= FAMILY_RTOL)
+    return [f"values against scikit-learn: {within} of {len(compared)} rows within "
+            f"{FAMILY_RTOL:.0e} relative; the largest difference {worst.difference:.1e} "
+            f"({worst.case})"]
 
 
 def format_rows(rows: list[Row]) -> str:
@@ -145,7 +166,7 @@ def run(*, quick: bool = False, output: Path | None = None, as_json: bool = Fals
           f"{size.repeat} alternating repeats; ratio = anchor time / mseplug time (higher is "
           "better); MISSED flags a ratio below its goal", file=out)
     rows, notes = measure(size, sys.stderr)
-    notes = accuracy_and_memory(size.large) + notes
+    notes = accuracy_and_memory(size.large) + family_note(rows) + notes
     points = []
     if scaling:
         from mseplug.cli.bench_scaling import scaling_points, scaling_table

@@ -22,6 +22,8 @@ import numpy as np
 
 import mseplug
 from mseplug.cli.timing import compare, peak_bytes
+from mseplug.loss.builtin import BUILTINS
+from mseplug.loss.record import Loss
 
 
 class Size(NamedTuple):
@@ -64,7 +66,7 @@ class Goal:
 #: The size the goals of the large rows are set for; smaller runs (--quick) only report.
 GOAL_SIZE = 10**7
 
-GOALS = (
+GOALS: tuple[Goal, ...] = (
     Goal("numpy-mse-float32", "numpy", "MSE, 10⁷ float32", "np.mean((a-b)**2)", 3.0,
          "at least 3x faster"),
     Goal("numpy-mse-float32-dot", "numpy", "MSE, 10⁷ float32", "np.dot(a, b) (bandwidth)", 0.9,
@@ -100,7 +102,27 @@ GOALS = (
     Goal("memory-float32", "numpy", "MSE, 10⁷ float32: peak extra memory",
          "the inputs' size", 20.0, "at least 20x less than the inputs", "memory"),
 )
+
+
+def _family() -> tuple[Loss, ...]:
+    """The built-in metrics scikit-learn has a function for (their records' ``sklearn`` anchor)."""
+    return tuple(loss for loss in BUILTINS if "sklearn" in loss.anchors)
+
+
+#: Each family row's goal at 10⁷ float64: at least 2x faster than scikit-learn's function.
+FAMILY_GOAL = 2.0
+GOALS += tuple(
+    Goal(f"family-{loss.name}", "sklearn", f"{loss.name}, 10⁷ float64",
+         f"sklearn {loss.anchors['sklearn']}", FAMILY_GOAL, "at least 2x faster")
+    for loss in _family())
 GOAL = {goal.key: goal for goal in GOALS}
+#: The parameters a family row times its loss at (else the defaults): Tweedie's compound
+#: Poisson-Gamma power, not its default 0 (which is the MSE).
+FAMILY_PARAMS: dict[str, dict[str, float]] = {"tweedie_deviance": {"power": 1.5}}
+#: Repeats of a family row (scikit-learn takes 0.1-1 s per call at 10⁷ elements).
+FAMILY_REPEAT = 3
+#: The largest relative difference of a family row's two values (float64).
+FAMILY_RTOL = 1e-12
 
 
 @dataclass
@@ -116,6 +138,8 @@ class Row:
     goal_value: float | None = None
     mseplug_bytes: int | None = None  # peak extra memory of one call (tracemalloc; NumPy rows)
     anchor_bytes: int | None = None
+    #: The largest relative difference of the two sides' values, where the row compares them.
+    difference: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -207,6 +231,52 @@ def sklearn_rows(size: Size) -> list[Row]:
         _row("sklearn", "mae n=8 float64", "sklearn mean_absolute_error",
              _timed(size, mseplug.mae, mean_absolute_error, a, b)),
     ]
+
+
+def family_data(loss: Loss, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and predictions for ``loss``: correlated normals, or positive values (0.5 to 5)
+    where its domain needs them."""
+    rng = np.random.default_rng(5)
+    if loss.domain is not None:
+        y_true = rng.uniform(0.5, 5.0, size=n)
+        return y_true, y_true * rng.uniform(0.7, 1.3, size=n)
+    y_true = rng.standard_normal(n)
+    return y_true, y_true + 0.3 * rng.standard_normal(n)
+
+
+def relative_difference(ours: Any, theirs: Any) -> float:
+    """``|ours - theirs| / |theirs|`` (0 for two zeros; inf where one is not finite)."""
+    a, b = float(ours), float(theirs)
+    if a == b:
+        return 0.0
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return float("inf")
+    return abs(a - b) / abs(b)
+
+
+def family_rows(size: Size) -> list[Row]:
+    """Each metric of the regression family that scikit-learn has, against its function on the
+    same float64 data, and the relative difference of their values (at most
+    :data:`FAMILY_RTOL`)."""
+    import sklearn.metrics
+
+    n = size.large
+    rows = []
+    timing = size._replace(repeat=min(size.repeat, FAMILY_REPEAT))
+    for loss in _family():
+        y_true, y_pred = family_data(loss, n)
+        params = FAMILY_PARAMS.get(loss.name, {})
+        function: Any = mseplug.get_loss(loss.name)
+        ours = partial(function, **params)
+        theirs = partial(getattr(sklearn.metrics, loss.anchors["sklearn"]), **params)
+        words = "".join(f", {key}={value}" for key, value in params.items())
+        row = _row("sklearn", f"{loss.name}{words} n={count(n)} float64",
+                   f"sklearn {loss.anchors['sklearn']}",
+                   _timed(timing, ours, theirs, y_true, y_pred),
+                   GOAL[f"family-{loss.name}"] if n >= GOAL_SIZE else None)
+        row.difference = relative_difference(ours(y_true, y_pred), theirs(y_true, y_pred))
+        rows.append(row)
+    return rows
 
 
 def torch_rows(size: Size) -> list[Row]:
@@ -320,4 +390,5 @@ def dask_rows(size: Size) -> list[Row]:
 
 #: Backend name, the module that must be installed, the function giving its rows.
 CASES = (("numpy", "numpy", numpy_rows), ("sklearn", "sklearn", sklearn_rows),
-         ("torch", "torch", torch_rows), ("jax", "jax", jax_rows), ("dask", "dask", dask_rows))
+         ("family", "sklearn", family_rows), ("torch", "torch", torch_rows),
+         ("jax", "jax", jax_rows), ("dask", "dask", dask_rows))

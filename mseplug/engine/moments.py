@@ -20,7 +20,7 @@ from mseplug.engine import validation as v
 from mseplug.engine.columns import Columns
 from mseplug.engine.finalize import aligned, times_power_of_two
 from mseplug.loss.options import Options
-from mseplug.loss.statistics import Centred, Maximum, Statistics, layout
+from mseplug.loss.statistics import Centred, Gradient, Maximum, Statistics, layout
 
 Named = dict[str, Array]
 
@@ -62,16 +62,21 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
     if keep is not None:
         one = xp.ones_like(pred)
         true, pred = xp.where(keep, true, one), xp.where(keep, pred, one)
-    weight = xp.ones_like(pred) if c.weight is None else c.weight[:, None] + xp.zeros_like(pred)
-    if keep is not None:
-        weight = xp.where(keep, weight, xp.zeros_like(weight))
     n = pred.shape[0]
-    stats: Named = {"weight": xp.sum(weight, axis=0)}
+    weight: Array | None = None  # every weight 1: a product with it is the term itself, exactly
+    if c.weight is None and keep is None:
+        stats: Named = {"weight": xp.sum(pred[:0, :], axis=0) + n}  # Σ 1 = n
+    else:
+        weight = (xp.ones_like(pred) if c.weight is None
+                  else c.weight[:, None] + xp.zeros_like(pred))
+        if keep is not None:
+            weight = xp.where(keep, weight, xp.zeros_like(weight))
+        stats = {"weight": xp.sum(weight, axis=0)}
     for part in spec.parts:
         term = part.term(xp, true, pred)
         if isinstance(part, Maximum):
-            lowest = xp.full_like(term, -float("inf"))
-            masked = term if keep is None else xp.where(keep, term, lowest)
+            masked = (term if keep is None
+                      else xp.where(keep, term, xp.full_like(term, -float("inf"))))
             stats[part.name] = (xp.max(masked, axis=0) if n else xp.zeros_like(stats["weight"])
                                 - float("inf"))
         elif isinstance(part, Centred):
@@ -86,12 +91,12 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
             d = term - shift[None, :]
             if keep is not None:
                 d = xp.where(keep, d, xp.zeros_like(d))
-            wd = weight * d
+            wd = d if weight is None else weight * d
             stats[f"{part.name}.shift"] = shift
             stats[f"{part.name}.sum"] = xp.sum(wd, axis=0)
             stats[f"{part.name}.squares"] = xp.sum(wd * d, axis=0)
         else:
-            product = weight * term
+            product = term if weight is None else weight * term
             if keep is not None:
                 product = xp.where(keep, product, xp.zeros_like(product))
             stats[part.name] = xp.sum(product, axis=0)
@@ -183,22 +188,61 @@ def value(xp: Namespace, options: Options, stats: Mapping[str, Array],
     return xp.sum(share * per_output)
 
 
-def gradient(xp: Namespace, options: Options, stats: Mapping[str, Array], c: Columns,
-             keep: Array | None, output_weights: Array | None) -> Array:
-    """``d value / d y_pred`` from the record's analytic gradient, in ``y_pred``'s shape."""
+def analytic_gradient(options: Options) -> Gradient:
+    """The record's analytic gradient, or a ``TypeError`` saying where gradients come from."""
     spec = spec_of(options)
     if spec.gradient is None:
         raise TypeError(f"loss {options.loss.name!r} has no analytic gradient, so NumPy and the "
                         "generic Array API backend cannot give it; use torch or JAX arrays")
-    if options.raw and c.shape[1:] != () and c.outputs != 1:
-        raise v.nonscalar_error(c.shape[1:])
+    return spec.gradient
+
+
+def _kept_pair(xp: Namespace, c: Columns, keep: Array | None) -> tuple[Array, Array]:
+    """The columns in their work dtype, omitted elements replaced by 1 (never a NaN term)."""
     work = in_work_dtype(xp, c)
     true, pred = work.y_true, work.y_pred
     if keep is not None:
         one = xp.ones_like(pred)
         true, pred = xp.where(keep, true, one), xp.where(keep, pred, one)
+    return true, pred
+
+
+def ties(xp: Namespace, options: Options, stats: Mapping[str, Array], c: Columns,
+         keep: Array | None) -> Named:
+    """For each :class:`Maximum` part, ``<name>.ties``: how many (kept) elements of ``c`` attain
+    the maximum ``stats[name]``, per output (float counts). Parts' counts add: a gradient
+    that shares the maximum's subgradient among the elements that tie counts them over all
+    parts (every chunk of a Dask array), not per part."""
+    true, pred = _kept_pair(xp, c, keep)
+    counts: Named = {}
+    for part in spec_of(options).parts:
+        if isinstance(part, Maximum):
+            at = part.term(xp, true, pred) == stats[part.name][None, :]
+            if keep is not None:
+                at = xp.logical_and(at, keep)
+            counts[f"{part.name}.ties"] = xp.sum(xp.where(at, xp.ones_like(pred),
+                                                          xp.zeros_like(pred)), axis=0)
+    return counts
+
+
+def gradient(xp: Namespace, options: Options, stats: Mapping[str, Array], c: Columns,
+             keep: Array | None, output_weights: Array | None,
+             counts: Mapping[str, Array] | None = None) -> Array:
+    """``d value / d y_pred`` from the record's analytic gradient, in ``y_pred``'s shape.
+
+    The record's gradient sees the statistics and, for each :class:`Maximum` part,
+    ``<name>.ties`` (:func:`ties`): ``counts`` when given (counted over every part of
+    the data, as the Dask chunks' are), else this call's.
+    """
+    function = analytic_gradient(options)
+    if options.raw and c.shape[1:] != () and c.outputs != 1:
+        raise v.nonscalar_error(c.shape[1:])
+    work = in_work_dtype(xp, c)
+    true, pred = _kept_pair(xp, work, keep)
     weight = work.weight
-    grad = spec.gradient(xp, stats, true, pred, weight)
+    if counts is None:
+        counts = ties(xp, options, stats, c, keep)
+    grad = function(xp, {**stats, **counts}, true, pred, weight)
     per_output = stats["weight"]
     share = output_share(xp, options, stats, output_weights, per_output)
     if share is not None:

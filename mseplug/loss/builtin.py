@@ -145,8 +145,10 @@ def poisson_deviance(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
 
 
 def poisson_deviance_derivative(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
-    """``de/dŷ = 2 (1 - y / ŷ) = 2 (ŷ - y) / ŷ``."""
-    return 2 * (y_pred - y_true) / y_pred
+    """``de/dŷ = 2 (1 - y / ŷ) = 2 (ŷ - y) / ŷ``; its limit 2 at ``ŷ = inf`` (not ``inf / inf``)."""
+    far = y_pred == float("inf")
+    slope = 2 * (y_pred - y_true) / xp.where(far, xp.ones_like(y_pred), y_pred)
+    return xp.where(far, xp.full_like(slope, 2.0), slope)
 
 
 def absolute_percentage_error(xp: Namespace, y_true: Array, y_pred: Array, epsilon: float
@@ -170,8 +172,11 @@ def gamma_deviance(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
 
 
 def gamma_deviance_derivative(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
-    """``de/dŷ = 2 (1/ŷ - y/ŷ²) = 2 (ŷ - y) / ŷ²``."""
-    return 2 * ((y_pred - y_true) / y_pred) / y_pred
+    """``de/dŷ = 2 (1/ŷ - y/ŷ²) = 2 (ŷ - y) / ŷ²``; its limit 0 at ``ŷ = inf`` (not NaN)."""
+    far = y_pred == float("inf")
+    safe = xp.where(far, xp.ones_like(y_pred), y_pred)
+    slope = 2 * ((y_pred - y_true) / safe) / safe
+    return xp.where(far, xp.zeros_like(slope), slope)
 
 
 def check_tweedie_power(power: float) -> str:
@@ -219,11 +224,15 @@ def tweedie_deviance(xp: Namespace, y_true: Array, y_pred: Array, power: float) 
     exact to rounding there too, as Poisson's and Gamma's are. For ``y <= 0`` (powers below 2)
     no term cancels: the direct form. The power may be a traced JAX value: every branch is a
     choice of arrays (with harmless values where a branch is not taken: no warning).
+
+    At ``ŷ = inf`` the deviance is its limit: ``inf`` for powers up to 2 (``ŷᵇ``, or ``log ŷ``
+    at 2, grows without bound), and ``2 yᵇ / (ab)`` above 2, where both terms in ``ŷ`` vanish.
     """
     a, b = 1 - power, 2 - power
     positive = y_true > 0
     normal = xp.zeros_like(y_true, dtype=xp.bool) | (power == 0)
-    safe_pred = xp.where(y_pred > 0, y_pred, xp.ones_like(y_pred))
+    far = y_pred == float("inf")
+    safe_pred = xp.where((y_pred > 0) & ~far, y_pred, xp.ones_like(y_pred))
     # y > 0: 2 yᵇ h(L)
     t = xp.where(positive, y_true, xp.ones_like(y_true))
     L = xp.log1p((safe_pred - t) / t)
@@ -245,6 +254,12 @@ def tweedie_deviance(xp: Namespace, y_true: Array, y_pred: Array, power: float) 
                       y_true * safe_pred ** a / (a + (a == 0) * 1.0))
     edge = 2 * (safe_pred ** b / (b + (b == 0) * 1.0) - linear)
     general = xp.where(positive, inside, edge)
+    # ŷ = inf: the limit, finite only above power 2 (where y > 0: the domain)
+    ab = a * b
+    bounded = xp.zeros_like(y_true, dtype=xp.bool) | (power > 2)
+    limit = xp.where(bounded, 2 * t ** b / (ab + (ab == 0) * 1.0),
+                     xp.full_like(y_true, float("inf")))
+    general = xp.where(far, limit, general)
     # Outside the domain (only under tracing, where values are not checked): NaN, not a number
     # made of the stand-ins above; a NaN input stays NaN.
     outside = ~(y_pred > 0) | ((y_true < 0) & (power >= 1)) | ((y_true <= 0) & (power >= 2))
@@ -254,10 +269,20 @@ def tweedie_deviance(xp: Namespace, y_true: Array, y_pred: Array, power: float) 
 
 def tweedie_deviance_derivative(xp: Namespace, y_true: Array, y_pred: Array, power: float
                                 ) -> Array:
-    """``de/dŷ = 2 (ŷ - y) ŷ⁻ᵖ``, ``2 (ŷ - y)`` at ``p = 0`` (any sign of ``ŷ`` there)."""
+    """``de/dŷ = 2 (ŷ - y) ŷ⁻ᵖ``, ``2 (ŷ - y)`` at ``p = 0`` (any sign of ``ŷ`` there).
+
+    At ``ŷ = inf`` its limit, that of ``2 (1 - y/ŷ) ŷ¹⁻ᵖ``: ``inf`` below power 1, 2 at 1
+    (Poisson's), 0 above (Gamma's at 2), not ``inf · 0``.
+    """
     normal = xp.zeros_like(y_true, dtype=xp.bool) | (power == 0)
-    safe_pred = xp.where(normal | ~(y_pred > 0), xp.ones_like(y_pred), y_pred)
-    return 2 * (y_pred - y_true) * safe_pred ** (-power)
+    far = y_pred == float("inf")
+    safe_pred = xp.where(normal | ~(y_pred > 0) | far, xp.ones_like(y_pred), y_pred)
+    slope = 2 * (y_pred - y_true) * safe_pred ** (-power)
+    one = xp.zeros_like(y_true, dtype=xp.bool) | (power == 1)
+    above = xp.zeros_like(y_true, dtype=xp.bool) | (power > 1)
+    limit = xp.where(one, xp.full_like(slope, 2.0),
+                     xp.where(above, xp.zeros_like(slope), xp.full_like(slope, float("inf"))))
+    return xp.where(far & ~normal, limit, slope)
 
 
 # -- the records ----------------------------------------------------------------------------------
@@ -594,11 +619,13 @@ def max_error_finalize(xp: Namespace, stats: Mapping[str, Array]) -> Array:
 def max_error_gradient(xp: Namespace, stats: Mapping[str, Array], y_true: Array, y_pred: Array,
                        weight: Array | None) -> Array:
     """The subgradient ``sign(ŷ - y)`` at the row of the largest error, shared alike by rows that
-    tie (as torch's and JAX's ``max`` share their gradient), 0 elsewhere."""
+    tie (as torch's and JAX's ``max`` share their gradient), 0 elsewhere. The rows that tie are
+    counted over all the data (``stats["absolute_residual.ties"]``), not only these rows: a
+    Dask chunk's gradient is its share of the whole array's."""
     largest = stats["absolute_residual"][None, :]
     at_max = xp.where(xp.abs(y_true - y_pred) == largest, xp.ones_like(y_pred),
                       xp.zeros_like(y_pred))
-    ties = xp.sum(at_max, axis=0)
+    ties = stats["absolute_residual.ties"]
     return xp.sign(y_pred - y_true) * at_max / xp.where(ties > 0, ties, xp.ones_like(ties))[None, :]
 
 

@@ -98,6 +98,9 @@ class Statistics:
         ``gradient(xp, stats, y_true, y_pred, weight)``: the analytic
         ``d value[k] / d y_pred[i, k]`` (``(n, K)`` columns, ``weight`` of
         shape ``(n,)`` or ``None``) for NumPy and the Array API backend.
+        ``stats`` are those of all the data (every chunk of a Dask array), and
+        hold ``<name>.ties`` for each :class:`Maximum` part besides: how many
+        elements of all the data attain its maximum (to share a subgradient).
     output_weights : callable, optional
         ``output_weights(xp, stats)``: the outputs' weights for
         ``multioutput="variance_weighted"`` (accepted only when given).

@@ -235,3 +235,102 @@ def test_sum_with_huge_output_weights_and_tiny_sample_weights(client) -> None:
                            multioutput=multioutput, reduction="sum")
         assert np.isfinite(want) and want > 0
         assert float(client.compute(lazy, sync=True)) == float(want)
+
+
+# -- gradients of metrics with statistics of their own (r2, explained_variance, max_error) ------
+SCORES = ("r2", "explained_variance")
+#: Row chunkings of 60 rows: even, one chunk, uneven, one row per chunk at the end.
+CHUNKINGS = (10, 60, (7, 20, 13, 17, 1, 1, 1))
+
+
+@pytest.mark.parametrize("name", SCORES)
+def test_score_gradients_equal_numpy_for_every_chunking(client, rng, name) -> None:
+    """The statistics of all chunks first, then each chunk's gradient with them: NumPy's
+    gradient (float64, to 1e-12 of its largest component), with weights and every multioutput."""
+    y_true = rng.normal(size=(60, 3)) * np.array([1.0, 4.0, 0.5]) + 10.0
+    y_pred = y_true + rng.normal(size=(60, 3)) * 0.6 + 0.3
+    weight = rng.uniform(0.1, 3.0, size=60)
+    lazy, expected = [], []
+    for multioutput in ("uniform_average", "variance_weighted", np.array([0.2, 0.5, 0.3])):
+        for w in (None, weight):
+            want = mseplug.value_and_grad(name, y_true, y_pred, sample_weight=w,
+                                          multioutput=multioutput)
+            for rows in CHUNKINGS:
+                t, p = chunked(y_true, rows), da.from_array(y_pred, chunks=(rows, 1))
+                lazy.append(mseplug.grad(name, t, p, sample_weight=None if w is None else
+                                         da.from_array(w, chunks=rows), multioutput=multioutput))
+                expected.append(want[1])
+                lazy.extend(mseplug.value_and_grad(name, t, p, sample_weight=None if w is None
+                                                   else chunked(w, rows), multioutput=multioutput))
+                expected.extend(want)
+    before = graphs(client)
+    assert all(isinstance(x, da.Array) for x in lazy)
+    assert graphs(client) == before  # nothing computed before the caller computes
+    got = client.compute(lazy, sync=True)
+    assert graphs(client) == before + 1
+    for value, want in zip(got, expected):
+        assert value.shape == np.shape(want) and value.dtype == np.float64
+        np.testing.assert_allclose(value, want, rtol=1e-12, atol=1e-12 * np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("name", SCORES)
+def test_score_gradients_with_omitted_nan_and_far_apart_weights(client, rng, name) -> None:
+    """nan_policy="omit" (NaN in different chunks), and chunks whose weights are 1e300 and
+    1e-300 (each chunk scales its weights by its own power of two; the gradient brings them to
+    the statistics' one)."""
+    y_true, y_pred = rng.normal(size=(40, 2)), rng.normal(size=(40, 2))
+    y_true[3, 0], y_pred[27, 1] = np.nan, np.nan
+    weight = rng.uniform(0.5, 2.0, size=40)
+    far = weight * np.where(np.arange(40) < 20, 1e300, 1e-300)
+    cases = [(w, rows) for w in (weight, far, weight * 1e-200) for rows in (10, 13)]
+    lazy = [mseplug.grad(name, chunked(y_true, rows), chunked(y_pred, rows),
+                         sample_weight=chunked(w, rows), nan_policy="omit") for w, rows in cases]
+    got = client.compute(lazy, sync=True)
+    for value, (w, _) in zip(got, cases):
+        want = mseplug.grad(name, y_true, y_pred, sample_weight=w, nan_policy="omit")
+        assert np.all(np.isfinite(want)) and np.all(want[[3, 27], [0, 1]] == 0)
+        np.testing.assert_allclose(value, want, rtol=1e-12, atol=1e-12 * np.max(np.abs(want)))
+
+
+def test_max_error_gradient_shares_ties_across_chunks(client, rng) -> None:
+    """The largest error's subgradient is shared by every row that attains it, counted over
+    all chunks (NumPy's gradient, bit for bit): three ties in three chunks get 1/3 each."""
+    y_true = np.array([1.0, 5.0, 3.0, 0.0, 2.0, 5.0, 4.0])
+    y_pred = np.array([2.0, 1.0, 3.0, 4.0, 2.0, 9.0, 4.5])
+    want = mseplug.grad("max_error", y_true, y_pred)
+    np.testing.assert_array_equal(want, [0, -1 / 3, 0, 1 / 3, 0, 1 / 3, 0])
+    random_true, random_pred = rng.normal(size=500), rng.normal(size=500)
+    random_true[[10, 250, 499]] = 7.0  # ties of the largest error in chunks 0, 2 and 4
+    random_pred[[10, 250, 499]] = [0.0, 14.0, 0.0]
+    lazy, expected = [], []
+    for rows in (2, 3, 7, (1, 4, 2)):
+        t, p = chunked(y_true, rows), chunked(y_pred, rows)
+        lazy.append(mseplug.grad("max_error", t, p))
+        expected.append(want)
+        lazy.extend(mseplug.value_and_grad("max_error", t, p))
+        expected.extend(mseplug.value_and_grad("max_error", y_true, y_pred))
+    for rows in (100, 499, 37):
+        lazy.append(mseplug.grad("max_error", chunked(random_true, rows), chunked(random_pred, rows)))
+        expected.append(mseplug.grad("max_error", random_true, random_pred))
+    assert np.count_nonzero(expected[-1]) == 3
+    got = client.compute(lazy, sync=True)
+    for value, want_ in zip(got, expected):
+        np.testing.assert_array_equal(value, want_)
+    # NaN omitted, and a NaN maximum propagated as NumPy does
+    random_true[42] = np.nan
+    for policy in ("omit", "propagate"):
+        lazy = mseplug.grad("max_error", chunked(random_true, 60), chunked(random_pred, 60),
+                            nan_policy=policy)
+        np.testing.assert_array_equal(client.compute(lazy, sync=True), mseplug.grad(
+            "max_error", random_true, random_pred, nan_policy=policy))
+
+
+def test_score_gradient_checks_run_inside_the_graph(client, rng) -> None:
+    y_true, y_pred = rng.normal(size=100), rng.normal(size=100)
+    zero = mseplug.grad("r2", chunked(y_true, 30), chunked(y_pred, 30),
+                        sample_weight=da.zeros(100, chunks=30))
+    with pytest.raises(ValueError, match="sample_weight sums to 0"):
+        client.compute(zero, sync=True)
+    with pytest.raises(ValueError, match="max_error takes no sample_weight"):
+        mseplug.grad("max_error", chunked(y_true, 30), chunked(y_pred, 30),
+                     sample_weight=da.ones(100, chunks=30))

@@ -17,7 +17,7 @@ from mseplug.cli.bench_cases import Row, Size
 
 TINY = Size(large=2_000, jit=1_000, repeat=1, budget=0.0005)
 ROW_KEYS = {"backend", "case", "anchor", "mseplug_s", "anchor_s", "ratio", "goal", "goal_value", "met",
-            "mseplug_bytes", "anchor_bytes"}
+            "mseplug_bytes", "anchor_bytes", "difference"}
 BACKENDS = {"numpy": "numpy", "sklearn": "sklearn", "torch": "torch", "jax": "jax", "dask": "dask"}
 
 
@@ -101,6 +101,11 @@ def test_run_json_prints_one_object_with_scaling_and_the_table_to_stderr(
     expected = {name for name, module, _, _ in _bench_scaling.BACKENDS
                 if importlib.util.find_spec(module)}
     assert {point["backend"] for point in points} == expected
+    family = [row for row in report["rows"] if row["difference"] is not None]
+    if importlib.util.find_spec("sklearn"):  # the family's rows run in --quick mode too
+        assert {row["case"].split()[0].rstrip(",") for row in family} >= {"r2", "max_error"}
+        assert all(row["difference"] <= 1e-12 and row["ratio"] > 0 for row in family)
+        assert "values against scikit-learn:" in err
     assert {point["n"] for point in points} == {10, 100}
     assert {point["dtype"] for point in points} == {"float32", "float64"}
     assert all(point["mseplug_s"] > 0 and point["anchor_s"] > 0 for point in points)
@@ -138,3 +143,56 @@ def test_every_timing_starts_warm() -> None:
     ours, theirs = compare(lambda: cold_after_other("ours"), lambda: cold_after_other("theirs"),
                            repeat=3, budget=0.001)
     assert ours < 0.005 and theirs < 0.005, (ours, theirs)
+
+
+#: The family metrics scikit-learn has (their rows come from the records' ``sklearn`` anchors).
+FAMILY = {"msle", "rmsle", "mape", "poisson_deviance", "gamma_deviance", "tweedie_deviance", "r2",
+          "explained_variance", "max_error"}
+
+
+def test_family_rows_time_each_metric_against_scikit_learn_and_agree_with_it(rows) -> None:
+    """One row per built-in with a scikit-learn function (the family, and the losses before it),
+    on the same float64 data, its value within 1e-12 relative of scikit-learn's, its goal
+    "at least 2x faster" (applied here at the tiny run's size)."""
+    pytest.importorskip("sklearn")
+    import sklearn.metrics
+
+    from mseplug.cli import bench_cases as _bench_cases
+
+    family = {row.case.split()[0].rstrip(","): row for row in rows if row.difference is not None}
+    anchored = {loss.name: loss.anchors["sklearn"] for loss in _bench_cases.BUILTINS
+                if "sklearn" in loss.anchors}
+    assert set(family) == set(anchored) and FAMILY <= set(family)
+    for name, row in family.items():
+        assert row.backend == "sklearn" and row.anchor == f"sklearn {anchored[name]}"
+        assert callable(getattr(sklearn.metrics, anchored[name]))
+        assert isinstance(row.ratio, float) and row.ratio > 0 and row.mseplug_s > 0
+        assert 0 <= row.difference <= _bench_cases.FAMILY_RTOL, (name, row.difference)
+        assert row.goal_value == 2.0 and row.goal == ">= 2 (at least 2x faster)"
+        assert f"n={_bench_cases.count(TINY.large)} float64" in row.case
+        assert _bench_cases.GOAL[f"family-{name}"].anchor == row.anchor
+    assert "power=1.5" in family["tweedie_deviance"].case
+
+
+def test_family_data_is_inside_each_domain_and_a_value_difference_is_flagged() -> None:
+    import numpy as np
+
+    from mseplug.cli import bench_cases as _bench_cases
+
+    for loss in _bench_cases.BUILTINS:
+        y_true, y_pred = _bench_cases.family_data(loss, 1000)
+        if loss.domain is not None:
+            assert y_true.min() > 0 and y_pred.min() > 0
+        else:
+            assert y_true.min() < 0  # normals: both signs
+    assert _bench_cases.relative_difference(1.0, 1.0 + 2e-12) == pytest.approx(2e-12, rel=1e-3)
+    assert _bench_cases.relative_difference(np.inf, np.inf) == 0.0
+    assert _bench_cases.relative_difference(np.nan, 1.0) == np.inf
+    differs = Row("sklearn", "r2 n=1e7 float64", "sklearn r2_score", 1.0, 3.0, ">= 2", 2.0,
+                  difference=1e-9)
+    assert _bench.flag(differs) == "VALUES DIFFER (1.0e-09)"
+    differs.anchor_s = 1.0
+    assert _bench.flag(differs) == "MISSED, VALUES DIFFER (1.0e-09)"
+    note = _bench.family_note([differs, Row("numpy", "mse", "np.mean", 1.0, 2.0)])
+    assert note == ["values against scikit-learn: 0 of 1 rows within 1e-12 relative; the largest "
+                    "difference 1.0e-09 (r2 n=1e7 float64)"]

@@ -86,6 +86,62 @@ def test_deviances_are_exact_when_the_prediction_is_close(power) -> None:
                                    rtol=1e-14)
 
 
+def _targets_at(power: float) -> np.ndarray:
+    """Targets of every kind the domain at ``power`` allows: positive, zero, negative."""
+    y = [2.0, 0.5]
+    if power < 2:
+        y.append(0.0)
+    if power <= 0:
+        y.append(-1.5)
+    return np.array(y)
+
+
+@pytest.mark.parametrize("power", POWERS)
+def test_tweedie_at_an_infinite_prediction_is_its_limit(backend, power) -> None:
+    """ŷ = inf: the deviance is inf up to power 2 and 2 yᵇ/(ab) above it (both terms in ŷ
+    vanish); its derivative 2(1 - y/ŷ) ŷ¹⁻ᵖ tends to inf below power 1, 2 at 1 and 0 above:
+    never NaN, on every backend. scikit-learn refuses an infinite input (ValueError)."""
+    metrics = pytest.importorskip("sklearn.metrics")
+    y_true = _targets_at(power)
+    y_pred = np.full_like(y_true, np.inf)
+    a, b = 1 - power, 2 - power
+    if power > 2:
+        want = 2 * y_true ** b / (a * b)
+        # the limit is where scikit-learn's deviance goes at a huge finite prediction
+        for y, limit in zip(y_true, want):
+            approached = metrics.mean_tweedie_deviance([y], [1e200], power=power)
+            np.testing.assert_allclose(approached, limit, rtol=1e-12)
+    else:
+        want = np.full_like(y_true, np.inf)
+    got = mseplug.tweedie_deviance(backend.asarray(y_true), backend.asarray(y_pred), power=power,
+                                   reduction="none")
+    if power > 2:
+        np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-12)
+    else:
+        np.testing.assert_array_equal(backend.to_numpy(got), want)
+    slope = np.inf if power < 1 else 2.0 if power == 1 else 0.0
+    grad = mseplug.grad("tweedie_deviance", backend.asarray(y_true), backend.asarray(y_pred),
+                        power=power, reduction="sum")
+    np.testing.assert_array_equal(backend.to_numpy(grad), np.full_like(y_true, slope))
+    with pytest.raises(ValueError, match="infinity"):
+        metrics.mean_tweedie_deviance(y_true, y_pred, power=power)
+
+
+def test_poisson_and_gamma_gradients_at_an_infinite_prediction_are_their_limits(backend) -> None:
+    """2(ŷ - y)/ŷ → 2 and 2(ŷ - y)/ŷ² → 0, as Tweedie's at power 1 and 2 (not inf/inf = NaN);
+    a finite prediction beside them keeps its gradient."""
+    y_true, y_pred = np.array([2.0, 1.0]), np.array([np.inf, 3.0])
+    for name, power, slope in (("poisson_deviance", 1.0, 2.0), ("gamma_deviance", 2.0, 0.0)):
+        value, grad = mseplug.value_and_grad(name, backend.asarray(y_true), backend.asarray(y_pred),
+                                             reduction="sum")
+        assert np.isposinf(backend.to_numpy(value))
+        finite = mseplug.grad(name, np.array([1.0]), np.array([3.0]), reduction="sum")
+        np.testing.assert_allclose(backend.to_numpy(grad), [slope, finite[0]], rtol=1e-12)
+        twin = mseplug.grad("tweedie_deviance", backend.asarray(y_true), backend.asarray(y_pred),
+                            power=power, reduction="sum")
+        np.testing.assert_allclose(backend.to_numpy(twin), backend.to_numpy(grad), rtol=1e-12)
+
+
 def test_tweedie_refuses_a_power_between_0_and_1_and_values_outside_its_domain() -> None:
     for power in (1e-9, 0.3, 0.999):
         with pytest.raises(ValueError, match=r"tweedie_deviance's power: the Tweedie deviance "

@@ -203,11 +203,58 @@ def test_explained_variance_hessian_equals_a_hand_written_one() -> None:
         lambda q: mseplug.r2(y, q, sample_weight=w), p), want_r2, rtol=1e-10, atol=1e-12)
 
 
-def test_gradients_on_dask_are_refused_clearly() -> None:
+def test_dask_gradient_is_numpys_and_without_an_analytic_gradient_a_clear_error() -> None:
+    """Dask gradients of the built-ins equal NumPy's (more in tests/backend/test_dask.py); a
+    record without an analytic gradient is refused when called, before anything is computed."""
     da = pytest.importorskip("dask.array")
-    y, p, _ = _data()
-    with pytest.raises(TypeError, match="compute the arrays first"):
-        mseplug.grad("r2", da.from_array(y, chunks=7), da.from_array(p, chunks=7))
+    from mseplug.api import registry
+
+    y, p, w = _data()
+    lazy = mseplug.grad("r2", da.from_array(y, chunks=7), da.from_array(p, chunks=7),
+                        sample_weight=da.from_array(w, chunks=7))
+    np.testing.assert_allclose(lazy.compute(scheduler="synchronous"),
+                               mseplug.grad("r2", y, p, sample_weight=w), rtol=1e-12, atol=1e-15)
+    spec = Statistics((Sum("squared", lambda xp, t, q: (t - q) ** 2),),
+                      lambda xp, stats: stats["squared"] / stats["weight"])
+    name = mseplug.register_loss(mseplug.Loss("no_gradient_example", None, statistics=spec)).loss.name
+    try:
+        with pytest.raises(TypeError, match="has no analytic gradient"):
+            mseplug.grad(name, da.from_array(y, chunks=7), da.from_array(p, chunks=7))
+        with pytest.raises(TypeError, match="has no analytic gradient"):
+            mseplug.grad(name, y, p)
+    finally:  # tests share one process; the registry has no public undo
+        registry._records.pop(name, None)
+        registry._functions.pop(name, None)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_fewer_than_two_samples_r2_is_force_finite_where_sklearn_says_nan(library) -> None:
+    """One sample is a constant target: r2 is 1.0 fitted exactly, else 0.0 (per output), with
+    no warning; scikit-learn's r2_score is one NaN with an UndefinedMetricWarning, whatever
+    multioutput says. explained_variance: both 1.0 (one residual is constant)."""
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    if library == "dask":
+        pytest.importorskip("dask.array")
+    for y, p, want in (([2.0], [2.0], 1.0), ([2.0], [3.0], 0.0)):
+        for weight in (None, [3.0]):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                got = mseplug.r2(_as(library, y), _as(library, p),
+                                 sample_weight=None if weight is None else _as(library, weight))
+                variance = mseplug.explained_variance(_as(library, y), _as(library, p))
+            assert float(_numpy(got)) == want and float(_numpy(variance)) == 1.0
+            with pytest.warns(UndefinedMetricWarning, match="less than two samples"):
+                assert np.isnan(sklearn_metrics.r2_score(y, p, sample_weight=weight))
+            assert sklearn_metrics.explained_variance_score(y, p) == 1.0
+    y, p = [[1.0, 2.0]], [[1.0, 5.0]]
+    raw = mseplug.r2(_as(library, y), _as(library, p), multioutput="raw_values")
+    np.testing.assert_array_equal(_numpy(raw), [1.0, 0.0])
+    with pytest.warns(UndefinedMetricWarning):
+        theirs = sklearn_metrics.r2_score(y, p, multioutput="raw_values")
+    assert np.ndim(theirs) == 0 and np.isnan(theirs)
 
 
 # -- anchors: torchmetrics ------------------------------------------------------------------

@@ -33,8 +33,8 @@ import numpy as np
 from mseplug.engine import finalize, moments, overflow, pipeline
 from mseplug.engine import validation as v
 from mseplug.engine.backend import Backend
-from mseplug.engine.finalize import ScaledStatistics
-from mseplug.engine.kernels import columns, loss_value, loss_value_and_grad, scaled_gradient
+from mseplug.engine.finalize import ScaledStatistics, times_power_of_two
+from mseplug.engine.kernels import columns, kept, loss_value, loss_value_and_grad, scaled_gradient
 from mseplug.loss.options import Options
 from mseplug.loss.record import Loss
 from mseplug.loss.statistics import layout
@@ -65,10 +65,9 @@ def run(backend: Backend, kernel: Any, options: Options, *arrays: Any) -> Any:
     """``kernel(backend, options, *arrays)`` for Dask arrays, chunk by chunk."""
     # The loss's parameters travel in ``options.params`` (the last of ``arrays`` repeats them).
     if options.loss.statistics is not None and kernel in (loss_value, loss_value_and_grad):
-        if kernel is loss_value_and_grad:
-            raise TypeError(f"{options.loss.name} has statistics of its own: its gradient is not "
-                            "computed chunk by chunk on Dask arrays; compute the arrays first")
         true, pred, weight, output_weights, _ = arrays
+        if kernel is loss_value_and_grad:
+            return _named_value_and_grad(backend, options, true, pred, weight, output_weights)
         return _named_value(backend, options, true, pred, weight, output_weights)
     if kernel is loss_value:
         true, pred, weight, output_weights, _ = arrays
@@ -203,21 +202,36 @@ def _value(backend: Backend, options: Options, true: Any, pred: Any, weight: Any
 
 
 # -- losses with statistics of their own: each chunk's named statistics, combined exactly --------
-def _named_parts(backend: Backend, options: Options, true: Any, pred: Any, weight: Any) -> Any:
+def _named_parts(backend: Backend, options: Options, true: Any, pred: Any, weight: Any,
+                 blocks: list[Any] | None = None) -> Any:
     """A delayed ``(statistics, exponent, rows)`` of all chunks, combined (sums after re-centring,
-    maxima by the maximum: :func:`mseplug.engine.moments.combined_parts`)."""
+    maxima by the maximum: :func:`mseplug.engine.moments.combined_parts`). ``blocks``, when
+    given, receives the chunks' delayed ``(y_true, y_pred, sample_weight)``."""
     import dask
 
-    pred = pred.rechunk({axis: -1 for axis in range(1, pred.ndim)})  # chunks hold every output
-    true = true.rechunk({axis: -1 for axis in range(1, true.ndim)})
-    arrays = _aligned({"y_true": true, "y_pred": pred, "sample_weight": weight})
     job = Job(options, type(backend))
+    chunks = _named_blocks(true, pred, weight)
+    if blocks is not None:
+        blocks.extend(chunks)
+    parts = [dask.delayed(block_named, pure=True)(t, p, w, job=job, weighted=weight is not None)
+             for t, p, w in chunks]
+    return dask.delayed(combined_named, pure=True, nout=3)(parts, job)
+
+
+def _whole_outputs(true: Any, pred: Any) -> tuple[Any, Any]:
+    """Both inputs rechunked so that every chunk holds every output."""
+    return (true.rechunk({axis: -1 for axis in range(1, true.ndim)}),
+            pred.rechunk({axis: -1 for axis in range(1, pred.ndim)}))
+
+
+def _named_blocks(true: Any, pred: Any, weight: Any) -> list[tuple[Any, Any, Any]]:
+    """The delayed ``(y_true, y_pred, sample_weight)`` of every chunk (rows aligned)."""
+    true, pred = _whole_outputs(true, pred)
+    arrays = _aligned({"y_true": true, "y_pred": pred, "sample_weight": weight})
     blocks = [arrays[name].to_delayed().ravel() for name in ("y_true", "y_pred")]
     weights = (arrays["sample_weight"].to_delayed().ravel() if weight is not None
                else [None] * len(blocks[0]))
-    parts = [dask.delayed(block_named, pure=True)(t, p, w, job=job, weighted=weight is not None)
-             for t, p, w in zip(*blocks, weights)]
-    return dask.delayed(combined_named, pure=True, nout=3)(parts, job)
+    return list(zip(*blocks, weights))
 
 
 def _named_statistics(backend: Backend, options: Options, true: Any, pred: Any, weight: Any
@@ -233,17 +247,45 @@ def _named_statistics(backend: Backend, options: Options, true: Any, pred: Any, 
 
 
 def _named_value(backend: Backend, options: Options, true: Any, pred: Any, weight: Any,
-                 output_weights: Any) -> Any:
+                 output_weights: Any, stats: Any = None) -> Any:
+    """The lazy value from the chunks' combined statistics (``stats``: already combined)."""
     import dask
     import dask.array as da
 
-    stats, _, _ = _named_parts(backend, options, true, pred, weight)
+    if stats is None:
+        stats, _, _ = _named_parts(backend, options, true, pred, weight)
     shape = v.common_shape(tuple(true.shape), tuple(pred.shape))[1:]
     dtype = backend.result_dtype(backend.namespace(pred), true.dtype, pred.dtype)
     value_shape = shape if options.raw else ()
     job = Job(options, type(backend))
     return da.from_delayed(dask.delayed(final_named, pure=True)(
         stats, job, value_shape, output_weights, np.dtype(dtype)), shape=value_shape, dtype=dtype)
+
+
+def _named_value_and_grad(backend: Backend, options: Options, true: Any, pred: Any, weight: Any,
+                          output_weights: Any) -> tuple[Any, Any]:
+    """The lazy value and gradient of a loss with statistics of its own: the statistics of all
+    chunks first (and, for a maximum, how many elements of all chunks attain it), then each
+    chunk's gradient by the record's gradient function with those statistics, as one call's."""
+    import dask
+    import dask.array as da
+
+    moments.analytic_gradient(options)  # no analytic gradient: the error now, not at compute
+    chunks: list[tuple[Any, Any, Any]] = []
+    stats, exponent, _ = _named_parts(backend, options, true, pred, weight, chunks)
+    value = _named_value(backend, options, true, pred, weight, output_weights, stats)
+    job = Job(options, type(backend))
+    weighted = weight is not None
+    counts = [dask.delayed(block_ties, pure=True)(t, p, w, stats, job=job, weighted=weighted)
+              for t, p, w in chunks]
+    total = dask.delayed(added_ties, pure=True)(counts, stats)
+    true, pred = _whole_outputs(true, pred)
+    grad_dtype = _result_dtype(true, pred)
+    grad = da.blockwise(block_named_gradient, _index(pred.ndim), *_indexed(true, pred, weight),
+                        dtype=grad_dtype, meta=np.empty((0,) * pred.ndim, grad_dtype),
+                        concatenate=True, job=job, weighted=weighted, stats=stats,
+                        exponent=exponent, counts=total, output_weights=output_weights)
+    return value, grad
 
 
 def block_named(true: Any, pred: Any, weight: Any = None, *, job: Job, weighted: bool
@@ -273,6 +315,64 @@ def final_named(stats: dict[str, np.ndarray], job: Job, shape: tuple[int, ...],
     with np.errstate(all="ignore"):
         value = moments.value(np, job.options, stats, shape, weights)
     return np.asarray(value).astype(dtype)
+
+
+def _named_columns(true: Any, pred: Any, weight: Any, job: Job, weighted: bool,
+                   exponent: int | None = None) -> tuple[Any, Any, Any]:
+    """A checked chunk as wide columns, its kept mask and its backend; with ``exponent``, its
+    weights in the units of all chunks' statistics (divided by ``2**exponent``, not by its own
+    power of two: exact, but for weights ~2**1000 times lighter than the largest chunk's)."""
+    backend, c = _chunk(true, pred, weight, job, weighted)
+    cols = columns(backend, c.y_true, c.y_pred, c.sample_weight, wide=True)
+    if exponent is not None and cols.weight is not None and c.weight_exponent != exponent:
+        with np.errstate(under="ignore"):
+            cols = cols._replace(weight=times_power_of_two(cols.weight,
+                                                           c.weight_exponent - exponent))
+    return cols, kept(cols, job.options), backend
+
+
+def _like(backend: Backend, stats: dict[str, np.ndarray], like: Any) -> dict[str, Any]:
+    """NumPy statistics as arrays of ``like``'s library, device and dtype."""
+    xp = backend.namespace(like)
+    return {key: backend.asarray_like(xp, value, like) for key, value in stats.items()}
+
+
+def block_ties(true: Any, pred: Any, weight: Any, stats: dict[str, np.ndarray], *, job: Job,
+               weighted: bool) -> dict[str, np.ndarray]:
+    """How many elements of a chunk attain each maximum of all chunks (:func:`moments.ties`)."""
+    cols, keep, backend = _named_columns(true, pred, weight, job, weighted)
+    counts = moments.ties(cols.xp, job.options, _like(backend, stats, cols.y_pred), cols, keep)
+    values = backend.fetch(tuple(counts.values()))
+    return {key: np.asarray(value, np.float64).reshape(-1) for key, value in zip(counts, values)}
+
+
+def added_ties(counts: list[dict[str, np.ndarray]], stats: dict[str, np.ndarray]
+               ) -> dict[str, np.ndarray]:
+    """The chunks' counts of :func:`block_ties` added (the weights' check of the gradient)."""
+    if not np.any(stats["weight"] > 0):
+        raise ValueError("sample_weight sums to 0; at least one weight must be positive")
+    total: dict[str, np.ndarray] = {}
+    for part in counts:
+        for key, value in part.items():
+            total[key] = total[key] + value if key in total else value
+    return total
+
+
+def block_named_gradient(true: Any, pred: Any, weight: Any = None, *, job: Job, weighted: bool,
+                         stats: dict[str, np.ndarray], exponent: int,
+                         counts: dict[str, np.ndarray], output_weights: Any) -> Any:
+    """A chunk's gradient by the record's gradient function, with the statistics (and counts
+    of maxima) of all chunks; its weights in the statistics' units."""
+    if not weighted:
+        weight = None
+    cols, keep, backend = _named_columns(true, pred, weight, job, weighted, exponent)
+    like = cols.y_pred
+    weights = (None if output_weights is None
+               else backend.asarray_like(cols.xp, np.asarray(output_weights, np.float64).ravel(),
+                                         like))
+    with np.errstate(all="ignore"):
+        return moments.gradient(cols.xp, job.options, _like(backend, stats, like), cols, keep,
+                                weights, _like(backend, counts, like))
 
 
 def _finished(parts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
