@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mseplug._typing import Array, DType, Namespace
+from mseplug.engine import moments
 from mseplug.engine import validation as v
 from mseplug.engine.checks import Checked, first_outside
 from mseplug.engine.columns import Columns
@@ -246,6 +247,14 @@ class Backend:
         """Every element as one output, when the outputs share one weight: ``(Σ w·e / D, D)``
         for the mean (``D = Σw · K``), ``(Σ w·e, 1)`` for the sum; no NaN is omitted."""
         return generic_grand_value(self, options, c, params)
+
+    def part_statistics(self, options: Options, c: Columns, keep: Array | None
+                        ) -> dict[str, Array]:
+        """The named statistics of one part of a loss with statistics of its own (``c`` in the
+        widest float, ``keep`` the elements ``nan_policy="omit"`` keeps): every path (one call,
+        gradients, sufficient statistics, an accumulator's update) computes them here, so they
+        agree. Generic: :func:`mseplug.engine.moments.part_statistics` on whole columns."""
+        return moments.part_statistics(c.xp, options, c, keep)
 
     def run(self, kernel: Callable[..., Any], options: Options, *arrays: Any) -> Any:
         """Run one of the engine's pure kernels (JAX compiles it; others call it)."""

@@ -142,7 +142,7 @@ def loss_statistics(backend: Hooks, options: Options, true: Array, pred: Array,
     statistics of its own: its named statistics, see :mod:`mseplug.engine.moments`)."""
     if options.loss.statistics is not None:
         c = columns(backend, true, pred, weight, wide=True)
-        return moments.part_statistics(c.xp, options, c, kept(c, options))  # type: ignore[return-value]
+        return backend.part_statistics(options, c, kept(c, options))  # type: ignore[return-value]
     return backend.column_totals(options, columns(backend, true, pred, weight, wide=True), params)
 
 
@@ -197,7 +197,7 @@ def _statistics_of(backend: Hooks, options: Options, true: Array, pred: Array,
                    weight: Array | None) -> tuple[Columns, Array | None, dict[str, Array]]:
     c = columns(backend, true, pred, weight, wide=True)
     keep = kept(c, options)
-    return c, keep, moments.part_statistics(c.xp, options, c, keep)
+    return c, keep, backend.part_statistics(options, c, keep)
 
 
 def statistics_value(backend: Hooks, options: Options, true: Array, pred: Array,

@@ -20,12 +20,14 @@ import numpy as np
 
 from mseplug._typing import Array, DType, Namespace
 from mseplug.backend.numpy import kernels, walk
+from mseplug.backend.numpy import statistics as _statistics
 from mseplug.engine import overflow as _overflow
 from mseplug.engine.backend import Backend, plain_options
 from mseplug.engine.checks import Checked
 from mseplug.engine.columns import Columns
 from mseplug.engine.finalize import finalize_grand
 from mseplug.engine.kernels import loss_statistics, loss_value_and_grad
+from mseplug.engine.moments import spec_of
 from mseplug.loss.options import Options
 from mseplug.loss.record import Loss
 
@@ -206,6 +208,14 @@ class NumpyBackend(Backend):
         return walk.column_totals(
             kernel, c.y_true, c.y_pred, c.weight, options.nan_policy == "omit", params,
         )
+
+    def part_statistics(self, options: Options, c: Columns, keep: Array | None
+                        ) -> dict[str, Array]:
+        """Blocked, one read of the inputs, threaded for large ones (see
+        :mod:`mseplug.backend.numpy.statistics`); empty inputs take the generic definition."""
+        if _statistics.supported(c):
+            return _statistics.part_statistics(spec_of(options), c, keep)
+        return super().part_statistics(options, c, keep)
 
     def grand_value(self, options: Options, c: Columns, params: tuple[Any, ...]
                     ) -> tuple[Any, Any]:
