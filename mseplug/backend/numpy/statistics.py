@@ -37,7 +37,7 @@ from mseplug.backend.numpy import walk
 from mseplug.backend.numpy.kernels import dot
 from mseplug.engine.columns import Columns
 from mseplug.loss import builtin
-from mseplug.loss.statistics import Centred, Maximum, Statistics, Sum, layout
+from mseplug.loss.statistics import Centred, Maximum, Statistics, layout
 
 _FLOAT64 = np.dtype(np.float64)
 #: Rows of a block, by the number of outputs: a block of each input and the few float64
@@ -139,7 +139,8 @@ def _shifts(spec: Statistics, c: Columns, keep: np.ndarray | None) -> dict[str, 
     with np.errstate(all="ignore"):
         for start in range(0, n, rows):
             stop = min(start + rows, n)
-            t, p, _, kept, _ = buffers.block(c, keep, start, stop)
+            t, p, _, _, _ = buffers.block(c, keep, start, stop)
+            kept = keep[start:stop]
             for part in centred:
                 term = _term(part, t, p, buffers.term[: stop - start])
                 masked = np.where(kept, term, -np.inf)
