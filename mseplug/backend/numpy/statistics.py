@@ -139,8 +139,8 @@ def _shifts(spec: Statistics, c: Columns, keep: np.ndarray | None) -> dict[str, 
     with np.errstate(all="ignore"):
         for start in range(0, n, rows):
             stop = min(start + rows, n)
-            t, p, _, _, _ = buffers.block(c, keep, start, stop)
-            kept = keep[start:stop]
+            t, p, _, kept, _ = buffers.block(c, keep, start, stop, weights=False)
+            assert kept is not None
             for part in centred:
                 term = _term(part, t, p, buffers.term[: stop - start])
                 masked = np.where(kept, term, -np.inf)
@@ -158,11 +158,12 @@ class _Buffers:
         self.term = np.empty((rows, k))
         self.spare = np.empty((rows, k))
 
-    def block(self, c: Columns, keep: np.ndarray | None, start: int, stop: int
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None,
+    def block(self, c: Columns, keep: np.ndarray | None, start: int, stop: int,
+              weights: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None,
                          np.ndarray | None]:
         """Rows ``start:stop`` in float64 (omitted elements replaced by 1, as the generic
-        definition's), the sample weights, the kept mask and the kept weights (0 where omitted)."""
+        definition's), the sample weights, the kept mask and (``weights``) the kept weights (0
+        where omitted)."""
         size = stop - start
         t, p = c.y_true[start:stop], c.y_pred[start:stop]
         kept = None if keep is None else keep[start:stop]
@@ -173,13 +174,15 @@ class _Buffers:
         w = None if c.weight is None else c.weight[start:stop]
         if w is not None and w.dtype != _FLOAT64:
             w = _cast(w, self.w[:size])
-        weights = None
+        kept_weights = None
         if kept is not None:
             drop = ~kept
             np.copyto(t, 1.0, where=drop)
             np.copyto(p, 1.0, where=drop)
-            weights = kept.astype(np.float64) if w is None else np.where(kept, w[:, None], 0.0)
-        return t, p, w, kept, weights
+            if weights:
+                kept_weights = (kept.astype(np.float64) if w is None
+                                else np.where(kept, w[:, None], 0.0))
+        return t, p, w, kept, kept_weights
 
 
 def _cast(x: np.ndarray, out: np.ndarray) -> np.ndarray:
