@@ -118,7 +118,8 @@ def part_statistics(spec: Statistics, c: Columns, keep: np.ndarray | None) -> di
                 total[i] = np.maximum(total[i], block[i])
     if keep is None and c.weight is None:
         total[0] = np.full(k, float(n))  # Σ 1 = n, exactly
-    return {key: np.zeros(k) + value for (key, _), value in zip(keys, total)}
+    return {key: np.broadcast_to(np.asarray(value, dtype=np.float64), (k,)).copy()
+            for (key, _), value in zip(keys, total)}
 
 
 def _shifts(spec: Statistics, c: Columns, keep: np.ndarray | None) -> dict[str, np.ndarray]:
