@@ -37,7 +37,7 @@ from mseplug.engine.finalize import ScaledStatistics
 from mseplug.engine.kernels import columns, loss_value, loss_value_and_grad, scaled_gradient
 from mseplug.loss.options import Options
 from mseplug.loss.record import Loss
-from mseplug.loss.statistics import layout
+from mseplug.loss.statistics import decomposable, layout
 
 
 def is_dask_array(x: Any) -> bool:
@@ -205,7 +205,9 @@ def _value(backend: Backend, options: Options, true: Any, pred: Any, weight: Any
 # -- losses with statistics of their own: each chunk's named statistics, combined exactly --------
 def _named_parts(backend: Backend, options: Options, true: Any, pred: Any, weight: Any) -> Any:
     """A delayed ``(statistics, exponent, rows)`` of all chunks, combined (sums after re-centring,
-    maxima by the maximum: :func:`mseplug.engine.moments.combined_parts`)."""
+    maxima by the maximum: :func:`mseplug.engine.moments.combined_parts`). Statistics that do not
+    combine (a median: not decomposable) are of one part, every chunk brought together: exact,
+    with the inputs' columns in one worker's memory."""
     import dask
 
     pred = pred.rechunk({axis: -1 for axis in range(1, pred.ndim)})  # chunks hold every output
@@ -215,6 +217,9 @@ def _named_parts(backend: Backend, options: Options, true: Any, pred: Any, weigh
     blocks = [arrays[name].to_delayed().ravel() for name in ("y_true", "y_pred")]
     weights = (arrays["sample_weight"].to_delayed().ravel() if weight is not None
                else [None] * len(blocks[0]))
+    if not decomposable(moments.spec_of(options)):  # one part: every chunk brought together
+        blocks = [[dask.delayed(joined, pure=True)(list(chunks))] for chunks in blocks]
+        weights = [None if weight is None else dask.delayed(joined, pure=True)(list(weights))]
     parts = [dask.delayed(block_named, pure=True)(t, p, w, job=job, weighted=weight is not None)
              for t, p, w in zip(*blocks, weights)]
     return dask.delayed(combined_named, pure=True, nout=3)(parts, job)
@@ -244,6 +249,13 @@ def _named_value(backend: Backend, options: Options, true: Any, pred: Any, weigh
     job = Job(options, type(backend))
     return da.from_delayed(dask.delayed(final_named, pure=True)(
         stats, job, value_shape, output_weights, np.dtype(dtype)), shape=value_shape, dtype=dtype)
+
+
+def joined(chunks: list[Any]) -> Any:
+    """Chunks of rows as one array (in their own library)."""
+    import array_api_compat
+
+    return array_api_compat.array_namespace(*chunks).concat(chunks, axis=0)
 
 
 def block_named(true: Any, pred: Any, weight: Any = None, *, job: Job, weighted: bool
