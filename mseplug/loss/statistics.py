@@ -216,10 +216,13 @@ def ranks(xp: Namespace, term: Array, weight: Array, level: float) -> Ranks:
     target = level * running[-1:, :]
     # scikit-learn's searchsorted(running, target) (a zero target: the first positive weight)
     below = xp.where(target > 0, running < target, running <= 0)
-    low = xp.minimum(xp.sum(xp.astype(below, order.dtype), axis=0, keepdims=True), n - 1)
+    # (min(count, n - 1) and min(low + 1, n - 1) as integer arithmetic: no scalar promotion,
+    # which torch.compile cannot trace through array_api_compat)
+    count = xp.sum(xp.astype(below, order.dtype), axis=0, keepdims=True)
+    low = count - xp.astype(count >= n, order.dtype)
     at_low = xp.take_along_axis(running, low, axis=0)
     exact = at_low - target <= xp.finfo(running.dtype).eps
-    step = xp.minimum(low + 1, n - 1)
+    step = low + xp.astype(low < n - 1, order.dtype)
     # the next value of positive weight: the first whose running weight exceeds low's
     beyond = xp.sum(xp.astype(running <= at_low, order.dtype), axis=0, keepdims=True)
     skipped = xp.where(beyond > n - 1, low, beyond)
