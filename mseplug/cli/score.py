@@ -85,8 +85,8 @@ class Gathered:
         import mseplug
 
         true, pred = (np.concatenate([chunk[i] for chunk in self.chunks]) for i in (0, 1))
-        weights = [chunk[2] for chunk in self.chunks]
-        weight = None if weights[0] is None else np.concatenate(weights)  # type: ignore[arg-type]
+        weights = [chunk[2] for chunk in self.chunks if chunk[2] is not None]
+        weight = np.concatenate(weights) if weights else None
         if self.backend.name != "numpy":
             true, pred = self.backend.convert(true, "y_true"), self.backend.convert(pred, "y_pred")
         value = mseplug.get_loss(self.metric)(true, pred, sample_weight=weight, **self.options)

@@ -404,7 +404,7 @@ def statistics_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any =
         return (slope * at_max / at_max.sum(axis=0)).reshape(pred_shape)
     w = _sample_weights(sample_weight, n)
     if loss in MEDIANS:  # the subgradient sign(ŷ - y): at the median's elements, or weighted
-        num, den, shares = _median_parts(loss, t, p, w, drop)
+        _, den, shares = _median_parts(loss, t, p, w, drop)
         sign = np.where(drop, 0.0, np.sign(p - t))
         slope = np.zeros((n, k))
         for j in range(k):
