@@ -36,7 +36,10 @@ def names_table() -> str:
     (with the scikit-learn scorer name where scikit-learn has one), "—" where none has it."""
     registry = importlib.import_module("mseplug.api.registry")
     mseplug = importlib.import_module("mseplug")
-    scorer_names = set(importlib.import_module("mseplug.sklearn").get_scorer_names())
+    # each loss's scikit-learn scorer name (neg_<function>, a score's own, or its record's
+    # "sklearn_scorer"), where scikit-learn has one
+    scorers = {loss: scorer for scorer, loss
+               in importlib.import_module("mseplug.sklearn")._sklearn_names().items()}
     lines = ["| mseplug | " + " | ".join(LIBRARIES.values()) + " |",
              "|---" * (len(LIBRARIES) + 1) + "|"]
     for name in registry.builtins():
@@ -45,8 +48,8 @@ def names_table() -> str:
         for library in LIBRARIES:
             anchor = anchors.get(library)
             cell = f"`{anchor}`" if anchor else "—"
-            if library == "sklearn" and f"neg_{anchor}" in scorer_names:
-                cell += f" · `neg_{anchor}`"
+            if library == "sklearn" and name in scorers and scorers[name] != anchor:
+                cell += f" · `{scorers[name]}`"
             cells.append(cell)
         lines.append(f"| [`{name}`](reference/losses.md#mseplug.{name}) | " + " | ".join(cells)
                      + " |")

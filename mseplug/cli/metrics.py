@@ -11,8 +11,11 @@ needs), since ordinary data (a negative value, a zero) would otherwise stop
 every run, and then a value outside its domain is an
 :class:`~mseplug.cli.sources.InputError` naming the file, the row and the
 bound; a relative error such as ``mape``, which a zero target makes about
-1e16 (as scikit-learn's); and ``max_error``, which takes neither weights nor
-several outputs.
+1e16 (as scikit-learn's); ``max_error``, which takes neither weights nor
+several outputs; and the metrics that are not decomposable
+(``median_absolute_error``, ``d2_absolute_error``: a median of all the rows),
+which cannot be streamed: named, their columns are loaded whole and computed
+in one call (:func:`streamed`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from mseplug.cli.sources import InputError, Source
 from mseplug.loss.record import Bound, Domain, Loss
+from mseplug.loss.statistics import decomposable
 
 
 def _record(name: str) -> Loss:
@@ -49,11 +53,19 @@ def default_metrics() -> list[str]:
 
 def by_default(loss: Loss) -> bool:
     """A loss of the residual, or statistics of its own that take sample weights and several
-    outputs (``max_error`` takes neither, as scikit-learn's, so it is scored only when named)."""
+    outputs and can be streamed (``max_error`` takes neither weights nor outputs, as
+    scikit-learn's; a median is not decomposable: each is scored only when named)."""
     spec = loss.statistics
     if spec is None:
         return bool(loss.residual)
-    return bool(spec.sample_weight and spec.multioutput)
+    return bool(spec.sample_weight and spec.multioutput and decomposable(spec))
+
+
+def streamed(name: str) -> bool:
+    """Whether the metric streams through an :class:`~mseplug.Accumulator` (bounded memory);
+    otherwise (not decomposable) its columns are gathered and it is computed in one call."""
+    spec = _record(name).statistics
+    return spec is None or decomposable(spec)
 
 
 def bounded_metrics() -> list[str]:

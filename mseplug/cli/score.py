@@ -2,7 +2,10 @@
 
 The files are read chunk by chunk (:mod:`mseplug.cli.files`) and each chunk
 updates one :class:`~mseplug.Accumulator` per metric, so memory is bounded by
-the chunk size, not the file size. Every problem the user can fix is an
+the chunk size, not the file size. A metric that is not decomposable (a median:
+``median_absolute_error``, ``d2_absolute_error``, scored only when named) cannot
+be streamed: its chunks are kept (:class:`Gathered`) and it is computed in one
+call at the end, so its columns must fit in memory. Every problem the user can fix is an
 :class:`~mseplug.cli.sources.InputError` with a one-line message naming the file,
 the rows and the fix; the command line turns it into exit code 2.
 """
@@ -63,6 +66,31 @@ class Result:
     notes: list[str] = field(default_factory=list)  # one-line "warning: ..." / "note: ..." lines
     skipped: dict[str, dict[str, int]] | None = None  # --nan-policy omit: per metric
     no_header: list[str] = field(default_factory=list)  # CSV files without a header line
+
+
+class Gathered:
+    """A metric that is not decomposable, with an Accumulator's ``update``/``compute``: the
+    chunks are kept (copied) and the metric is computed in one call over all of them."""
+
+    def __init__(self, metric: str, backend: Any, **options: Any) -> None:
+        self.metric, self.backend, self.options = metric, backend, options
+        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+
+    def update(self, y_true: np.ndarray, y_pred: np.ndarray, *,
+               sample_weight: np.ndarray | None = None) -> None:
+        self.chunks.append((np.array(y_true), np.array(y_pred),
+                            None if sample_weight is None else np.array(sample_weight)))
+
+    def compute(self) -> Any:
+        import mseplug
+
+        true, pred = (np.concatenate([chunk[i] for chunk in self.chunks]) for i in (0, 1))
+        weights = [chunk[2] for chunk in self.chunks if chunk[2] is not None]
+        weight = np.concatenate(weights) if weights else None
+        if self.backend.name != "numpy":
+            true, pred = self.backend.convert(true, "y_true"), self.backend.convert(pred, "y_pred")
+        value = mseplug.get_loss(self.metric)(true, pred, sample_weight=weight, **self.options)
+        return self.backend.to_numpy(value)
 
 
 def score(request: Request) -> Result:
@@ -154,14 +182,17 @@ def _one_pass(request: Request, true: Source, pred: Source, weight: Source | Non
     from mseplug.api.backends import resolve
 
     omit_or_propagate = "propagate" if request.nan_policy == "raise" else request.nan_policy
+    backend = resolve(None, None, request.backend)
     accumulators = {
         metric: mseplug.Accumulator(metric, nan_policy=omit_or_propagate,
                                     **_metrics.own_params(metric, request.params))
-        for metric in request.metrics
+        for metric in request.metrics if _metrics.streamed(metric)
     }
+    gathered = {metric: Gathered(metric, backend, nan_policy=omit_or_propagate,
+                                 **_metrics.own_params(metric, request.params))
+                for metric in request.metrics if not _metrics.streamed(metric)}
     domains = {metric: bounds for metric in request.metrics
                if (bounds := _metrics.bounds_of(metric, request.params))}
-    backend = resolve(None, None, request.backend)
     sources = [true, pred] + ([weight] if weight is not None else [])
     streams = [source.chunks(_files.CHUNK_ROWS) for source in sources]
     start, total, largest, scan = 0, 0.0, 0.0, Scan()
@@ -181,6 +212,8 @@ def _one_pass(request: Request, true: Source, pred: Source, weight: Source | Non
                         total += float(w.sum())
                     largest = max(largest, float(w.max()))
                     w = w * weight_scale if weight_scale != 1.0 else w
+                for kept in gathered.values():
+                    kept.update(y_true, y_pred, sample_weight=w)
                 if backend.name != "numpy":
                     y_true, y_pred = backend.convert(y_true, "y_true"), backend.convert(y_pred, "y_pred")
                 for accumulator in accumulators.values():
@@ -200,7 +233,13 @@ def _one_pass(request: Request, true: Source, pred: Source, weight: Source | Non
         raise InputError(f"{true.name} and {pred.name} have no rows to score")
     with np.errstate(invalid="ignore", divide="ignore"):
         values = {metric: float(acc.compute()) for metric, acc in accumulators.items()}
-    return values, start, total, largest, scan
+        for metric, kept in gathered.items():
+            try:
+                values[metric] = float(kept.compute())
+            except (ValueError, TypeError) as error:
+                names = " / ".join(source.name for source in sources)
+                raise InputError(f"{names}: {error}") from None
+    return {metric: values[metric] for metric in request.metrics}, start, total, largest, scan
 
 
 def _span(start: int, rows: int) -> str:

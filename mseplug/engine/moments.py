@@ -20,7 +20,17 @@ from mseplug.engine import validation as v
 from mseplug.engine.columns import Columns
 from mseplug.engine.finalize import aligned, times_power_of_two
 from mseplug.loss.options import Options
-from mseplug.loss.statistics import Centred, Gradient, Maximum, Statistics, layout
+from mseplug.loss.statistics import (
+    Centred,
+    Gradient,
+    Maximum,
+    Quantile,
+    Statistics,
+    decomposable,
+    layout,
+    pinball_deviation,
+    quantile,
+)
 
 Named = dict[str, Array]
 
@@ -48,6 +58,30 @@ def check_call(options: Options, shape: tuple[int, ...], weighted: bool) -> None
                          f"and multioutput={mode!r}; call it per output")
 
 
+def require_decomposable(options: Options, use: str) -> None:
+    """A ``ValueError`` where ``use`` (the Accumulator, sufficient statistics, a collective) needs
+    the statistics of parts and the loss's record says they do not combine (a
+    :class:`~mseplug.loss.statistics.Quantile`, such as a median): its value is computed in one
+    call over all the samples only."""
+    spec = options.loss.statistics
+    if spec is None or decomposable(spec):
+        return
+    name = options.loss.name
+    raise ValueError(
+        f"{name} is not decomposable (a quantile of all the samples at once: no statistics of "
+        f"parts combine into it), so {use} cannot compute it; it works in one call only: call "
+        f"mseplug.{name}(y_true, y_pred) on all the data (gathered first if it is spread out)")
+
+
+def element_weights(xp: Namespace, c: Columns, keep: Array | None, like: Array) -> Array:
+    """Each element's weight, ``(n, K)``: its sample's (1 without weights), 0 where
+    ``nan_policy="omit"`` drops it."""
+    weight = xp.ones_like(like) if c.weight is None else c.weight[:, None] + xp.zeros_like(like)
+    if keep is not None:
+        weight = xp.where(keep, weight, xp.zeros_like(weight))
+    return weight
+
+
 def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | None) -> Named:
     """The named statistics of one part (``c`` in the widest float), each of shape ``(K,)``.
 
@@ -67,10 +101,7 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
     if c.weight is None and keep is None:
         stats: Named = {"weight": xp.sum(pred[:0, :], axis=0) + n}  # Σ 1 = n
     else:
-        weight = (xp.ones_like(pred) if c.weight is None
-                  else c.weight[:, None] + xp.zeros_like(pred))
-        if keep is not None:
-            weight = xp.where(keep, weight, xp.zeros_like(weight))
+        weight = element_weights(xp, c, keep, pred)
         stats = {"weight": xp.sum(weight, axis=0)}
     for part in spec.parts:
         term = part.term(xp, true, pred)
@@ -79,6 +110,11 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
                       else xp.where(keep, term, xp.full_like(term, -float("inf"))))
             stats[part.name] = (xp.max(masked, axis=0) if n else xp.zeros_like(stats["weight"])
                                 - float("inf"))
+        elif isinstance(part, Quantile):  # of all the part's samples at once (one call only)
+            every = xp.ones_like(term) if weight is None else weight
+            q = quantile(xp, term, every, part.level)
+            stats[part.name] = q
+            stats[f"{part.name}.deviation"] = pinball_deviation(xp, term, every, q, part.level)
         elif isinstance(part, Centred):
             if n and keep is None:
                 shift = term[0, :]
@@ -239,7 +275,8 @@ def gradient(xp: Namespace, options: Options, stats: Mapping[str, Array], c: Col
         raise v.nonscalar_error(c.shape[1:])
     work = in_work_dtype(xp, c)
     true, pred = _kept_pair(xp, work, keep)
-    weight = work.weight
+    weight = (None if work.weight is None and keep is None
+              else element_weights(xp, work, keep, pred))
     if counts is None:
         counts = ties(xp, options, stats, c, keep)
     grad = function(xp, {**stats, **counts}, true, pred, weight)

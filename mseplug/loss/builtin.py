@@ -19,7 +19,16 @@ from typing import Any
 
 from mseplug._typing import Array, Namespace
 from mseplug.loss.record import Bound, Loss, Param
-from mseplug.loss.statistics import Centred, Maximum, Statistics, Sum, centre, spread
+from mseplug.loss.statistics import (
+    Centred,
+    Maximum,
+    Quantile,
+    Statistics,
+    Sum,
+    centre,
+    quantile_share,
+    spread,
+)
 
 
 # -- functions of the residual r = y_pred - y_true ---------------------------------------------
@@ -580,7 +589,8 @@ def _slope_over(xp: Namespace, numerator_slope: Array, denominator: Array) -> Ar
 
 
 def _weighted(weight: Array | None, x: Array) -> Array:
-    return x if weight is None else x * weight[:, None]
+    """``x`` times each element's weight (``(n, K)``, or ``None`` for unit weights)."""
+    return x if weight is None else x * weight
 
 
 def r2_finalize(xp: Namespace, stats: Mapping[str, Array]) -> Array:
@@ -694,7 +704,104 @@ MAX_ERROR = Loss(
     """,
 )
 
+
+
+# -- not decomposable: a median of all the samples (one call only) -------------------------------
+def _half_absolute_residual(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    """``½|y - ŷ|``: the pinball loss at level ½ (0 slope at ``y == ŷ``, as :func:`mae`'s)."""
+    return 0.5 * _absolute_residual(xp, y_true, y_pred)
+
+
+def _unit_weights(weight: Array | None, like: Array) -> Array:
+    return weight if weight is not None else like * 0 + 1
+
+
+def median_absolute_error_finalize(xp: Namespace, stats: Mapping[str, Array]) -> Array:
+    return stats["absolute_residual"]
+
+
+def median_absolute_error_gradient(xp: Namespace, stats: Mapping[str, Array], y_true: Array,
+                                   y_pred: Array, weight: Array | None) -> Array:
+    """The subgradient ``sign(ŷ - y)`` at the element the median takes (½ at each of two it
+    averages), 0 elsewhere: the gradient torch and JAX give through the same sort."""
+    term = _absolute_residual(xp, y_true, y_pred)
+    share = quantile_share(xp, term, _unit_weights(weight, term), 0.5)
+    return xp.sign(y_pred - y_true) * share
+
+
+def d2_absolute_error_finalize(xp: Namespace, stats: Mapping[str, Array]) -> Array:
+    """``D² = 1 - Σw|y - ŷ| / Σw|y - median(y)|`` per output (both halved: pinball at ½)."""
+    return _score(xp, stats["half_absolute_residual"], stats["target.deviation"])
+
+
+def d2_absolute_error_gradient(xp: Namespace, stats: Mapping[str, Array], y_true: Array,
+                               y_pred: Array, weight: Array | None) -> Array:
+    """``d D² / d ŷᵢ = -wᵢ sign(ŷᵢ - yᵢ) / Σw|y - median(y)|`` (the median is of ``y`` alone)."""
+    slope = _weighted(weight, 0.5 * xp.sign(y_pred - y_true))
+    return _slope_over(xp, slope, stats["target.deviation"])
+
+
+MEDIAN_ABSOLUTE_ERROR = Loss(
+    "median_absolute_error", None, statistics=Statistics(
+        (Quantile("absolute_residual", _absolute_residual),), median_absolute_error_finalize,
+        gradient=median_absolute_error_gradient),
+    anchors={"sklearn": "median_absolute_error"},
+    doc="""Median absolute error, the (weighted) median of ``|yᵢ - ŷᵢ|``.
+
+    As ``sklearn.metrics.median_absolute_error``: the typical error, untouched
+    by a few huge ones (up to half the samples may be outliers). Without
+    weights it is ``numpy.median`` (the mean of the two middle errors for an
+    even count); with ``sample_weight`` scikit-learn's averaged weighted
+    percentile (the first error whose running weight reaches half the total,
+    or the mean of it and the next where it meets half exactly). Not
+    decomposable: no statistics of parts give a median of the whole, so it is
+    computed in one call over all the samples, and an
+    :class:`~mseplug.Accumulator`, :func:`~mseplug.sufficient_statistics` or
+    ``all_reduce`` of it is a ``ValueError``. Its gradient is the subgradient
+    ``sign(ŷ - y)`` at the median's element (½ each where it averages two), 0
+    elsewhere, on every backend. Only ``reduction="mean"`` applies.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> float(mseplug.median_absolute_error([3.0, -0.5, 2.0, 7.0], [2.5, 0.0, 2.0, 8.0]))
+    0.5
+    >>> float(mseplug.median_absolute_error([0.0, 0.0, 0.0], [1.0, 2.0, 100.0]))  # an outlier
+    2.0
+    """,
+)
+D2_ABSOLUTE_ERROR = Loss(
+    "d2_absolute_error", None, statistics=Statistics(
+        (Sum("half_absolute_residual", _half_absolute_residual), Quantile("target", _target)),
+        d2_absolute_error_finalize, gradient=d2_absolute_error_gradient),
+    greater_is_better=True, title="D2AbsoluteError",
+    anchors={"sklearn": "d2_absolute_error_score", "sklearn_scorer": "d2_absolute_error_score"},
+    doc="""D² absolute error score, ``1 - Σᵢ wᵢ|yᵢ - ŷᵢ| / Σᵢ wᵢ|yᵢ - m|``, ``m`` the weighted median
+    of ``y``.
+
+    As ``sklearn.metrics.d2_absolute_error_score`` (``d2_pinball_score`` at
+    ``alpha=0.5``): the share of the absolute error of predicting the median
+    that the prediction removes; 1 is perfect, 0 is predicting the median,
+    negative is worse; a score (greater is better). A constant target scores 1
+    if fitted exactly, else 0 (``force_finite``, as :func:`r2`), also for a
+    single sample, where scikit-learn returns NaN with a warning. Not
+    decomposable (a median of all the targets): computed in one call only, as
+    :func:`median_absolute_error`. The median does not depend on ``ŷ``, so the
+    gradient is ``-wᵢ sign(ŷᵢ - yᵢ) / Σw|y - m|``. Only ``reduction="mean"``
+    applies.
+
+    Examples
+    --------
+    >>> import mseplug
+    >>> float(mseplug.d2_absolute_error([1.0, 2.0, 3.0], [1.0, 3.0, 3.0]))
+    0.5
+    >>> float(mseplug.d2_absolute_error([1.0, 2.0, 3.0], [2.0, 2.0, 2.0]))  # the median
+    0.0
+    """,
+)
+
 #: The built-in records, in the order :func:`mseplug.losses` lists them.
 BUILTINS: tuple[Loss, ...] = (MSE, MAE, RMSE, HUBER, PINBALL, LOG_COSH, MSLE, RMSLE, MAPE,
                               POISSON_DEVIANCE, GAMMA_DEVIANCE, TWEEDIE_DEVIANCE,
-                              R2, EXPLAINED_VARIANCE, MAX_ERROR)
+                              R2, EXPLAINED_VARIANCE, MAX_ERROR,
+                              MEDIAN_ABSOLUTE_ERROR, D2_ABSOLUTE_ERROR)

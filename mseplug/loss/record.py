@@ -127,7 +127,9 @@ class Loss:
         The same loss in other libraries, by library: ``"sklearn"`` (the
         ``sklearn.metrics`` function), ``"torch"``, ``"torchmetrics"``,
         ``"keras"``, ``"optax"``. The docs' name tables and the scikit-learn
-        scorer names derive from them.
+        scorer names derive from them (``neg_`` and the function for a loss,
+        a score's function without ``_score``; ``"sklearn_scorer"`` names the
+        scorer where scikit-learn's differs, as ``d2_absolute_error_score``).
     statistics : Statistics, optional
         A metric that is not a weighted mean of one elementwise term (R², the
         maximum error) names its own sufficient statistics and final step

@@ -76,19 +76,8 @@ from mseplug.sklearn.metric import LossMetric
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["NOT_YET", "Scorer", "get_scorer", "get_scorer_names", "loss_from_score",
+__all__ = ["Scorer", "get_scorer", "get_scorer_names", "loss_from_score",
            "make_scorer", "scorers", *(f"{name}_scorer" for name in mseplug.losses())]
-
-NOT_YET: dict[str, str] = {
-    "d2_absolute_error_score": "1 - MAE / MAE of the median, a ratio",
-    "neg_median_absolute_error": "the median of |ŷ - y|",
-}
-"""scikit-learn's regression scorers that mseplug does not compute yet, and what each is.
-
-:func:`get_scorer` refuses them with a ``ValueError`` that says so. With the names
-:func:`get_scorer_names` derives from the losses' records, they make up all of
-scikit-learn's regression scorer names (a test checks the partition).
-"""
 
 _OPTIONS = ("backend", "multioutput", "nan_policy")
 _SUFFIX = "_scorer"
@@ -248,12 +237,17 @@ def scorers() -> dict[str, Scorer]:
 def _sklearn_names() -> dict[str, str]:
     """``{"neg_mean_squared_error": "mse", "r2": "r2", ...}``: scikit-learn's own scorer names
     for the losses whose record names a ``sklearn.metrics`` function as its anchor: ``neg_`` and
-    the function for a loss, the function without ``_score`` for a score (greater is better)."""
+    the function for a loss, the function without ``_score`` for a score (greater is better),
+    or the name the record's ``"sklearn_scorer"`` anchor gives where scikit-learn's differs
+    (``d2_absolute_error_score`` keeps its suffix)."""
     names = {}
     for loss in mseplug.losses():
         record = mseplug.get_loss(loss).loss
         anchor = record.anchors.get("sklearn")
-        if anchor and anchor.isidentifier():
+        scorer = record.anchors.get("sklearn_scorer")
+        if scorer:
+            names[scorer] = loss
+        elif anchor and anchor.isidentifier():
             if record.greater_is_better:
                 names[anchor.removesuffix("_score")] = loss
             else:
@@ -285,8 +279,8 @@ def get_scorer_names() -> list[str]:
     True
     >>> "r2" in get_scorer_names()  # a score, greater is better: not negated
     True
-    >>> "neg_median_absolute_error" in get_scorer_names()  # not computed by mseplug yet (NOT_YET)
-    False
+    >>> {"neg_median_absolute_error", "d2_absolute_error_score"} <= set(get_scorer_names())
+    True
     """
     return sorted({*_sklearn_names(), *(_own_name(loss) for loss in mseplug.losses())})
 
@@ -317,9 +311,7 @@ def get_scorer(name: str, **options: Any) -> Scorer:
     Raises
     ------
     ValueError
-        For a scikit-learn regression scorer mseplug does not compute yet
-        (``"neg_median_absolute_error"``, ``"d2_absolute_error_score"``: use scikit-learn's
-        own), or an unknown name.
+        For an unknown name (every scikit-learn regression scorer name is known).
     TypeError
         If ``name`` is not a string, or an option is unknown.
 
@@ -335,17 +327,12 @@ def get_scorer(name: str, **options: Any) -> Scorer:
     >>> theirs = sklearn_get_scorer("neg_mean_squared_log_error")(model, X, y)
     >>> bool(np.isclose(ours, theirs, rtol=1e-12))
     True
-    >>> try:
-    ...     get_scorer("neg_median_absolute_error")
-    ... except ValueError as error:
-    ...     print(str(error).partition(";")[0])
-    scikit-learn's scorer 'neg_median_absolute_error' (the median of |ŷ - y|) is not available in mseplug yet
+    >>> median = get_scorer("neg_median_absolute_error")(model, X, y)
+    >>> median == sklearn_get_scorer("neg_median_absolute_error")(model, X, y)
+    True
     """
     if not isinstance(name, str):
         raise TypeError(f"a scorer name must be a string; got {type(name).__name__}")
-    if name in NOT_YET:
-        raise ValueError(f"scikit-learn's scorer {name!r} ({NOT_YET[name]}) is not available in "
-                         f"mseplug yet; use scikit-learn's own: scoring={name!r}")
     loss = _sklearn_names().get(name)
     if loss is None:
         loss = {_own_name(known): known for known in mseplug.losses()}.get(name)

@@ -31,7 +31,9 @@ float64 NumPy arrays, ``weight`` its ``"weight"``), on the host for every
 library: each update reads its batch's statistics back (a torch batch on an
 accelerator costs one device sync). Updates and merges combine them as the
 record says, exactly: centred moments are re-centred at one shift, maxima
-take the maximum.
+take the maximum. A metric whose record is not decomposable (a median:
+``median_absolute_error``, ``d2_absolute_error``) has no Accumulator: creating
+one is a ``ValueError`` (it works in one call only).
 
 A torch update reads no value back. Checks that need one (NaN under
 ``nan_policy="raise"``, sample weights finite and ``>= 0``, a loss's domain
@@ -120,6 +122,7 @@ class Accumulator:
         self.options: Options = options_for(
             loss, multioutput=plain_output_weights(multioutput), nan_policy=nan_policy, **params
         )
+        moments.require_decomposable(self.options, "mseplug.Accumulator (streaming and merging)")
         self.reset()
 
     def reset(self) -> None:

@@ -9,6 +9,10 @@ computes its ``(S, W)``, one collective adds them (``jax.lax.psum``,
 totals into the loss of all the data — exactly, for every loss, RMSE
 included, and with gradients. Averaging per-part losses is not the same
 thing: shards of unequal size or weight, and any root (RMSE), make it wrong.
+
+A metric whose record is not decomposable (a median of all the samples:
+``median_absolute_error``, ``d2_absolute_error``) has no such statistics: the
+functions here refuse it with a ``ValueError``; compute it in one call.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ def sufficient_statistics(
                 "loss_from_statistics"
             )
     options = options_for(loss, nan_policy=nan_policy, **params)
+    moments.require_decomposable(options, "mseplug.sufficient_statistics")
     chosen, y_true, y_pred, sample_weight = dispatch(y_true, y_pred, sample_weight)
     statistics, checked = pipeline.statistics(chosen, options, y_true, y_pred, sample_weight,
                                               partial=True)
@@ -151,6 +156,7 @@ def loss_from_statistics(
                 "to sufficient_statistics, which computed S and W"
             )
     options = options_for(loss, multioutput=multioutput, **params)
+    moments.require_decomposable(options, "mseplug.loss_from_statistics")
     if options.loss.statistics is not None:
         return _from_named(options, S)
     chosen = resolve(W, S)
@@ -239,6 +245,7 @@ def combine_statistics(loss: Any, statistics: Any, *, add: Any, maximum: Any) ->
     True
     """
     options = options_for(loss)
+    moments.require_decomposable(options, "mseplug.combine_statistics")
     spec = options.loss.statistics
     if spec is None:
         total, weight = statistics

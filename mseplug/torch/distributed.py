@@ -74,10 +74,12 @@ def all_reduce(acc: Accumulator, group: Any = None) -> Accumulator:
     ------
     ValueError
         On every rank alike, when the ranks' accumulators have different
-        options or output shapes.
+        options or output shapes; for a metric that is not decomposable
+        (a median: it works in one call only).
     """
     if not isinstance(acc, Accumulator):
         raise TypeError(f"acc must be a mseplug.Accumulator; got {type(acc).__name__}")
+    moments.require_decomposable(acc.options, "mseplug.torch.all_reduce")
     if not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError(
             "mseplug.torch.all_reduce needs torch.distributed initialised; call "
@@ -91,7 +93,7 @@ def all_reduce(acc: Accumulator, group: Any = None) -> Accumulator:
     local, failure = None, None
     if acc.total is not None:
         try:
-            local = acc._host_statistics("all_reduce")
+            local = acc._host_statistics("mseplug.torch.all_reduce")
         except ValueError as error:
             failure = error
     h = _header(acc, None if local is None else local[2], failed=failure is not None)

@@ -432,7 +432,7 @@ def test_eager_call_is_one_jitted_kernel_compiled_once(data: Any) -> None:
 # -- Accumulator and other libraries -----------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_accumulator_on_jax_chunks_equals_one_call(name: str, rng: np.random.Generator) -> None:
-    skip_if_refused(name, weighted=True, outputs=2)
+    skip_if_refused(name, weighted=True, outputs=2, streamed=True)
     y, p = in_domain(name, rng.normal(size=(30, 2)), rng.normal(size=(30, 2)))
     y[3, 1] = np.nan
     w = rng.uniform(0.1, 1.0, size=30)

@@ -57,17 +57,19 @@ def test_npy_streams_every_metric_in_one_pass(tmp_path: Path, capsys, monkeypatc
                          str(tmp_path / "w.npy"), "--format", "json")
     report = json.loads(out)
     # the default: losses of the residual (no relative error) and scores that take any real
-    # data, weights and several outputs (max_error and mape are scored when named)
+    # data, weights and several outputs and can be streamed (max_error, mape and the medians,
+    # which are not decomposable, are scored when named)
     everywhere = [name for name in NAMES if name not in domains()
                   and (mseplug.get_loss(name).loss.residual
                        or (mseplug.get_loss(name).loss.statistics is not None
-                           and not refusal(name, weighted=True, outputs=2)))]
+                           and not refusal(name, weighted=True, outputs=2, streamed=True)))]
     assert everywhere and code == 0 and report["rows"] == 1000
     assert list(report["metrics"]) == everywhere
     for loss, value in report["metrics"].items():
         expected = float(mseplug.get_loss(loss)(y_true, y_pred, sample_weight=w))
         assert value == pytest.approx(expected, rel=1e-12), loss
-    # every registered loss, named, on data inside every domain: still one pass
+    # every registered loss, named, on data inside every domain: still one pass (the medians'
+    # columns gathered over the chunks and computed in one call)
     y_true, y_pred = in_every_domain(y_true, y_pred)
     np.save(tmp_path / "t.npy", y_true)
     np.save(tmp_path / "p.npy", y_pred)
@@ -403,3 +405,37 @@ def test_the_regression_family_by_name_with_a_power(tmp_path: Path, capsys, rng)
         float(mseplug.mse(y_true, y_pred)), rel=1e-12)
     err = error_of(capsys, *files, "--metric", "tweedie_deviance", "--param", "power=0.5")
     assert "power" in err and "(0, 1)" in err, err
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_the_medians_are_scored_when_named_in_one_call(tmp_path: Path, capsys, monkeypatch, rng,
+                                                       backend) -> None:
+    """median_absolute_error and d2_absolute_error are not decomposable: never a default, and
+    named, their chunks are gathered and computed in one call, equal to scikit-learn's."""
+    if backend not in mseplug.backends():
+        pytest.skip(f"{backend} is not installed")
+    from sklearn.metrics import d2_absolute_error_score, median_absolute_error
+
+    y_true = rng.integers(0, 9, size=700).astype(np.float64)  # ties across chunks
+    y_pred = y_true + rng.normal(size=700)
+    w = rng.integers(0, 3, size=700).astype(np.float64)
+    write_table(tmp_path / "t.csv", {"y": y_true})
+    write_table(tmp_path / "p.csv", {"y": y_pred})
+    write_table(tmp_path / "w.csv", {"w": w})
+    monkeypatch.setattr(_files, "CHUNK_ROWS", 64)  # many chunks
+    files = [str(tmp_path / name) for name in ("t.csv", "p.csv")]
+    code, out, _ = score(capsys, *files, "--json")
+    assert code == 0 and not {"median_absolute_error", "d2_absolute_error"} & set(
+        json.loads(out)["metrics"])
+    code, out, _ = score(capsys, *files, "--weights", str(tmp_path / "w.csv"), "--metric",
+                         "median_absolute_error,mae,d2_absolute_error", "--backend", backend,
+                         "--json")
+    report = json.loads(out)
+    assert code == 0 and report["rows"] == 700
+    assert list(report["metrics"]) == ["median_absolute_error", "mae", "d2_absolute_error"]
+    assert report["metrics"]["median_absolute_error"] == pytest.approx(
+        median_absolute_error(y_true, y_pred, sample_weight=w), rel=1e-12)
+    assert report["metrics"]["d2_absolute_error"] == pytest.approx(
+        d2_absolute_error_score(y_true, y_pred, sample_weight=w), rel=1e-12)
+    assert report["metrics"]["mae"] == pytest.approx(
+        float(mseplug.mae(y_true, y_pred, sample_weight=w)), rel=1e-12)

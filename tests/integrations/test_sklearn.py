@@ -429,22 +429,21 @@ def sklearn_regression_scorer_names() -> set[str]:
             == "sklearn.metrics._regression"}
 
 
-#: scikit-learn's regression scorer names mseplug computes (the rest are msk.NOT_YET).
-IMPLEMENTED = ["explained_variance", "neg_max_error", "neg_mean_absolute_error",
-               "neg_mean_absolute_percentage_error", "neg_mean_gamma_deviance",
-               "neg_mean_poisson_deviance", "neg_mean_squared_error", "neg_mean_squared_log_error",
+#: scikit-learn's regression scorer names, every one of which mseplug computes.
+IMPLEMENTED = ["d2_absolute_error_score", "explained_variance", "neg_max_error",
+               "neg_mean_absolute_error", "neg_mean_absolute_percentage_error",
+               "neg_mean_gamma_deviance", "neg_mean_poisson_deviance", "neg_mean_squared_error",
+               "neg_mean_squared_log_error", "neg_median_absolute_error",
                "neg_root_mean_squared_error", "neg_root_mean_squared_log_error", "r2"]
 
 
-def test_sklearn_regression_scorer_names_are_implemented_or_not_yet() -> None:
-    """The partition: each of scikit-learn's regression scorer names is either one get_scorer
-    takes or one of NOT_YET, never both; a new scikit-learn name fails here until placed."""
+def test_every_sklearn_regression_scorer_name_is_implemented() -> None:
+    """Each of scikit-learn's regression scorer names is one get_scorer takes; a new
+    scikit-learn name fails here until mseplug computes it."""
     names = sklearn_regression_scorer_names()
-    implemented = sorted(names & set(msk.get_scorer_names()))
-    assert implemented == IMPLEMENTED
-    assert set(msk.NOT_YET) <= names and set(msk.NOT_YET).isdisjoint(msk.get_scorer_names())
-    assert names == set(implemented) | set(msk.NOT_YET)
-    assert sorted(msk.NOT_YET) == ["d2_absolute_error_score", "neg_median_absolute_error"]
+    assert sorted(names) == IMPLEMENTED
+    assert names <= set(msk.get_scorer_names())
+    assert not hasattr(msk, "NOT_YET") and "NOT_YET" not in msk.__all__
 
 
 @pytest.mark.parametrize("name", IMPLEMENTED)
@@ -477,12 +476,26 @@ def test_get_scorer_takes_mseplug_names_and_options(data) -> None:
     assert msk.get_scorer("neg_mean_squared_error")(model, X, y) == msk.mse_scorer(model, X, y)
 
 
-@pytest.mark.parametrize("name", ["neg_median_absolute_error", "d2_absolute_error_score"])
-def test_get_scorer_says_which_sklearn_names_are_not_available_yet(name) -> None:
-    with pytest.raises(ValueError, match=rf"scikit-learn's scorer '{name}' .* is not available "
-                                         rf"in mseplug yet; use scikit-learn's own: "
-                                         rf"scoring='{name}'"):
-        msk.get_scorer(name)
+@pytest.mark.parametrize(("name", "function", "sign"), [
+    ("neg_median_absolute_error", "median_absolute_error", -1.0),
+    ("d2_absolute_error_score", "d2_absolute_error_score", 1.0)])
+def test_median_scorers_take_weights_and_outputs_as_sklearn(name, function, sign, data) -> None:
+    """The two median scorers called with sample weights, and on two outputs with output
+    weights, equal scikit-learn's functions (a median is computed in one call per fold)."""
+    import sklearn.metrics as sklearn_metrics
+
+    X, y, w = data
+    model = Ridge().fit(X, y)
+    expected = sign * getattr(sklearn_metrics, function)(y, model.predict(X), sample_weight=w)
+    got = msk.get_scorer(name)(model, X, y, sample_weight=w)
+    assert isinstance(got, float)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    Y = np.column_stack([y, y[::-1]])
+    both = Ridge().fit(X, Y)
+    expected = sign * getattr(sklearn_metrics, function)(Y, both.predict(X), sample_weight=w,
+                                                         multioutput=[0.3, 0.7])
+    got = msk.get_scorer(name, multioutput=[0.3, 0.7])(both, X, Y, sample_weight=w)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 def test_get_scorer_refuses_unknown_names() -> None:

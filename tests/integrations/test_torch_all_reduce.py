@@ -38,7 +38,8 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("loss", ALL_LOSSES)
 def test_all_reduce_equals_the_single_process_loss(ranks, loss, option) -> None:
     if loss in mseplug.losses() and not cases.applies(loss, option):
-        pytest.skip(f"{loss} does not take the inputs of {option!r} (a property of its record)")
+        pytest.skip(f"{loss} does not take the inputs of {option!r} in parts (a property of "
+                    "its record)")
     for rank in ranks:
         found = rank["global"][f"{loss}/{option}"]
         assert found["error"] < 1e-12, found

@@ -21,7 +21,7 @@ def chunks(n: int, size: int):
 @pytest.mark.parametrize("multioutput", ["uniform_average", "raw_values", "weights"])
 @pytest.mark.parametrize("nan_policy", ["propagate", "omit"])
 def test_streaming_equals_one_shot(loss, params, multioutput, nan_policy, rng) -> None:
-    skip_if_refused(loss, weighted=True, outputs=3, multioutput=multioutput)
+    skip_if_refused(loss, weighted=True, outputs=3, multioutput=multioutput, streamed=True)
     y_true, y_pred = in_domain(loss, rng.normal(size=(101, 3)), rng.normal(size=(101, 3)))
     if nan_policy == "omit":
         y_true[7, 1] = y_pred[50, 2] = np.nan
@@ -158,7 +158,7 @@ def test_merge_needs_the_same_outputs_and_equal_weights_merge(rng) -> None:
 def test_state_dict_round_trips_through_json_and_pickle(loss, rng) -> None:
     import json
 
-    skip_if_refused(loss, outputs=2, multioutput="weights")  # max_error: one output
+    skip_if_refused(loss, outputs=2, multioutput="weights", streamed=True)  # max_error: one output
     y_true, y_pred = in_domain(loss, rng.normal(size=(50, 2)), rng.normal(size=(50, 2)))
     y_true[3, 1] = np.nan
     acc = mseplug.Accumulator(loss, multioutput=[0.25, 0.75], nan_policy="omit")

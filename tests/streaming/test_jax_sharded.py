@@ -39,7 +39,8 @@ def measured() -> dict[str, Any]:
 @pytest.mark.parametrize("loss", ALL_LOSSES)
 def test_shard_map_psum_of_statistics_is_exact(measured, loss, option) -> None:
     if loss in mseplug.losses() and not cases.applies(loss, option):
-        pytest.skip(f"{loss} does not take the inputs of {option!r} (a property of its record)")
+        pytest.skip(f"{loss} does not take the inputs of {option!r} in parts (a property of "
+                    "its record)")
     assert measured["devices"] == 4
     found = measured[f"{loss}/{option}"]
     assert found["value"] < 1e-12, found

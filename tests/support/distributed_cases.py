@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 import mseplug
+from mseplug.loss.statistics import layout
 
 CAUCHY = "cauchy_example"
 
@@ -57,12 +58,14 @@ def params(loss: str) -> dict[str, float]:
 
 
 def applies(loss: str, option: str) -> bool:
-    """Whether ``loss`` takes the inputs of ``option``: a loss with statistics of its own may
-    refuse sample weights or several outputs (max_error, as scikit-learn's), a property of its
-    record."""
+    """Whether ``loss`` takes the inputs of ``option`` in parts: a loss with statistics of its own
+    may refuse sample weights or several outputs (max_error, as scikit-learn's), or parts at all
+    (a median is not decomposable: one call only), properties of its record."""
     spec = mseplug.get_loss(loss).loss.statistics
     if spec is None:
         return True
+    if any(how == "none" for _, how in layout(spec)):
+        return False
     if not spec.sample_weight and option in ("weighted", "omit"):
         return False
     return spec.multioutput or option not in ("output_weights", "raw_values")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import mseplug
+from mseplug.loss.statistics import layout
 
 #: Every loss registered when the suite starts: the built-ins and installed plugins.
 NAMES: tuple[str, ...] = mseplug.losses()
@@ -36,16 +37,26 @@ def example_params(name: str) -> dict[str, float]:
     return params
 
 
+def decomposable(name: str) -> bool:
+    """Whether the statistics of parts of ``name`` combine (its record's property; a median's
+    do not: it works in one call only)."""
+    spec = mseplug.get_loss(name).loss.statistics
+    return spec is None or all(how != "none" for _, how in layout(spec))
+
+
 def rows(*, root: bool | None = None, sums: bool | None = None, names: Any = None,
          weighted: bool | None = None, outputs: bool | None = None,
-         elementwise: bool | None = None) -> list[Any]:
+         elementwise: bool | None = None, streamed: bool | None = None) -> list[Any]:
     """Table rows, optionally only losses with (or without) a root, that allow ``"sum"``, that
-    take sample weights (``weighted``), several outputs (``outputs``), or that are the mean of an
-    elementwise term (``elementwise``: not a loss with statistics of its own, such as R²)."""
+    take sample weights (``weighted``), several outputs (``outputs``), that are the mean of an
+    elementwise term (``elementwise``: not a loss with statistics of its own, such as R²), or
+    whose statistics of parts combine (``streamed``: not a median, see :func:`decomposable`)."""
     chosen = []
     for name in NAMES if names is None else names:
         loss = mseplug.get_loss(name).loss
         spec = loss.statistics
+        if streamed is not None and decomposable(name) != streamed:
+            continue
         if root is not None and loss.root != root:
             continue
         if sums is not None and (not loss.root and spec is None) != sums:
@@ -106,13 +117,17 @@ def in_every_domain(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
 
 def refusal(name: str, *, weighted: bool = False, outputs: int = 1,
             multioutput: Any = "uniform_average", reduction: str = "mean",
-            elementwise: bool = False) -> str:
+            elementwise: bool = False, streamed: bool = False) -> str:
     """Why ``name`` refuses such a call, from its record, or ``""``: a loss with statistics of its
     own (R², max_error) takes only ``reduction="mean"``, is no mean of an elementwise term, and
-    may refuse sample weights or several outputs (as scikit-learn's max_error)."""
+    may refuse sample weights or several outputs (as scikit-learn's max_error); one that is not
+    decomposable (a median) refuses parts (``streamed``: an Accumulator, sufficient
+    statistics, a collective)."""
     spec = mseplug.get_loss(name).loss.statistics
     if spec is None:
         return ""
+    if streamed and not decomposable(name):
+        return f"{name} is not decomposable: one call only (a property of its record)"
     if reduction != "mean":
         return f"{name} has statistics of its own: only reduction='mean' applies"
     if elementwise:

@@ -316,7 +316,60 @@ def _score_share(multioutput: Any, den: np.ndarray) -> np.ndarray:
     return _output_share(multioutput, k, "mean")
 
 
-STATISTICS = ("r2", "explained_variance", "max_error")
+STATISTICS = ("r2", "explained_variance", "max_error", "median_absolute_error",
+              "d2_absolute_error")
+#: The metrics of a median of all the samples (scikit-learn's averaged weighted percentile).
+MEDIANS = ("median_absolute_error", "d2_absolute_error")
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> tuple[float, dict[int, float]]:
+    """scikit-learn's ``_weighted_percentile(values, weights, 50, average=True)`` of one column,
+    step by step, and how much each element counts in it (``{index: share}``): sort (stably),
+    walk the running weight to half the total; where it meets half (within float64's epsilon)
+    average with the next value of positive weight. Elements of weight 0 never count."""
+    order = np.argsort(values, kind="stable")
+    running, half = 0.0, 0.5 * float(np.sum(weights[order]))
+    cumulative = np.cumsum(weights[order])
+    for rank, index in enumerate(order):
+        running = cumulative[rank]
+        if running >= half and weights[index] > 0:
+            break
+    if running - half > np.finfo(np.float64).eps:
+        return float(values[index]), {int(index): 1.0}
+    later = [int(j) for j in order[rank + 1:] if weights[j] > 0]
+    other = later[0] if later else int(index)
+    shares: dict[int, float] = {}
+    for j in (int(index), other):
+        shares[j] = shares.get(j, 0.0) + 0.5
+    return (float(values[index]) + float(values[other])) / 2, shares
+
+
+def _median_parts(loss: str, t: np.ndarray, p: np.ndarray, w: np.ndarray, drop: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, list[dict[int, float]]]:
+    """Per output: the value's numerator and denominator (the median absolute error over 1; for
+    D², Σw|y - ŷ| and Σw|y - median(y)|) and which elements the median takes."""
+    k = t.shape[1]
+    num, den, shares = np.empty(k), np.empty(k), []
+    for j in range(k):
+        kept = ~drop[:, j]
+        weights = np.where(kept, w, 0.0)
+        if not kept.any():
+            num[j], den[j] = np.nan, 1.0
+            shares.append({})
+            continue
+        if np.isnan(t[kept, j]).any() or np.isnan(p[kept, j]).any():
+            num[j], den[j] = np.nan, 1.0
+            shares.append({})
+            continue
+        if loss == "median_absolute_error":
+            value, share = weighted_median(np.abs(t[:, j] - p[:, j]), weights)
+            num[j], den[j] = value, 1.0
+        else:
+            centre, share = weighted_median(np.where(kept, t[:, j], 0.0), weights)
+            num[j] = np.sum(np.where(kept, weights * np.abs(t[:, j] - p[:, j]), 0.0))
+            den[j] = np.sum(np.where(kept, weights * np.abs(t[:, j] - centre), 0.0))
+        shares.append(share)
+    return num, den, shares
 
 
 def statistics_value(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any = None,
@@ -327,8 +380,13 @@ def statistics_value(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any 
     drop = (np.isnan(t) | np.isnan(p)) if nan_policy == "omit" else np.zeros((n, k), bool)
     if loss == "max_error":  # nothing kept: NaN, as every loss's empty output
         return np.asarray(np.nan if drop.all() else np.max(np.where(drop, -np.inf, np.abs(t - p))))
-    num, den, _ = _score_parts(loss, t, p, _sample_weights(sample_weight, n), drop)
-    per_output = _scores(num, den)
+    if loss in MEDIANS:
+        num, den, _ = _median_parts(loss, t, p, _sample_weights(sample_weight, n), drop)
+        per_output = num if loss == "median_absolute_error" else _scores(num, den)
+        den = np.ones(k)  # no variance_weighted: outputs share as multioutput says
+    else:
+        num, den, _ = _score_parts(loss, t, p, _sample_weights(sample_weight, n), drop)
+        per_output = _scores(num, den)
     if isinstance(multioutput, str) and multioutput == "raw_values":
         out_shape = np.asarray(y_pred).shape[1:] if np.ndim(y_pred) > 1 else ()
         return per_output.reshape(out_shape)
@@ -347,6 +405,18 @@ def statistics_grad(loss: str, y_true: Any, y_pred: Any, *, sample_weight: Any =
         slope = np.where(drop, 0.0, np.sign(p - t))
         return (slope * at_max / at_max.sum(axis=0)).reshape(pred_shape)
     w = _sample_weights(sample_weight, n)
+    if loss in MEDIANS:  # the subgradient sign(ŷ - y): at the median's elements, or weighted
+        _, den, shares = _median_parts(loss, t, p, w, drop)
+        sign = np.where(drop, 0.0, np.sign(p - t))
+        slope = np.zeros((n, k))
+        for j in range(k):
+            if loss == "median_absolute_error":
+                for i, share in shares[j].items():
+                    slope[i, j] = sign[i, j] * share
+            elif den[j] != 0:
+                slope[:, j] = -w * sign[:, j] / den[j]
+        share_of_output = _output_share(multioutput, k, "mean")
+        return (slope * share_of_output[None, :]).reshape(pred_shape)
     _, den, wk = _score_parts(loss, t, p, w, drop)
     r = np.where(drop, 0.0, t - p)
     if loss == "explained_variance":
@@ -359,7 +429,7 @@ def statistics_hessian(loss: str, y_true: Any, y_pred: Any, *, sample_weight: An
                        ) -> np.ndarray:
     t = np.asarray(y_true, np.float64).reshape(-1)
     w = _sample_weights(sample_weight, t.size)
-    if loss == "max_error":
+    if loss in ("max_error", *MEDIANS):  # piecewise linear in ŷ
         return np.zeros((t.size, t.size))
     den = np.sum(w * (t - np.sum(w * t) / w.sum()) ** 2)
     curvature = np.diag(w)

@@ -37,7 +37,7 @@ from mseplug.engine.finalize import ScaledStatistics, times_power_of_two
 from mseplug.engine.kernels import columns, kept, loss_value, loss_value_and_grad, scaled_gradient
 from mseplug.loss.options import Options
 from mseplug.loss.record import Loss
-from mseplug.loss.statistics import layout
+from mseplug.loss.statistics import decomposable, layout
 
 
 def is_dask_array(x: Any) -> bool:
@@ -205,12 +205,19 @@ def _value(backend: Backend, options: Options, true: Any, pred: Any, weight: Any
 def _named_parts(backend: Backend, options: Options, true: Any, pred: Any, weight: Any,
                  blocks: list[Any] | None = None) -> Any:
     """A delayed ``(statistics, exponent, rows)`` of all chunks, combined (sums after re-centring,
-    maxima by the maximum: :func:`mseplug.engine.moments.combined_parts`). ``blocks``, when
-    given, receives the chunks' delayed ``(y_true, y_pred, sample_weight)``."""
+    maxima by the maximum: :func:`mseplug.engine.moments.combined_parts`). Statistics that do not
+    combine (a median: not decomposable) are of one part, every chunk brought together: exact,
+    with the inputs' columns in one worker's memory. ``blocks``, when given, receives the
+    parts' delayed ``(y_true, y_pred, sample_weight)``."""
     import dask
 
     job = Job(options, type(backend))
     chunks = _named_blocks(true, pred, weight)
+    if not decomposable(moments.spec_of(options)):  # one part: every chunk brought together
+        trues, preds, weights = zip(*chunks)
+        chunks = [(dask.delayed(joined, pure=True)(list(trues)),
+                   dask.delayed(joined, pure=True)(list(preds)),
+                   None if weight is None else dask.delayed(joined, pure=True)(list(weights)))]
     if blocks is not None:
         blocks.extend(chunks)
     parts = [dask.delayed(block_named, pure=True)(t, p, w, job=job, weighted=weight is not None)
@@ -225,8 +232,13 @@ def _whole_outputs(true: Any, pred: Any) -> tuple[Any, Any]:
 
 
 def _named_blocks(true: Any, pred: Any, weight: Any) -> list[tuple[Any, Any, Any]]:
-    """The delayed ``(y_true, y_pred, sample_weight)`` of every chunk (rows aligned)."""
+    """The delayed ``(y_true, y_pred, sample_weight)`` of every chunk (rows aligned: known
+    chunk lengths are made ``y_pred``'s, as ``blockwise`` would unify them)."""
     true, pred = _whole_outputs(true, pred)
+    if not any(unknown_rows(a) for a in (true, pred, weight) if a is not None):
+        rows = {0: pred.chunks[0]}
+        true = true.rechunk(rows)
+        weight = None if weight is None else weight.rechunk(rows)
     arrays = _aligned({"y_true": true, "y_pred": pred, "sample_weight": weight})
     blocks = [arrays[name].to_delayed().ravel() for name in ("y_true", "y_pred")]
     weights = (arrays["sample_weight"].to_delayed().ravel() if weight is not None
@@ -271,6 +283,9 @@ def _named_value_and_grad(backend: Backend, options: Options, true: Any, pred: A
     import dask.array as da
 
     moments.analytic_gradient(options)  # no analytic gradient: the error now, not at compute
+    if not decomposable(moments.spec_of(options)):  # a median's gradient: every row at once
+        true, pred = true.rechunk({0: -1}), pred.rechunk({0: -1})
+        weight = None if weight is None else weight.rechunk({0: -1})
     chunks: list[tuple[Any, Any, Any]] = []
     stats, exponent, _ = _named_parts(backend, options, true, pred, weight, chunks)
     value = _named_value(backend, options, true, pred, weight, output_weights, stats)
@@ -286,6 +301,13 @@ def _named_value_and_grad(backend: Backend, options: Options, true: Any, pred: A
                         concatenate=True, job=job, weighted=weighted, stats=stats,
                         exponent=exponent, counts=total, output_weights=output_weights)
     return value, grad
+
+
+def joined(chunks: list[Any]) -> Any:
+    """Chunks of rows as one array (in their own library)."""
+    import array_api_compat
+
+    return array_api_compat.array_namespace(*chunks).concat(chunks, axis=0)
 
 
 def block_named(true: Any, pred: Any, weight: Any = None, *, job: Job, weighted: bool

@@ -212,9 +212,11 @@ class NumpyBackend(Backend):
     def part_statistics(self, options: Options, c: Columns, keep: Array | None
                         ) -> dict[str, Array]:
         """Blocked, one read of the inputs, threaded for large ones (see
-        :mod:`mseplug.backend.numpy.statistics`); empty inputs take the generic definition."""
-        if _statistics.supported(c):
-            return _statistics.part_statistics(spec_of(options), c, keep)
+        :mod:`mseplug.backend.numpy.statistics`); empty inputs and quantiles take the generic
+        definition."""
+        spec = spec_of(options)
+        if _statistics.supported(spec, c):
+            return _statistics.part_statistics(spec, c, keep)
         return super().part_statistics(options, c, keep)
 
     def grand_value(self, options: Options, c: Columns, params: tuple[Any, ...]

@@ -37,7 +37,7 @@ from mseplug.backend.numpy import walk
 from mseplug.backend.numpy.kernels import dot
 from mseplug.engine.columns import Columns
 from mseplug.loss import builtin
-from mseplug.loss.statistics import Centred, Maximum, Statistics, layout
+from mseplug.loss.statistics import Centred, Maximum, Statistics, decomposable, layout
 
 _FLOAT64 = np.dtype(np.float64)
 #: Elements of a block (its rows: this over the number of outputs): its float64 buffers stay in
@@ -88,9 +88,11 @@ def _term(part: Any, t: np.ndarray, p: np.ndarray, out: np.ndarray) -> np.ndarra
     return np.asarray(part.term(np, t, p), dtype=np.float64)
 
 
-def supported(c: Columns) -> bool:
-    """Whether :func:`part_statistics` takes these columns (else the generic definition)."""
-    return (c.y_pred.shape[0] > 0 and c.work == _FLOAT64 and c.y_pred.ndim == 2
+def supported(spec: Statistics, c: Columns) -> bool:
+    """Whether :func:`part_statistics` takes these statistics of these columns (else the
+    generic definition): sums, centred moments and maxima (a quantile is of every row at
+    once), of a non-empty float input."""
+    return (decomposable(spec) and c.y_pred.shape[0] > 0 and c.work == _FLOAT64 and c.y_pred.ndim == 2
             and c.y_true.dtype.kind == "f" and c.y_pred.dtype.kind == "f"
             and (c.weight is None or c.weight.dtype.kind == "f"))
 

@@ -59,6 +59,26 @@ def _device_error(name: str, x: Tensor, like: Tensor) -> ValueError:
     )
 
 
+class TorchNamespace:
+    """``array_api_compat.torch``, but for the functions whose compat wrapper ``torch.compile``
+    cannot trace (it looks the namespace up again through an ``lru_cache``, which Dynamo
+    refuses), which are torch's own here: ``cumulative_sum`` (a weighted median's running
+    weight)."""
+
+    def __init__(self, compat: Any) -> None:
+        self._compat = compat
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._compat, name)
+
+    def cumulative_sum(self, x: Any, /, *, axis: int | None = None, dtype: Any = None,
+                       include_initial: bool = False) -> Any:
+        if include_initial or (axis is None and x.ndim != 1):
+            return self._compat.cumulative_sum(x, axis=axis, dtype=dtype,
+                                               include_initial=include_initial)
+        return torch.cumsum(x, dim=0 if axis is None else axis, dtype=dtype)
+
+
 class TorchBackend(Backend):
     """``torch.Tensor`` inputs (including ``nn.Parameter`` and tensors inside ``torch.func``)."""
 
@@ -77,7 +97,7 @@ class TorchBackend(Backend):
         if self._xp is None:
             import array_api_compat.torch
 
-            self._xp = array_api_compat.torch
+            self._xp = TorchNamespace(array_api_compat.torch)
         return self._xp
 
     # -- conversion ----------------------------------------------------------------------
