@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mseplug.backend.numpy import deviances
 from mseplug.loss import builtin
 from mseplug.loss.record import Loss
 
@@ -59,6 +60,9 @@ class BlockKernel(NamedTuple):
     #: Elements per block, or 0 for the largest L2 allows (``walk.BLOCKS``).
     block: int = 0
     pair: Callable[[np.ndarray, np.ndarray, Any, Params], np.ndarray] | None = None
+    #: A pair kernel's blocks are summed in pieces of this many elements (0: whole), the
+    #: pieces' sums added in order: the total of blocks of ``piece`` elements, bit for bit.
+    piece: int = 0
 
 
 def dot(x: np.ndarray, y: np.ndarray) -> float:
@@ -131,11 +135,36 @@ ABSOLUTE = BlockKernel(_absolute_sum, _absolute_losses, scalar=_absolute_scalar)
 #: Huber's two dot products lose digits in float32 when the residuals are large: float64.
 HUBER = BlockKernel(_huber_sum, _huber_losses, float64=True, spare=True, scalar=_huber_scalar)
 
-#: The NumPy backend's native kernels, by the residual function of the loss they compute.
+
+def _no_residual_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
+    raise AssertionError("a loss of the pair is summed through BlockKernel.pair")
+
+
+def _no_residual_losses(d: np.ndarray, params: Params) -> np.ndarray:
+    raise AssertionError("a loss of the pair is summed through BlockKernel.pair")
+
+
+#: Elements per block of the deviances' kernels: :data:`GENERIC_BLOCK`'s pieces, several at
+#: once (fewer Python calls per element), their temporaries still in L2.
+DEVIANCE_BLOCK = 8 * GENERIC_BLOCK
+
+
+def _pair_kernel(pair: Callable[[np.ndarray, np.ndarray, Any, Params], np.ndarray]
+                 ) -> BlockKernel:
+    """A native kernel of a loss of the pair, summed as :func:`generic_kernel`'s blocks are."""
+    return BlockKernel(_no_residual_sum, _no_residual_losses, block=DEVIANCE_BLOCK, pair=pair,
+                       piece=GENERIC_BLOCK)
+
+
+#: The NumPy backend's native kernels, by the elementwise function of the loss they compute
+#: (its function of the residual, or of the pair for the deviances).
 NATIVE: dict[Callable[..., Any], BlockKernel] = {
     builtin.squared_error: SQUARED,
     builtin.absolute_error: ABSOLUTE,
     builtin.huber: HUBER,
+    builtin.poisson_deviance: _pair_kernel(deviances.poisson),
+    builtin.gamma_deviance: _pair_kernel(deviances.gamma),
+    builtin.tweedie_deviance: _pair_kernel(deviances.tweedie),
 }
 
 
@@ -171,15 +200,9 @@ def generic_kernel(loss: Loss) -> BlockKernel:
     return BlockKernel(block_sum, block_losses, block=GENERIC_BLOCK)
 
 
-def _no_residual_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
-    raise AssertionError("a loss of the pair is summed through BlockKernel.pair")
-
-
-def _no_residual_losses(d: np.ndarray, params: Params) -> np.ndarray:
-    raise AssertionError("a loss of the pair is summed through BlockKernel.pair")
-
-
 def kernel_for(loss: Loss) -> BlockKernel:
     """The loss's native kernel when it has one, else :func:`generic_kernel`."""
-    native = NATIVE.get(loss.elementwise) if loss.residual and loss.elementwise else None
-    return native if native is not None else generic_kernel(loss)
+    native = NATIVE.get(loss.elementwise) if loss.elementwise else None
+    if native is not None and (native.pair is None) == bool(loss.residual):
+        return native
+    return generic_kernel(loss)

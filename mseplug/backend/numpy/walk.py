@@ -58,11 +58,35 @@ def block_losses(kernel: BlockKernel, t: np.ndarray, p: np.ndarray, out: np.ndar
 
 def block_sum(kernel: BlockKernel, t: np.ndarray, p: np.ndarray, out: np.ndarray | None,
               spare: np.ndarray | None, dtype: Any, params: Params) -> float:
-    """``Σ`` of one block's losses, as a float."""
+    """``Σ`` of one block's losses, as a float (its pieces' sums added in order)."""
+    if kernel.piece:
+        return in_order(piece_sums(kernel, t, p, dtype, params))
     if kernel.pair is not None:
         return float(np.add.reduce(kernel.pair(t, p, dtype, params), dtype=np.float64))
     d = residual(t, p, out, dtype)
     return kernel.block_sum(d, d if spare is None else spare, params)
+
+
+def piece_sums(kernel: BlockKernel, t: np.ndarray, p: np.ndarray, dtype: Any, params: Params
+               ) -> list[float]:
+    """The sums of each ``kernel.piece`` elements of one block's losses (a pair kernel), each
+    NumPy's pairwise sum in float64, as a block of that size alone would have it."""
+    assert kernel.pair is not None
+    losses = kernel.pair(t, p, dtype, params)
+    piece = kernel.piece
+    whole = losses.shape[0] // piece * piece
+    sums = np.add.reduce(losses[:whole].reshape(-1, piece), axis=1, dtype=np.float64).tolist()
+    if whole < losses.shape[0]:
+        sums.append(float(np.add.reduce(losses[whole:], dtype=np.float64)))
+    return sums
+
+
+def in_order(values: list[float]) -> float:
+    """``0 + v₀ + v₁ + ...`` from the left, as the block sums of a long input are added."""
+    total = 0.0
+    for value in values:
+        total += value
+    return total
 
 
 # -- a few elements: Python floats -----------------------------------------------------------
@@ -139,31 +163,34 @@ def parallel_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any,
     if n <= block:
         return _one_block_sum(kernel, y_true, y_pred, dtype, params)
     workers = _threads() if n >= PARALLEL_MIN else 1
-    sums = [0.0] * -(-n // block)
+    sums: list[Any] = [0.0] * -(-n // block)
     job = (kernel, y_true, y_pred, n, dtype, params, block, itertools.count(), sums)
     futures = [_executor(workers).submit(_take_blocks, *job) for _ in range(workers - 1)]
     _take_blocks(*job)
     for future in futures:
         future.result()  # a worker that started late found no block left
-    total = 0.0
-    for value in sums:
-        total += value
-    return total
+    if kernel.piece:  # each block's pieces, in order: the sums of blocks of kernel.piece
+        return in_order([value for pieces in sums for value in pieces])
+    return in_order(sums)
 
 
 def _take_blocks(kernel: BlockKernel, a: Any, b: Any, n: int, dtype: Any, params: Params,
-                 block: int, tickets: Iterator[int], sums: list[float]) -> None:
+                 block: int, tickets: Iterator[int], sums: list[Any]) -> None:
     """Sum blocks until none is left: each ``next(tickets)`` is the index of a block no other
     thread has (``itertools.count`` hands them out atomically)."""
     count = len(sums)
     buffer = np.empty(block, dtype)
     spare = np.empty(block, dtype) if kernel.spare else buffer
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone in float64
+    # A worker thread has its own errstate: the backend's (an overflow is redone in float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for index in tickets:
             if index >= count:
                 return
             start = index * block
             stop = min(start + block, n)
+            if kernel.piece:
+                sums[index] = piece_sums(kernel, a[start:stop], b[start:stop], dtype, params)
+                continue
             sums[index] = block_sum(kernel, a[start:stop], b[start:stop], buffer[: stop - start],
                                     spare[: stop - start], dtype, params)
 
@@ -225,7 +252,7 @@ def weighted_flat_totals(
     """
     n = y_pred.shape[0]
     dtype = np.dtype(np.float64 if kernel.float64 or n <= BLOCK else dtype)
-    size = min(n, kernel.block or BLOCKS[dtype.itemsize])
+    size = min(n, kernel.piece or kernel.block or BLOCKS[dtype.itemsize])  # (see BlockKernel)
     buffer = np.empty(size, dtype)
     cast = np.empty(size, dtype) if weight.dtype != dtype else None
     total = weight_sum = 0.0

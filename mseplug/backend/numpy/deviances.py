@@ -1,0 +1,247 @@
+"""The NumPy backend's kernels of the Poisson, Gamma and Tweedie deviances.
+
+The records (:mod:`mseplug.loss.builtin`) write each deviance for every
+Array API namespace as a choice of arrays: the series that keeps the digits
+where ``ŷ`` is close to ``y`` is evaluated on every element (16 terms, about
+30 operations) and chosen by ``where``. Here a block computes the direct form
+on every element and the series only on the elements that take it (a boolean
+mask, compressed and scattered back), in reused buffers.
+
+Each element goes through the record's operations in the record's order, so
+its loss is the record's bit for bit; blocks the kernels do not take apart
+(a NaN, an infinity, a value outside the domain, an overflow) are the
+record's own function. The blocks are larger than
+:data:`~mseplug.backend.numpy.kernels.GENERIC_BLOCK` (fewer Python calls
+per element) but are summed in pieces of that size
+(:attr:`~mseplug.backend.numpy.kernels.BlockKernel.piece`), so the total is
+the one the record's function block by block gives, bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mseplug.loss import builtin
+
+Params = tuple[Any, ...]
+Kernel = Callable[[np.ndarray, np.ndarray, Any, Params], np.ndarray]
+
+#: Coefficients of ``x - log1p(x)``'s series, highest first (the record's).
+_SERIES = builtin._SERIES
+_SERIES_BELOW = builtin._SERIES_BELOW
+_TWEEDIE_BELOW = builtin._TWEEDIE_SERIES_BELOW
+
+_local = threading.local()
+
+
+def _buffers(n: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two float buffers and a boolean one of ``n`` elements, this thread's own (reused)."""
+    key = dtype.char
+    found = getattr(_local, "buffers", None)
+    if found is None:
+        found = _local.buffers = {}
+    held = found.get(key)
+    if held is None or held[0].shape[0] < n:
+        held = found[key] = (np.empty(n, dtype), np.empty(n, dtype), np.empty(n, np.bool_))
+    return held[0][:n], held[1][:n], held[2][:n]
+
+
+def _inputs(t: np.ndarray, p: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.dtype]:
+    """The block in the work dtype, flat and contiguous (as the record's temporaries are: NumPy
+    may pick another loop for strided arrays)."""
+    dtype = np.dtype(dtype)
+    return (np.ascontiguousarray(t, dtype=dtype).reshape(-1),
+            np.ascontiguousarray(p, dtype=dtype).reshape(-1), dtype)
+
+
+def _flat(kernel: Kernel) -> Kernel:
+    """``kernel`` of blocks of any shape (rows of several outputs too): of the flat block, the
+    losses in the block's shape (the losses are elementwise)."""
+    @functools.wraps(kernel)
+    def shaped(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
+        if t.ndim == 1 and p.ndim == 1:
+            return kernel(t, p, dtype, params)
+        shape = np.broadcast_shapes(t.shape, p.shape)
+        t, p = np.broadcast_to(t, shape), np.broadcast_to(p, shape)
+        return kernel(t, p, dtype, params).reshape(shape)
+
+    return shaped
+
+
+def _finite_sum(x: np.ndarray) -> bool:
+    """Whether every element is finite (a finite sum has no inf and no NaN): one fast pass."""
+    return math.isfinite(float(np.add.reduce(x)))
+
+
+def _horner(s: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
+    """``c₀`` then ``c + s·series`` for each later ``c``: the record's loop, in place.
+
+    The record starts from ``c₀ + 0·s``, which is ``c₀`` bit for bit for a finite ``s`` (the
+    elements that take the series), so its first step is ``c₁ + s·c₀``.
+    """
+    series = np.multiply(s, coefficients[0])
+    series += coefficients[1]
+    for coefficient in coefficients[2:]:
+        series *= s
+        series += coefficient
+    return series
+
+
+def _x_minus_log1p(x: np.ndarray, out: np.ndarray, scratch: np.ndarray, small: np.ndarray
+                   ) -> np.ndarray:
+    """``builtin.x_minus_log1p`` of finite ``x`` into ``out``: ``x - log1p(x)`` everywhere, then
+    ``(s·s)·series(s)`` where ``|x| < 0.1``."""
+    np.less(np.abs(x, out=scratch), _SERIES_BELOW, out=small)
+    np.log1p(x, out=out)
+    np.subtract(x, out, out=out)
+    _series_where(small, x, _SERIES, out)
+    return out
+
+
+def _series_where(small: np.ndarray, x: np.ndarray, coefficients: tuple[float, ...],
+                  out: np.ndarray) -> None:
+    """``out = (s·s)·series(s)`` where ``small``, ``s`` the elements of ``x`` there (gathered and
+    scattered by index: boolean indexing costs several times more)."""
+    where = np.flatnonzero(small)
+    if where.shape[0]:
+        s = x.take(where)
+        series = _horner(s, coefficients)
+        square = np.multiply(s, s)
+        square *= series
+        out[where] = square
+
+
+# -- Poisson ---------------------------------------------------------------------------------
+@_flat
+@np.errstate(divide="ignore", over="ignore", invalid="ignore")
+def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
+    """``builtin.poisson_deviance`` of one block: ``2 y g((ŷ - y) / y)``, ``2 ŷ`` at ``y = 0``."""
+    t, p, dtype = _inputs(t, p, dtype)
+    n = t.shape[0]
+    if not n:
+        return np.empty(0, dtype)
+    x, scratch, small = _buffers(n, dtype)
+    y, zero = t, None
+    if not np.minimum.reduce(t) > 0:  # a zero, a negative value or NaN: the record's stand-in
+        zero = t == 0
+        t = np.where(zero, dtype.type(1), t)
+    np.subtract(p, t, out=x)
+    x /= t
+    if not _finite_sum(x):  # NaN or inf (an infinite or overflowing ratio): the record
+        return _record(builtin.poisson_deviance, y, p, dtype, params)
+    out = _x_minus_log1p(x, np.empty(n, dtype), scratch, small)
+    out *= t
+    if zero is not None:
+        at = np.flatnonzero(zero)
+        out[at] = p.take(at)
+    out *= 2
+    return out
+
+
+# -- Gamma -----------------------------------------------------------------------------------
+@_flat
+@np.errstate(divide="ignore", over="ignore", invalid="ignore")
+def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
+    """``builtin.gamma_deviance`` of one block: ``2 g((y - ŷ) / ŷ)``."""
+    t, p, dtype = _inputs(t, p, dtype)
+    n = t.shape[0]
+    if not n:
+        return np.empty(0, dtype)
+    x, scratch, small = _buffers(n, dtype)
+    np.subtract(t, p, out=x)
+    x /= p
+    if not _finite_sum(x):  # an infinite prediction (the record's other form), NaN, overflow
+        return _record(builtin.gamma_deviance, t, p, dtype, params)
+    out = _x_minus_log1p(x, np.empty(n, dtype), scratch, small)
+    out *= 2
+    return out
+
+
+# -- Tweedie ---------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _tweedie_series(power: float) -> tuple[float, ...]:
+    """The record's coefficients ``(bᵏ⁻¹ - aᵏ⁻¹) / k!`` for k = 17 down to 2 (its Horner order)."""
+    a, b = 1 - power, 2 - power
+    factorial = 1.0
+    coefficients = []
+    for k in range(2, 18):
+        factorial *= k
+        coefficients.append((b ** (k - 1) - a ** (k - 1)) / factorial)
+    return tuple(reversed(coefficients))
+
+
+def _expm1_over(c: float, L: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``builtin._expm1_over`` of finite ``L`` away from 0: ``expm1(c L) / c``, ``L`` at ``c = 0``.
+
+    The record adds ``zero·L`` (0 when ``c`` is not 0): ``+ ±0`` changes no nonzero number,
+    and ``expm1(cL) / c`` is not 0 where ``L`` is not (``|c| >= 2⁻⁵³`` when it is not 0).
+    At ``c = 0`` it is ``expm1(±0) / 1 + L``, which is ``L``.
+    """
+    if c == 0:
+        np.copyto(out, L)
+        return out
+    np.multiply(L, c, out=out)
+    np.expm1(out, out=out)
+    out /= c
+    return out
+
+
+@_flat
+@np.errstate(divide="ignore", over="ignore", invalid="ignore")
+def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
+    """``builtin.tweedie_deviance`` of one block (``params``: ``(power,)``)."""
+    t, p, dtype = _inputs(t, p, dtype)
+    n = t.shape[0]
+    power = params[0]
+    if not n:
+        return np.empty(0, dtype)
+    if power == 0:  # the record's normal case: (ŷ - y)·(ŷ - y)
+        out = np.subtract(p, t)
+        return np.multiply(out, out, out=out)
+    if type(power) not in (float, int) or not np.minimum.reduce(p) > 0:
+        return _record(builtin.tweedie_deviance, t, p, dtype, params)  # ŷ <= 0, NaN; a NumPy power
+    a, b = 1 - power, 2 - power
+    y, edge = t, None
+    lowest = np.minimum.reduce(t)
+    if not lowest > 0:
+        # y <= 0 has the record's edge form below power 2 (y >= 0 from 1); else NaN: the record
+        if not ((lowest >= 0 and power < 2) or (lowest == lowest and power < 1)):
+            return _record(builtin.tweedie_deviance, t, p, dtype, params)
+        edge = ~(t > 0)
+        t = np.where(edge, dtype.type(1), t)
+    L, scratch, small = _buffers(n, dtype)
+    np.subtract(p, t, out=L)
+    L /= t
+    np.log1p(L, out=L)
+    if not _finite_sum(L):  # ŷ = inf (the record's limit), NaN, overflow: the record
+        return _record(builtin.tweedie_deviance, y, p, dtype, params)
+    np.abs(L, out=scratch)
+    scratch *= abs(a) + abs(b)
+    np.less(scratch, _TWEEDIE_BELOW, out=small)
+    h = _expm1_over(b, L, np.empty(n, dtype))
+    h -= _expm1_over(a, L, scratch)
+    _series_where(small, L, _tweedie_series(power), h)
+    out = t ** b
+    out *= 2
+    out *= h
+    if edge is not None:
+        # 2 (ŷᵇ / b - linear), linear = 0 at y = 0, else y ŷᵃ / a (a and b 1 where they are 0)
+        at = np.flatnonzero(edge)
+        ys, ps = y.take(at), p.take(at)
+        linear = np.where(ys == 0, dtype.type(0), ys * ps ** a / (a + (a == 0) * 1.0))
+        out[at] = 2 * (ps ** b / (b + (b == 0) * 1.0) - linear)
+    return out
+
+
+def _record(function: Any, t: np.ndarray, p: np.ndarray, dtype: np.dtype, params: Params
+            ) -> np.ndarray:
+    """The record's own function on a block the kernels do not take apart."""
+    from mseplug.backend.numpy.kernels import NAMESPACE
+
+    return np.asarray(function(NAMESPACE, t, p, *params))
