@@ -95,26 +95,45 @@ def _horner(s: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
 
 def _x_minus_log1p(x: np.ndarray, out: np.ndarray, scratch: np.ndarray, small: np.ndarray
                    ) -> np.ndarray:
-    """``builtin.x_minus_log1p`` of finite ``x`` into ``out``: ``x - log1p(x)`` everywhere, then
-    ``(s·s)·series(s)`` where ``|x| < 0.1``."""
+    """``builtin.x_minus_log1p`` of finite ``x`` into ``out``: ``(s·s)·series(s)`` where
+    ``|x| < 0.1``, ``x - log1p(x)`` elsewhere."""
     np.less(np.abs(x, out=scratch), _SERIES_BELOW, out=small)
+    return _two_forms(small, x, _direct_x_minus_log1p, _SERIES, out, scratch)
+
+
+def _direct_x_minus_log1p(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     np.log1p(x, out=out)
-    np.subtract(x, out, out=out)
-    _series_where(small, x, _SERIES, out)
-    return out
+    return np.subtract(x, out, out=out)
 
 
-def _series_where(small: np.ndarray, x: np.ndarray, coefficients: tuple[float, ...],
-                  out: np.ndarray) -> None:
-    """``out = (s·s)·series(s)`` where ``small``, ``s`` the elements of ``x`` there (gathered and
-    scattered by index: boolean indexing costs several times more)."""
+def _two_forms(small: np.ndarray, x: np.ndarray,
+               direct: Callable[[np.ndarray, np.ndarray], np.ndarray],
+               coefficients: tuple[float, ...], out: np.ndarray, scratch: np.ndarray
+               ) -> np.ndarray:
+    """``out = (s·s)·series(s)`` where ``small`` (``s`` the elements of ``x`` there, the series
+    :func:`_horner` of ``coefficients``), ``direct(x)`` elsewhere.
+
+    The series is computed on the elements that take it alone (gathered and scattered by
+    index: boolean indexing costs several times more); the direct form on the whole block
+    when most elements take it, else on those elements alone. ``scratch`` (of ``x``'s size)
+    may be overwritten.
+    """
     where = np.flatnonzero(small)
-    if where.shape[0]:
+    count = where.shape[0]
+    if 2 * count <= x.shape[0]:
+        direct(x, out)
+    else:
+        far = np.flatnonzero(np.logical_not(small, out=small))
+        if far.shape[0]:
+            part = x.take(far)
+            out[far] = direct(part, np.empty_like(part))
+    if count:
         s = x.take(where)
         series = _horner(s, coefficients)
         square = np.multiply(s, s)
         square *= series
         out[where] = square
+    return out
 
 
 # -- Poisson ---------------------------------------------------------------------------------
@@ -224,9 +243,14 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
     np.abs(L, out=scratch)
     scratch *= abs(a) + abs(b)
     np.less(scratch, _TWEEDIE_BELOW, out=small)
-    h = _expm1_over(b, L, np.empty(n, dtype))
-    h -= _expm1_over(a, L, scratch)
-    _series_where(small, L, _tweedie_series(power), h)
+
+    def direct(L: np.ndarray, out: np.ndarray) -> np.ndarray:  # (its own buffer for a part)
+        spare = scratch if out.shape[0] == n else np.empty_like(out)
+        _expm1_over(b, L, out)
+        out -= _expm1_over(a, L, spare)
+        return out
+
+    h = _two_forms(small, L, direct, _tweedie_series(power), np.empty(n, dtype), scratch)
     out = t ** b
     out *= 2
     out *= h
