@@ -27,7 +27,7 @@ from mseplug.engine.columns import Columns
 from mseplug.engine.finalize import finalize_grand
 from mseplug.engine.kernels import loss_statistics, loss_value_and_grad
 from mseplug.loss.options import Options
-from mseplug.loss.record import Loss
+from mseplug.loss.record import Bound, Loss
 
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
@@ -165,6 +165,16 @@ class NumpyBackend(Backend):
     def any_nan(self, xp: Namespace, x: Array) -> bool:
         # A sum is one fast pass; only when it is NaN is the elementwise check needed.
         return bool(np.isnan(np.add.reduce(x, axis=None)) and np.isnan(x).any())
+
+    def first_outside(self, xp: Namespace, array: Array, bound: Bound) -> tuple[int, float] | None:
+        """One pass, the array's least value, where it is inside the bound (the commonest
+        case, and a third of the comparison and its ``any``); else the general search (NaN is
+        not outside: a NaN least value searches too)."""
+        if array.dtype.kind in "fiu" and array.size:
+            least = np.minimum.reduce(array, axis=None)
+            if least > bound.low or (bound.inclusive and least == bound.low):
+                return None
+        return super().first_outside(xp, array, bound)
 
     def weight_summary(self, xp: Namespace, weight: Array) -> tuple[float, float, bool]:
         return _weight_summary(weight)
