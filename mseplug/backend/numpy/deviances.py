@@ -5,7 +5,9 @@ Array API namespace as a choice of arrays: the series that keeps the digits
 where ``ŷ`` is close to ``y`` is evaluated on every element (16 terms, about
 30 operations) and chosen by ``where``. Here a block computes the direct form
 on every element and the series only on the elements that take it (a boolean
-mask, compressed and scattered back), in reused buffers.
+mask's indices, gathered and scattered back), in buffers each thread reuses from
+block to block (a fresh array of a block's size costs more than the arithmetic on it): the
+losses a kernel returns are valid until the thread's next call.
 
 Each element goes through the record's operations in the record's order, so
 its loss is the record's bit for bit; blocks the kernels do not take apart
@@ -40,16 +42,17 @@ _TWEEDIE_BELOW = builtin._TWEEDIE_SERIES_BELOW
 _local = threading.local()
 
 
-def _buffers(n: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two float buffers and a boolean one of ``n`` elements, this thread's own (reused)."""
-    key = dtype.char
+def _buffer(name: str, n: int, dtype: Any) -> np.ndarray:
+    """This thread's buffer ``name`` of ``n`` elements of ``dtype``, reused from block to block:
+    a fresh array of a block's size costs more than the arithmetic on it (new pages)."""
     found = getattr(_local, "buffers", None)
     if found is None:
         found = _local.buffers = {}
+    key = (name, np.dtype(dtype).char)
     held = found.get(key)
-    if held is None or held[0].shape[0] < n:
-        held = found[key] = (np.empty(n, dtype), np.empty(n, dtype), np.empty(n, np.bool_))
-    return held[0][:n], held[1][:n], held[2][:n]
+    if held is None or held.shape[0] < n:
+        held = found[key] = np.empty(max(n, 1 << 10), dtype)
+    return held[:n]
 
 
 def _inputs(t: np.ndarray, p: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.dtype]:
@@ -85,7 +88,7 @@ def _horner(s: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
     The record starts from ``c₀ + 0·s``, which is ``c₀`` bit for bit for a finite ``s`` (the
     elements that take the series), so its first step is ``c₁ + s·c₀``.
     """
-    series = np.multiply(s, coefficients[0])
+    series = np.multiply(s, coefficients[0], out=_buffer("series", s.shape[0], s.dtype))
     series += coefficients[1]
     for coefficient in coefficients[2:]:
         series *= s
@@ -125,15 +128,27 @@ def _two_forms(small: np.ndarray, x: np.ndarray,
     else:
         far = np.flatnonzero(np.logical_not(small, out=small))
         if far.shape[0]:
-            part = x.take(far)
-            out[far] = direct(part, np.empty_like(part))
+            part = x.take(far, out=_buffer("part", far.shape[0], x.dtype))
+            out[far] = direct(part, _buffer("direct", far.shape[0], x.dtype))
     if count:
-        s = x.take(where)
+        s = x.take(where, out=_buffer("s", count, x.dtype))
         series = _horner(s, coefficients)
-        square = np.multiply(s, s)
+        square = np.multiply(s, s, out=_buffer("square", count, x.dtype))
         square *= series
         out[where] = square
     return out
+
+
+def _stand_in(t: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The record's ``where(mask, 1, y)``: ``t`` with 1 at the mask's elements (in a buffer),
+    and their indices; ``t`` itself and ``None`` when the mask is empty."""
+    at = np.flatnonzero(where)
+    if not at.shape[0]:
+        return t, None
+    stand_in = _buffer("stand_in", t.shape[0], t.dtype)
+    np.copyto(stand_in, t)
+    stand_in[at] = 1
+    return stand_in, at
 
 
 # -- Poisson ---------------------------------------------------------------------------------
@@ -145,20 +160,19 @@ def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
     n = t.shape[0]
     if not n:
         return np.empty(0, dtype)
-    x, scratch, small = _buffers(n, dtype)
+    x, scratch, small = _buffer("x", n, dtype), _buffer("scratch", n, dtype), _buffer(
+        "small", n, np.bool_)
     y, zero = t, None
     if not np.minimum.reduce(t) > 0:  # a zero, a negative value or NaN: the record's stand-in
-        zero = t == 0
-        t = np.where(zero, dtype.type(1), t)
+        t, zero = _stand_in(t, np.equal(t, 0, out=_buffer("zero", n, np.bool_)))
     np.subtract(p, t, out=x)
     x /= t
     if not _finite_sum(x):  # NaN or inf (an infinite or overflowing ratio): the record
         return _record(builtin.poisson_deviance, y, p, dtype, params)
-    out = _x_minus_log1p(x, np.empty(n, dtype), scratch, small)
+    out = _x_minus_log1p(x, _buffer("out", n, dtype), scratch, small)
     out *= t
     if zero is not None:
-        at = np.flatnonzero(zero)
-        out[at] = p.take(at)
+        out[zero] = p.take(zero)
     out *= 2
     return out
 
@@ -172,12 +186,13 @@ def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarra
     n = t.shape[0]
     if not n:
         return np.empty(0, dtype)
-    x, scratch, small = _buffers(n, dtype)
+    x, scratch, small = _buffer("x", n, dtype), _buffer("scratch", n, dtype), _buffer(
+        "small", n, np.bool_)
     np.subtract(t, p, out=x)
     x /= p
     if not _finite_sum(x):  # an infinite prediction (the record's other form), NaN, overflow
         return _record(builtin.gamma_deviance, t, p, dtype, params)
-    out = _x_minus_log1p(x, np.empty(n, dtype), scratch, small)
+    out = _x_minus_log1p(x, _buffer("out", n, dtype), scratch, small)
     out *= 2
     return out
 
@@ -232,9 +247,9 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
         # y <= 0 has the record's edge form below power 2 (y >= 0 from 1); else NaN: the record
         if not ((lowest >= 0 and power < 2) or (lowest == lowest and power < 1)):
             return _record(builtin.tweedie_deviance, t, p, dtype, params)
-        edge = ~(t > 0)
-        t = np.where(edge, dtype.type(1), t)
-    L, scratch, small = _buffers(n, dtype)
+        t, edge = _stand_in(t, np.less_equal(t, 0, out=_buffer("edge", n, np.bool_)))
+    L, scratch, small = _buffer("x", n, dtype), _buffer("scratch", n, dtype), _buffer(
+        "small", n, np.bool_)
     np.subtract(p, t, out=L)
     L /= t
     np.log1p(L, out=L)
@@ -245,21 +260,23 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
     np.less(scratch, _TWEEDIE_BELOW, out=small)
 
     def direct(L: np.ndarray, out: np.ndarray) -> np.ndarray:  # (its own buffer for a part)
-        spare = scratch if out.shape[0] == n else np.empty_like(out)
+        spare = scratch if out.shape[0] == n else _buffer("spare", out.shape[0], dtype)
         _expm1_over(b, L, out)
         out -= _expm1_over(a, L, spare)
         return out
 
-    h = _two_forms(small, L, direct, _tweedie_series(power), np.empty(n, dtype), scratch)
-    out = t ** b
+    h = _two_forms(small, L, direct, _tweedie_series(power), _buffer("h", n, dtype),
+                   scratch)
+    out = _buffer("out", n, dtype)
+    np.copyto(out, t)
+    out **= b  # ndarray's power (sqrt at b = 0.5...), as the record's t ** b
     out *= 2
     out *= h
     if edge is not None:
         # 2 (ŷᵇ / b - linear), linear = 0 at y = 0, else y ŷᵃ / a (a and b 1 where they are 0)
-        at = np.flatnonzero(edge)
-        ys, ps = y.take(at), p.take(at)
+        ys, ps = y.take(edge), p.take(edge)
         linear = np.where(ys == 0, dtype.type(0), ys * ps ** a / (a + (a == 0) * 1.0))
-        out[at] = 2 * (ps ** b / (b + (b == 0) * 1.0) - linear)
+        out[edge] = 2 * (ps ** b / (b + (b == 0) * 1.0) - linear)
     return out
 
 

@@ -48,7 +48,9 @@ class BlockKernel(NamedTuple):
     as a float (``d`` may be overwritten; ``spare`` is a buffer of ``d``'s size)
     and ``block_losses(d, params)`` returns ``e(d)`` (in place where it can),
     ``d`` the residual block the walk formed. For a loss of the pair,
-    ``pair(t, p, dtype, params)`` returns the losses of two blocks instead.
+    ``pair(t, p, dtype, params)`` returns the losses of two blocks instead (a native pair
+    kernel's losses may be a buffer of its own, valid until the thread's next call: the walk
+    reduces them at once).
     ``float64`` makes the work dtype float64 whatever the input dtype.
     """
 
