@@ -175,3 +175,38 @@ def test_deviance_kernels_total_the_generic_sum_bit_for_bit(loss, params, specia
         ours = blocks.parallel_total(native, big_y, big_p, np.float64, params)
         theirs = blocks.parallel_total(generic, big_y, big_p, np.float64, params)
     assert ours == theirs or (math.isnan(ours) and math.isnan(theirs))
+
+
+@pytest.mark.parametrize(("loss", "params"), [("poisson_deviance", {}), ("gamma_deviance", {}),
+                                              ("tweedie_deviance", {"power": 1.5}),
+                                              ("tweedie_deviance", {"power": 3.0}),
+                                              ("msle", {})])
+def test_the_fast_path_checks_a_domain_from_the_blocks_least_values(loss, params) -> None:
+    """A loss with a domain takes the NumPy fast path, which checks the domain from the least
+    value of each block it reads: the engine's value bit for bit inside the domain; a value
+    outside it (or a NaN) leaves the call to the engine, which names it (or propagates it)."""
+    from mseplug.engine import pipeline
+    from mseplug.loss.options import make_options
+
+    function = mseplug.get_loss(loss)
+    options = make_options(function.loss, params=params)
+    backend = mseplug.get_backend(np.ones(3))
+    rng = np.random.default_rng(4)
+    for n in (100, kernels.DEVIANCE_BLOCK - 3, 3 * kernels.DEVIANCE_BLOCK + 5):
+        y = rng.uniform(0.5, 5.0, n)
+        p = y * rng.uniform(0.7, 1.3, n)
+        if loss != "gamma_deviance" and params.get("power", 1.0) < 2:
+            y[n // 3] = 0.0  # the least value allowed, inclusive bound
+        fast = backend.fast_value(options, y, p, None)
+        assert fast is not None
+        assert _same_bits(fast, pipeline.engine_value(backend, options, y, p, None))
+        assert _same_bits(function(y, p, **params), fast)
+        outside = p.copy()
+        outside[n - 2] = -1.0
+        assert backend.fast_value(options, y, outside, None) is None
+        with pytest.raises(ValueError, match=rf"y_pred\[{n - 2}\] is -1"):
+            function(y, outside, **params)
+        missing = y.copy()
+        missing[n // 2] = np.nan
+        assert backend.fast_value(options, missing, p, None) is None
+        assert math.isnan(float(function(missing, p, **params)))

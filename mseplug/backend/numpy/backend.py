@@ -14,7 +14,8 @@ a value that overflowed from finite inputs is ``inf`` with a
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -246,11 +247,19 @@ class NumpyBackend(Backend):
         work = _WORK.get(dtype) or _work_dtype(dtype)
         if work is None:
             return None
-        kernel = self.fast_plan(options)
-        if kernel is None:
+        plan = self.fast_plan(options)
+        if plan is None:
             return None
-        statistic, _ = _grand(options, walk.flat_total(kernel, y_true, y_pred, work,
-                                                       options.params), n)
+        kernel, bounds = plan
+        if bounds is None:
+            total = walk.flat_total(kernel, y_true, y_pred, work, options.params)
+        else:  # the domain from the least values the walk takes as it goes
+            least_true, least_pred, total = walk.least_and_total(kernel, y_true, y_pred, work,
+                                                                 options.params)
+            if not (_inside(least_true, bounds.get("y_true"))
+                    and _inside(least_pred, bounds.get("y_pred"))):
+                return None  # outside (the engine says where) or NaN (the engine's to take)
+        statistic, _ = _grand(options, total, n)
         value = finalize_grand(kernels.NAMESPACE, options, statistic, (), self.sqrt)
         if abs(value) <= (_LARGEST_FLOAT64 if dtype is _FLOAT64 else _largest(dtype)):
             return np.asarray(value, dtype=dtype)  # the common case: it fits the dtype
@@ -258,10 +267,27 @@ class NumpyBackend(Backend):
         _warn_if_overflowed(value, y_true, y_pred)
         return value
 
-    def plan_fast_path(self, options: Options) -> kernels.BlockKernel | None:
-        """The kernel :meth:`fast_value` runs with ``options``, or ``None`` when they need the
-        general engine (:func:`~mseplug.engine.backend.plain_options`)."""
-        return self.kernel(options.loss) if plain_options(options) else None
+    def plan_fast_path(self, options: Options) -> _Plan | None:
+        """The kernel :meth:`fast_value` runs with ``options`` and the domain it checks, or
+        ``None`` when they need the general engine: :func:`~mseplug.engine.backend.plain_options`,
+        or those but for a domain, which the fast path checks from the least values of the
+        blocks it reads (no pass of its own; any value outside it, or a NaN, is the engine's)."""
+        if not plain_options(options, checks_domain=True):
+            return None
+        loss = options.loss
+        return _Plan(self.kernel(loss), None if loss.domain is None else loss.bounds(options.params))
+
+
+class _Plan(NamedTuple):
+    """What :meth:`NumpyBackend.fast_value` runs: the kernel, and the domain to check."""
+
+    kernel: kernels.BlockKernel
+    bounds: Mapping[str, Bound] | None
+
+
+def _inside(least: float, bound: Bound | None) -> bool:
+    """Whether an input whose least value is ``least`` is inside ``bound`` (NaN is not)."""
+    return bound is None or least > bound.low or (bound.inclusive and least == bound.low)
 
 
 def _grand(options: Options, total: float, denominator: float) -> tuple[float, float]:

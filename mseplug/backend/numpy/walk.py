@@ -154,17 +154,54 @@ def flat_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params
     return total
 
 
+# The backend's errstate (see NumpyBackend.run): a loss of the pair may divide by zero outside
+# its domain, which this call learns only from the least values.
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
+def least_and_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params: Params
+                    ) -> tuple[float, float, float]:
+    """:func:`flat_total`, and the least value of each input (NaN where one has a NaN), taken
+    block by block as the kernel reads them: a domain checked without a pass of its own."""
+    n = y_pred.shape[0]
+    if n <= BLOCK or kernel.float64 or kernel.pair is None:
+        return (_least(y_true), _least(y_pred), flat_total(kernel, y_true, y_pred, dtype, params))
+    least: list[Any] = []
+    total = parallel_total(kernel, y_true, y_pred, dtype, params, least)
+    least_true = _least_of([pair[0] for pair in least])
+    least_pred = _least_of([pair[1] for pair in least])
+    if math.isinf(total) and dtype != np.float64 and math.isfinite(least_true) and \
+            math.isfinite(least_pred) and np.isfinite(y_true).all() and np.isfinite(y_pred).all():
+        total = parallel_total(kernel, y_true, y_pred, np.float64, params)  # as flat_total
+    return least_true, least_pred, total
+
+
+def _least(x: Any) -> float:
+    return float(np.minimum.reduce(x)) if x.shape[0] else math.inf
+
+
+def _least_of(values: list[float]) -> float:
+    """The least of the blocks' least values; NaN if one is NaN (``min`` would depend on the
+    order)."""
+    if any(value != value for value in values):
+        return math.nan
+    return min(values, default=math.inf)
+
+
 def parallel_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any,
-                   params: Params) -> float:
+                   params: Params, least: list[Any] | None = None) -> float:
     """``Σ e`` in float64, the losses in ``dtype``: over the calling thread and the worker
-    threads (this thread alone below :data:`PARALLEL_MIN` elements)."""
+    threads (this thread alone below :data:`PARALLEL_MIN` elements). With ``least`` (an
+    empty list), the least values of each block's two inputs go into it too."""
     n = y_pred.shape[0]
     block = kernel.block or BLOCKS[np.dtype(dtype).itemsize]
     if n <= block:
+        if least is not None:
+            least.append((_least(y_true), _least(y_pred)))
         return _one_block_sum(kernel, y_true, y_pred, dtype, params)
     workers = _threads() if n >= PARALLEL_MIN else 1
     sums: list[Any] = [0.0] * -(-n // block)
-    job = (kernel, y_true, y_pred, n, dtype, params, block, itertools.count(), sums)
+    if least is not None:
+        least.extend([(math.inf, math.inf)] * len(sums))
+    job = (kernel, y_true, y_pred, n, dtype, params, block, itertools.count(), sums, least)
     futures = [_executor(workers).submit(_take_blocks, *job) for _ in range(workers - 1)]
     _take_blocks(*job)
     for future in futures:
@@ -175,7 +212,8 @@ def parallel_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any,
 
 
 def _take_blocks(kernel: BlockKernel, a: Any, b: Any, n: int, dtype: Any, params: Params,
-                 block: int, tickets: Iterator[int], sums: list[Any]) -> None:
+                 block: int, tickets: Iterator[int], sums: list[Any],
+                 least: list[Any] | None = None) -> None:
     """Sum blocks until none is left: each ``next(tickets)`` is the index of a block no other
     thread has (``itertools.count`` hands them out atomically)."""
     count = len(sums)
@@ -188,6 +226,8 @@ def _take_blocks(kernel: BlockKernel, a: Any, b: Any, n: int, dtype: Any, params
                 return
             start = index * block
             stop = min(start + block, n)
+            if least is not None:
+                least[index] = (_least(a[start:stop]), _least(b[start:stop]))
             if kernel.piece:
                 sums[index] = piece_sums(kernel, a[start:stop], b[start:stop], dtype, params)
                 continue
