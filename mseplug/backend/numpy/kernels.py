@@ -2,10 +2,11 @@
 
 A block kernel turns one block of a loss's inputs (a cache-sized slice) into
 its losses, or straight into their sum (``np.dot`` for squares: one read of
-the residual). The built-in losses of the residual have native kernels here
-(:data:`NATIVE`, keyed by their elementwise function, so a record rebuilt in a
-Dask worker finds its kernel too); every other loss gets :func:`generic_kernel`,
-its own definition applied block by block. :mod:`~mseplug.backend.numpy.walk`
+the residual). The built-in losses of the residual have native kernels here,
+and the deviances (:mod:`~mseplug.backend.numpy.deviances`) too (:data:`NATIVE`,
+keyed by their elementwise function, so a record rebuilt in a Dask worker finds
+its kernel too); every other loss gets :func:`generic_kernel`, its own
+definition applied block by block. :mod:`~mseplug.backend.numpy.walk`
 visits the blocks.
 
 For a handful of elements a NumPy call costs far more than its arithmetic, so
