@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from mseplug.backend.numpy.namespace import NAMESPACE
 from mseplug.loss import builtin
 
 Params = tuple[Any, ...]
@@ -283,6 +284,4 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
 def _record(function: Any, t: np.ndarray, p: np.ndarray, dtype: np.dtype, params: Params
             ) -> np.ndarray:
     """The record's own function on a block the kernels do not take apart."""
-    from mseplug.backend.numpy.kernels import NAMESPACE
-
     return np.asarray(function(NAMESPACE, t, p, *params))

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mseplug.backend.numpy import deviances
+from mseplug.backend.numpy.namespace import NAMESPACE
 from mseplug.loss import builtin
 from mseplug.loss.record import Loss
 
@@ -169,19 +170,6 @@ NATIVE: dict[Callable[..., Any], BlockKernel] = {
     builtin.gamma_deviance: _pair_kernel(deviances.gamma),
     builtin.tweedie_deviance: _pair_kernel(deviances.tweedie),
 }
-
-
-def _namespace() -> Any:
-    """NumPy 2 is an Array API namespace itself (and the cheapest to call); 1.x needs the shim."""
-    if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
-        return np
-    import array_api_compat.numpy  # pragma: no cover - NumPy 1.x
-
-    return array_api_compat.numpy  # pragma: no cover
-
-
-#: The namespace the NumPy backend computes through.
-NAMESPACE: Any = _namespace()
 
 
 def generic_kernel(loss: Loss) -> BlockKernel:
