@@ -37,13 +37,17 @@ from mseplug.loss.record import Bound, Loss
 _PLANS = 256
 
 
-def plain_options(options: Options) -> bool:
+def plain_options(options: Options, *, checks_domain: bool = False) -> bool:
     """Whether a call with these options needs no check beyond its arrays' types, shapes and
     dtypes, keeps every element, and gives every element one weight: the options a fast path
     may take (a loss with a domain has values to check, ``"omit"`` drops elements, ``"raise"``
-    looks for NaN, output weights and statistics of its own need the engine)."""
+    looks for NaN, output weights and statistics of its own need the engine).
+
+    ``checks_domain``: the fast path checks a loss's domain itself (a loss with one may be
+    plain too).
+    """
     return (
-        options.loss.domain is None
+        (checks_domain or options.loss.domain is None)
         and options.loss.statistics is None
         and options.reduction != "none"
         and options.nan_policy == "propagate"

@@ -72,3 +72,141 @@ def test_the_total_is_the_same_bit_for_bit_whatever_the_number_of_threads(loss, 
         monkeypatch.setenv("MSEPLUG_NUM_THREADS", threads)
         totals.add(float(function(a, b)))
     assert len(totals) == 1
+
+
+# -- the deviances' native kernels -------------------------------------------------------------
+DEVIANCES = [("poisson_deviance", ()), ("gamma_deviance", ())] + [
+    ("tweedie_deviance", (power,)) for power in (0.0, 1.0, 1.5, 2.0, 3.0, -1.0, -0.5, 2.5, 4.0,
+                                                 1.0 + 2.0 ** -30, 2 - 2.0 ** -30, 1, 2)]
+
+
+def _same_bits(ours: np.ndarray, theirs: np.ndarray) -> bool:
+    """Equal bit for bit (the sign of a zero too), NaN where the other is NaN."""
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    nan = np.isnan(ours) & np.isnan(theirs)
+    bits = ours.view(f"i{ours.dtype.itemsize}") == theirs.view(f"i{theirs.dtype.itemsize}")
+    return bool(np.all(nan | bits))
+
+
+def _deviance_data(loss: str, params: tuple, n: int, seed: int, dtype: type, special: bool
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Targets in the loss's domain, predictions close to them (|ŷ/y - 1| < 0.1: the series)
+    or far; zeros in y where the domain has them, negative y below power 0; with ``special``
+    infinities, NaN, tiny and huge values here and there (blocks the kernels leave to the
+    record)."""
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(0.01, 5.0, n) * np.exp(rng.normal(0.0, 1.0, n))
+    close = rng.random(n) < 0.5
+    p = np.where(close, y * rng.uniform(0.9, 1.1, n), y * np.exp(rng.normal(0.0, 2.0, n)))
+    power = params[0] if params else (1.0 if loss == "poisson_deviance" else 2.0)
+    if power < 2:
+        y[rng.random(n) < 0.05] = 0.0
+    if power <= 0:
+        y[rng.random(n) < 0.05] *= -1
+        p[rng.random(n) < 0.02] = 1.0
+        p[rng.random(n) < 0.01] = 1e-3
+    same = rng.random(n) < 0.01  # ŷ = y exactly
+    p[same] = np.where(y[same] > 0, y[same], p[same])
+    if special:
+        k = rng.integers(0, n, 8)
+        p[k[0]], y[k[1]], p[k[2]], y[k[3]] = np.inf, np.inf, 1e-300, 1e300
+        p[k[4]], y[k[5]], p[k[6]], y[k[7]] = 1e300, 1e-300, np.nan, np.nan
+    with np.errstate(over="ignore"):
+        return y.astype(dtype), p.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("loss", "params"), DEVIANCES)
+def test_deviance_kernels_are_the_record_element_by_element(loss, params, dtype) -> None:
+    """The native kernel of a deviance gives each element the record's loss bit for bit: the
+    series only where it is taken, the direct form elsewhere, the record on blocks with
+    infinities or NaN."""
+    record = mseplug.get_loss(loss).loss
+    native = kernels.kernel_for(record)
+    assert native is kernels.NATIVE[record.elementwise] and native.pair is not None
+    for seed in range(3):
+        for special in (False, True):
+            y, p = _deviance_data(loss, params, 20_000, seed, dtype, special)
+            for start, stop in ((0, 20_000), (3, 11), (7, 8200)):  # and short, odd blocks
+                t, q = y[start:stop], p[start:stop]
+                with np.errstate(all="ignore"):
+                    expected = np.asarray(record.pointwise(kernels.NAMESPACE, t, q, params))
+                ours = native.pair(t, q, dtype, params)
+                assert _same_bits(ours, expected), (loss, params, seed, special, start)
+    # Strided inputs (a column of a table)
+    y, p = _deviance_data(loss, params, 9_000, 7, np.float64, False)
+    table = np.stack([y, p], axis=1)
+    with np.errstate(all="ignore"):
+        expected = np.asarray(record.pointwise(kernels.NAMESPACE, y, p, params))
+    assert _same_bits(native.pair(table[:, 0], table[:, 1], np.float64, params), expected)
+    # Rows of several outputs (the blocks of column_totals)
+    ours = native.pair(y.reshape(-1, 3), p.reshape(-1, 3), np.float64, params)
+    assert ours.shape == (3_000, 3) and _same_bits(ours.reshape(-1), expected)
+
+
+@pytest.mark.parametrize("special", [False, True])
+@pytest.mark.parametrize(("loss", "params"), DEVIANCES)
+def test_deviance_kernels_total_the_generic_sum_bit_for_bit(loss, params, special, monkeypatch
+                                                            ) -> None:
+    """Over many blocks (and threads) the native kernel's total is the generic kernel's, the
+    record block by block, bit for bit: the same losses summed in the same pieces and order;
+    so are the weighted totals."""
+    record = mseplug.get_loss(loss).loss
+    native, generic = kernels.kernel_for(record), kernels.generic_kernel(record)
+    y, p = _deviance_data(loss, params, 3 * kernels.DEVIANCE_BLOCK + 1_234, 11, np.float64,
+                          special)
+    for n in (kernels.GENERIC_BLOCK + 1, kernels.DEVIANCE_BLOCK - 5, y.shape[0]):
+        for dtype in (np.float64, np.float32):
+            with np.errstate(all="ignore"):
+                t, q = y[:n].astype(dtype), p[:n].astype(dtype)
+                ours = blocks.flat_total(native, t, q, dtype, params)
+                theirs = blocks.flat_total(generic, t, q, dtype, params)
+            assert ours == theirs or (math.isnan(ours) and math.isnan(theirs)), (n, dtype)
+    w = np.random.default_rng(2).uniform(0.0, 2.0, y.shape[0])
+    with np.errstate(all="ignore"):
+        ours_w = blocks.weighted_flat_totals(native, y, p, w, np.float64, params)
+        theirs_w = blocks.weighted_flat_totals(generic, y, p, w, np.float64, params)
+    assert _same_bits(ours_w[0], theirs_w[0]) and _same_bits(ours_w[1], theirs_w[1])
+    # More than PARALLEL_MIN elements: threads take the blocks, the sum is still in order
+    big_y = np.tile(y, blocks.PARALLEL_MIN // y.shape[0] + 1)
+    big_p = np.tile(p, blocks.PARALLEL_MIN // p.shape[0] + 1)
+    monkeypatch.setenv("MSEPLUG_NUM_THREADS", "2")
+    with np.errstate(all="ignore"):
+        ours = blocks.parallel_total(native, big_y, big_p, np.float64, params)
+        theirs = blocks.parallel_total(generic, big_y, big_p, np.float64, params)
+    assert ours == theirs or (math.isnan(ours) and math.isnan(theirs))
+
+
+@pytest.mark.parametrize(("loss", "params"), [("poisson_deviance", {}), ("gamma_deviance", {}),
+                                              ("tweedie_deviance", {"power": 1.5}),
+                                              ("tweedie_deviance", {"power": 3.0}),
+                                              ("msle", {})])
+def test_the_fast_path_checks_a_domain_from_the_blocks_least_values(loss, params) -> None:
+    """A loss with a domain takes the NumPy fast path, which checks the domain from the least
+    value of each block it reads: the engine's value bit for bit inside the domain; a value
+    outside it (or a NaN) leaves the call to the engine, which names it (or propagates it)."""
+    from mseplug.engine import pipeline
+    from mseplug.loss.options import make_options
+
+    function = mseplug.get_loss(loss)
+    options = make_options(function.loss, params=params)
+    backend = mseplug.get_backend(np.ones(3))
+    rng = np.random.default_rng(4)
+    for n in (100, kernels.DEVIANCE_BLOCK - 3, 3 * kernels.DEVIANCE_BLOCK + 5):
+        y = rng.uniform(0.5, 5.0, n)
+        p = y * rng.uniform(0.7, 1.3, n)
+        if loss != "gamma_deviance" and params.get("power", 1.0) < 2:
+            y[n // 3] = 0.0  # the least value allowed, inclusive bound
+        fast = backend.fast_value(options, y, p, None)
+        assert fast is not None
+        assert _same_bits(fast, pipeline.engine_value(backend, options, y, p, None))
+        assert _same_bits(function(y, p, **params), fast)
+        outside = p.copy()
+        outside[n - 2] = -1.0
+        assert backend.fast_value(options, y, outside, None) is None
+        with pytest.raises(ValueError, match=rf"y_pred\[{n - 2}\] is -1"):
+            function(y, outside, **params)
+        missing = y.copy()
+        missing[n // 2] = np.nan
+        assert backend.fast_value(options, missing, p, None) is None
+        assert math.isnan(float(function(missing, p, **params)))

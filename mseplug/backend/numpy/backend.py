@@ -14,7 +14,8 @@ a value that overflowed from finite inputs is ``inf`` with a
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from mseplug.engine.finalize import finalize_grand
 from mseplug.engine.kernels import loss_statistics, loss_value_and_grad
 from mseplug.engine.moments import spec_of
 from mseplug.loss.options import Options
-from mseplug.loss.record import Loss
+from mseplug.loss.record import Bound, Loss
 
 _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
@@ -168,6 +169,16 @@ class NumpyBackend(Backend):
         # A sum is one fast pass; only when it is NaN is the elementwise check needed.
         return bool(np.isnan(np.add.reduce(x, axis=None)) and np.isnan(x).any())
 
+    def first_outside(self, xp: Namespace, array: Array, bound: Bound) -> tuple[int, float] | None:
+        """One pass, the array's least value, where it is inside the bound (the commonest
+        case, and a third of the comparison and its ``any``); else the general search (NaN is
+        not outside: a NaN least value searches too)."""
+        if array.dtype.kind in "fiu" and array.size:
+            least = np.minimum.reduce(array, axis=None)
+            if least > bound.low or (bound.inclusive and least == bound.low):
+                return None
+        return super().first_outside(xp, array, bound)
+
     def weight_summary(self, xp: Namespace, weight: Array) -> tuple[float, float, bool]:
         return _weight_summary(weight)
 
@@ -248,11 +259,19 @@ class NumpyBackend(Backend):
         work = _WORK.get(dtype) or _work_dtype(dtype)
         if work is None:
             return None
-        kernel = self.fast_plan(options)
-        if kernel is None:
+        plan = self.fast_plan(options)
+        if plan is None:
             return None
-        statistic, _ = _grand(options, walk.flat_total(kernel, y_true, y_pred, work,
-                                                       options.params), n)
+        kernel, bounds = plan
+        if bounds is None:
+            total = walk.flat_total(kernel, y_true, y_pred, work, options.params)
+        else:  # the domain from the least values the walk takes as it goes
+            least_true, least_pred, total = walk.least_and_total(kernel, y_true, y_pred, work,
+                                                                 options.params)
+            if not (_inside(least_true, bounds.get("y_true"))
+                    and _inside(least_pred, bounds.get("y_pred"))):
+                return None  # outside (the engine says where) or NaN (the engine's to take)
+        statistic, _ = _grand(options, total, n)
         value = finalize_grand(kernels.NAMESPACE, options, statistic, (), self.sqrt)
         if abs(value) <= (_LARGEST_FLOAT64 if dtype is _FLOAT64 else _largest(dtype)):
             return np.asarray(value, dtype=dtype)  # the common case: it fits the dtype
@@ -260,10 +279,27 @@ class NumpyBackend(Backend):
         _warn_if_overflowed(value, y_true, y_pred)
         return value
 
-    def plan_fast_path(self, options: Options) -> kernels.BlockKernel | None:
-        """The kernel :meth:`fast_value` runs with ``options``, or ``None`` when they need the
-        general engine (:func:`~mseplug.engine.backend.plain_options`)."""
-        return self.kernel(options.loss) if plain_options(options) else None
+    def plan_fast_path(self, options: Options) -> _Plan | None:
+        """The kernel :meth:`fast_value` runs with ``options`` and the domain it checks, or
+        ``None`` when they need the general engine: :func:`~mseplug.engine.backend.plain_options`,
+        or those but for a domain, which the fast path checks from the least values of the
+        blocks it reads (no pass of its own; any value outside it, or a NaN, is the engine's)."""
+        if not plain_options(options, checks_domain=True):
+            return None
+        loss = options.loss
+        return _Plan(self.kernel(loss), None if loss.domain is None else loss.bounds(options.params))
+
+
+class _Plan(NamedTuple):
+    """What :meth:`NumpyBackend.fast_value` runs: the kernel, and the domain to check."""
+
+    kernel: kernels.BlockKernel
+    bounds: Mapping[str, Bound] | None
+
+
+def _inside(least: float, bound: Bound | None) -> bool:
+    """Whether an input whose least value is ``least`` is inside ``bound`` (NaN is not)."""
+    return bound is None or least > bound.low or (bound.inclusive and least == bound.low)
 
 
 def _grand(options: Options, total: float, denominator: float) -> tuple[float, float]:

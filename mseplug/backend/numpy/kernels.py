@@ -2,10 +2,11 @@
 
 A block kernel turns one block of a loss's inputs (a cache-sized slice) into
 its losses, or straight into their sum (``np.dot`` for squares: one read of
-the residual). The built-in losses of the residual have native kernels here
-(:data:`NATIVE`, keyed by their elementwise function, so a record rebuilt in a
-Dask worker finds its kernel too); every other loss gets :func:`generic_kernel`,
-its own definition applied block by block. :mod:`~mseplug.backend.numpy.walk`
+the residual). The built-in losses of the residual have native kernels here,
+and the deviances (:mod:`~mseplug.backend.numpy.deviances`) too (:data:`NATIVE`,
+keyed by their elementwise function, so a record rebuilt in a Dask worker finds
+its kernel too); every other loss gets :func:`generic_kernel`, its own
+definition applied block by block. :mod:`~mseplug.backend.numpy.walk`
 visits the blocks.
 
 For a handful of elements a NumPy call costs far more than its arithmetic, so
@@ -22,6 +23,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mseplug.backend.numpy import deviances
+from mseplug.backend.numpy.namespace import NAMESPACE
 from mseplug.loss import builtin
 from mseplug.loss.record import Loss
 
@@ -47,7 +50,9 @@ class BlockKernel(NamedTuple):
     as a float (``d`` may be overwritten; ``spare`` is a buffer of ``d``'s size)
     and ``block_losses(d, params)`` returns ``e(d)`` (in place where it can),
     ``d`` the residual block the walk formed. For a loss of the pair,
-    ``pair(t, p, dtype, params)`` returns the losses of two blocks instead.
+    ``pair(t, p, dtype, params)`` returns the losses of two blocks instead (a native pair
+    kernel's losses may be a buffer of its own, valid until the thread's next call: the walk
+    reduces them at once).
     ``float64`` makes the work dtype float64 whatever the input dtype.
     """
 
@@ -59,6 +64,9 @@ class BlockKernel(NamedTuple):
     #: Elements per block, or 0 for the largest L2 allows (``walk.BLOCKS``).
     block: int = 0
     pair: Callable[[np.ndarray, np.ndarray, Any, Params], np.ndarray] | None = None
+    #: A pair kernel's blocks are summed in pieces of this many elements (0: whole), the
+    #: pieces' sums added in order: the total of blocks of ``piece`` elements, bit for bit.
+    piece: int = 0
 
 
 def dot(x: np.ndarray, y: np.ndarray) -> float:
@@ -131,25 +139,37 @@ ABSOLUTE = BlockKernel(_absolute_sum, _absolute_losses, scalar=_absolute_scalar)
 #: Huber's two dot products lose digits in float32 when the residuals are large: float64.
 HUBER = BlockKernel(_huber_sum, _huber_losses, float64=True, spare=True, scalar=_huber_scalar)
 
-#: The NumPy backend's native kernels, by the residual function of the loss they compute.
+
+def _no_residual_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
+    raise AssertionError("a loss of the pair is summed through BlockKernel.pair")
+
+
+def _no_residual_losses(d: np.ndarray, params: Params) -> np.ndarray:
+    raise AssertionError("a loss of the pair is summed through BlockKernel.pair")
+
+
+#: Elements per block of the deviances' kernels: :data:`GENERIC_BLOCK`'s pieces, several at
+#: once (fewer Python calls per element), their temporaries still in L2.
+DEVIANCE_BLOCK = 8 * GENERIC_BLOCK
+
+
+def _pair_kernel(pair: Callable[[np.ndarray, np.ndarray, Any, Params], np.ndarray]
+                 ) -> BlockKernel:
+    """A native kernel of a loss of the pair, summed as :func:`generic_kernel`'s blocks are."""
+    return BlockKernel(_no_residual_sum, _no_residual_losses, block=DEVIANCE_BLOCK, pair=pair,
+                       piece=GENERIC_BLOCK)
+
+
+#: The NumPy backend's native kernels, by the elementwise function of the loss they compute
+#: (its function of the residual, or of the pair for the deviances).
 NATIVE: dict[Callable[..., Any], BlockKernel] = {
     builtin.squared_error: SQUARED,
     builtin.absolute_error: ABSOLUTE,
     builtin.huber: HUBER,
+    builtin.poisson_deviance: _pair_kernel(deviances.poisson),
+    builtin.gamma_deviance: _pair_kernel(deviances.gamma),
+    builtin.tweedie_deviance: _pair_kernel(deviances.tweedie),
 }
-
-
-def _namespace() -> Any:
-    """NumPy 2 is an Array API namespace itself (and the cheapest to call); 1.x needs the shim."""
-    if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
-        return np
-    import array_api_compat.numpy  # pragma: no cover - NumPy 1.x
-
-    return array_api_compat.numpy  # pragma: no cover
-
-
-#: The namespace the NumPy backend computes through.
-NAMESPACE: Any = _namespace()
 
 
 def generic_kernel(loss: Loss) -> BlockKernel:
@@ -171,15 +191,9 @@ def generic_kernel(loss: Loss) -> BlockKernel:
     return BlockKernel(block_sum, block_losses, block=GENERIC_BLOCK)
 
 
-def _no_residual_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
-    raise AssertionError("a loss of the pair is summed through BlockKernel.pair")
-
-
-def _no_residual_losses(d: np.ndarray, params: Params) -> np.ndarray:
-    raise AssertionError("a loss of the pair is summed through BlockKernel.pair")
-
-
 def kernel_for(loss: Loss) -> BlockKernel:
     """The loss's native kernel when it has one, else :func:`generic_kernel`."""
-    native = NATIVE.get(loss.elementwise) if loss.residual and loss.elementwise else None
-    return native if native is not None else generic_kernel(loss)
+    native = NATIVE.get(loss.elementwise) if loss.elementwise else None
+    if native is not None and (native.pair is None) == bool(loss.residual):
+        return native
+    return generic_kernel(loss)

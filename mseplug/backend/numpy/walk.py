@@ -58,11 +58,35 @@ def block_losses(kernel: BlockKernel, t: np.ndarray, p: np.ndarray, out: np.ndar
 
 def block_sum(kernel: BlockKernel, t: np.ndarray, p: np.ndarray, out: np.ndarray | None,
               spare: np.ndarray | None, dtype: Any, params: Params) -> float:
-    """``Σ`` of one block's losses, as a float."""
+    """``Σ`` of one block's losses, as a float (its pieces' sums added in order)."""
+    if kernel.piece:
+        return in_order(piece_sums(kernel, t, p, dtype, params))
     if kernel.pair is not None:
         return float(np.add.reduce(kernel.pair(t, p, dtype, params), dtype=np.float64))
     d = residual(t, p, out, dtype)
     return kernel.block_sum(d, d if spare is None else spare, params)
+
+
+def piece_sums(kernel: BlockKernel, t: np.ndarray, p: np.ndarray, dtype: Any, params: Params
+               ) -> list[float]:
+    """The sums of each ``kernel.piece`` elements of one block's losses (a pair kernel), each
+    NumPy's pairwise sum in float64, as a block of that size alone would have it."""
+    assert kernel.pair is not None
+    losses = kernel.pair(t, p, dtype, params)
+    piece = kernel.piece
+    whole = losses.shape[0] // piece * piece
+    sums = np.add.reduce(losses[:whole].reshape(-1, piece), axis=1, dtype=np.float64).tolist()
+    if whole < losses.shape[0]:
+        sums.append(float(np.add.reduce(losses[whole:], dtype=np.float64)))
+    return sums
+
+
+def in_order(values: list[float]) -> float:
+    """``0 + v₀ + v₁ + ...`` from the left, as the block sums of a long input are added."""
+    total = 0.0
+    for value in values:
+        total += value
+    return total
 
 
 # -- a few elements: Python floats -----------------------------------------------------------
@@ -130,40 +154,83 @@ def flat_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params
     return total
 
 
+# The backend's errstate (see NumpyBackend.run): a loss of the pair may divide by zero outside
+# its domain, which this call learns only from the least values.
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
+def least_and_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params: Params
+                    ) -> tuple[float, float, float]:
+    """:func:`flat_total`, and the least value of each input (NaN where one has a NaN), taken
+    block by block as the kernel reads them: a domain checked without a pass of its own."""
+    n = y_pred.shape[0]
+    if n <= BLOCK or kernel.float64 or kernel.pair is None:
+        return (_least(y_true), _least(y_pred), flat_total(kernel, y_true, y_pred, dtype, params))
+    least: list[Any] = []
+    total = parallel_total(kernel, y_true, y_pred, dtype, params, least)
+    least_true = _least_of([pair[0] for pair in least])
+    least_pred = _least_of([pair[1] for pair in least])
+    if math.isinf(total) and dtype != np.float64 and math.isfinite(least_true) and \
+            math.isfinite(least_pred) and np.isfinite(y_true).all() and np.isfinite(y_pred).all():
+        total = parallel_total(kernel, y_true, y_pred, np.float64, params)  # as flat_total
+    return least_true, least_pred, total
+
+
+def _least(x: Any) -> float:
+    return float(np.minimum.reduce(x)) if x.shape[0] else math.inf
+
+
+def _least_of(values: list[float]) -> float:
+    """The least of the blocks' least values; NaN if one is NaN (``min`` would depend on the
+    order)."""
+    if any(value != value for value in values):
+        return math.nan
+    return min(values, default=math.inf)
+
+
 def parallel_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any,
-                   params: Params) -> float:
+                   params: Params, least: list[Any] | None = None) -> float:
     """``Σ e`` in float64, the losses in ``dtype``: over the calling thread and the worker
-    threads (this thread alone below :data:`PARALLEL_MIN` elements)."""
+    threads (this thread alone below :data:`PARALLEL_MIN` elements). With ``least`` (an
+    empty list), the least values of each block's two inputs go into it too."""
     n = y_pred.shape[0]
     block = kernel.block or BLOCKS[np.dtype(dtype).itemsize]
     if n <= block:
+        if least is not None:
+            least.append((_least(y_true), _least(y_pred)))
         return _one_block_sum(kernel, y_true, y_pred, dtype, params)
     workers = _threads() if n >= PARALLEL_MIN else 1
-    sums = [0.0] * -(-n // block)
-    job = (kernel, y_true, y_pred, n, dtype, params, block, itertools.count(), sums)
+    sums: list[Any] = [0.0] * -(-n // block)
+    if least is not None:
+        least.extend([(math.inf, math.inf)] * len(sums))
+    job = (kernel, y_true, y_pred, n, dtype, params, block, itertools.count(), sums, least)
     futures = [_executor(workers).submit(_take_blocks, *job) for _ in range(workers - 1)]
     _take_blocks(*job)
     for future in futures:
         future.result()  # a worker that started late found no block left
-    total = 0.0
-    for value in sums:
-        total += value
-    return total
+    if kernel.piece:  # each block's pieces, in order: the sums of blocks of kernel.piece
+        return in_order([value for pieces in sums for value in pieces])
+    return in_order(sums)
 
 
 def _take_blocks(kernel: BlockKernel, a: Any, b: Any, n: int, dtype: Any, params: Params,
-                 block: int, tickets: Iterator[int], sums: list[float]) -> None:
+                 block: int, tickets: Iterator[int], sums: list[Any],
+                 least: list[Any] | None = None) -> None:
     """Sum blocks until none is left: each ``next(tickets)`` is the index of a block no other
     thread has (``itertools.count`` hands them out atomically)."""
     count = len(sums)
     buffer = np.empty(block, dtype)
     spare = np.empty(block, dtype) if kernel.spare else buffer
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone in float64
+    # A worker thread has its own errstate: the backend's (an overflow is redone in float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for index in tickets:
             if index >= count:
                 return
             start = index * block
             stop = min(start + block, n)
+            if least is not None:
+                least[index] = (_least(a[start:stop]), _least(b[start:stop]))
+            if kernel.piece:
+                sums[index] = piece_sums(kernel, a[start:stop], b[start:stop], dtype, params)
+                continue
             sums[index] = block_sum(kernel, a[start:stop], b[start:stop], buffer[: stop - start],
                                     spare[: stop - start], dtype, params)
 
@@ -225,7 +292,7 @@ def weighted_flat_totals(
     """
     n = y_pred.shape[0]
     dtype = np.dtype(np.float64 if kernel.float64 or n <= BLOCK else dtype)
-    size = min(n, kernel.block or BLOCKS[dtype.itemsize])
+    size = min(n, kernel.piece or kernel.block or BLOCKS[dtype.itemsize])  # (see BlockKernel)
     buffer = np.empty(size, dtype)
     cast = np.empty(size, dtype) if weight.dtype != dtype else None
     total = weight_sum = 0.0

@@ -1,0 +1,287 @@
+"""The NumPy backend's kernels of the Poisson, Gamma and Tweedie deviances.
+
+The records (:mod:`mseplug.loss.builtin`) write each deviance for every
+Array API namespace as a choice of arrays: the series that keeps the digits
+where ``ŷ`` is close to ``y`` is evaluated on every element (16 terms, about
+30 operations) and chosen by ``where``. Here a block computes the direct form
+on every element and the series only on the elements that take it (a boolean
+mask's indices, gathered and scattered back), in buffers each thread reuses from
+block to block (a fresh array of a block's size costs more than the arithmetic on it): the
+losses a kernel returns are valid until the thread's next call.
+
+Each element goes through the record's operations in the record's order, so
+its loss is the record's bit for bit; blocks the kernels do not take apart
+(a NaN, an infinity, a value outside the domain, an overflow) are the
+record's own function. The blocks are larger than
+:data:`~mseplug.backend.numpy.kernels.GENERIC_BLOCK` (fewer Python calls
+per element) but are summed in pieces of that size
+(:attr:`~mseplug.backend.numpy.kernels.BlockKernel.piece`), so the total is
+the one the record's function block by block gives, bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mseplug.backend.numpy.namespace import NAMESPACE
+from mseplug.loss import builtin
+
+Params = tuple[Any, ...]
+Kernel = Callable[[np.ndarray, np.ndarray, Any, Params], np.ndarray]
+
+#: Coefficients of ``x - log1p(x)``'s series, highest first (the record's).
+_SERIES = builtin._SERIES
+_SERIES_BELOW = builtin._SERIES_BELOW
+_TWEEDIE_BELOW = builtin._TWEEDIE_SERIES_BELOW
+
+_local = threading.local()
+
+
+def _buffer(name: str, n: int, dtype: Any) -> np.ndarray:
+    """This thread's buffer ``name`` of ``n`` elements of ``dtype``, reused from block to block:
+    a fresh array of a block's size costs more than the arithmetic on it (new pages)."""
+    found = getattr(_local, "buffers", None)
+    if found is None:
+        found = _local.buffers = {}
+    key = (name, np.dtype(dtype).char)
+    held = found.get(key)
+    if held is None or held.shape[0] < n:
+        held = found[key] = np.empty(max(n, 1 << 10), dtype)
+    return held[:n]
+
+
+def _inputs(t: np.ndarray, p: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.dtype]:
+    """The block in the work dtype, flat and contiguous (as the record's temporaries are: NumPy
+    may pick another loop for strided arrays)."""
+    dtype = np.dtype(dtype)
+    return (np.ascontiguousarray(t, dtype=dtype).reshape(-1),
+            np.ascontiguousarray(p, dtype=dtype).reshape(-1), dtype)
+
+
+def _flat(kernel: Kernel) -> Kernel:
+    """``kernel`` of blocks of any shape (rows of several outputs too): of the flat block, the
+    losses in the block's shape (the losses are elementwise)."""
+    @functools.wraps(kernel)
+    def shaped(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
+        if t.ndim == 1 and p.ndim == 1:
+            return kernel(t, p, dtype, params)
+        shape = np.broadcast_shapes(t.shape, p.shape)
+        t, p = np.broadcast_to(t, shape), np.broadcast_to(p, shape)
+        return kernel(t, p, dtype, params).reshape(shape)
+
+    return shaped
+
+
+def _finite_sum(x: np.ndarray) -> bool:
+    """Whether every element is finite (a finite sum has no inf and no NaN): one fast pass."""
+    return math.isfinite(float(np.add.reduce(x)))
+
+
+def _horner(s: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
+    """``c₀`` then ``c + s·series`` for each later ``c``: the record's loop, in place.
+
+    The record starts from ``c₀ + 0·s``, which is ``c₀`` bit for bit for a finite ``s`` (the
+    elements that take the series), so its first step is ``c₁ + s·c₀``.
+    """
+    series = np.multiply(s, coefficients[0], out=_buffer("series", s.shape[0], s.dtype))
+    series += coefficients[1]
+    for coefficient in coefficients[2:]:
+        series *= s
+        series += coefficient
+    return series
+
+
+def _x_minus_log1p(x: np.ndarray, out: np.ndarray, scratch: np.ndarray, small: np.ndarray
+                   ) -> np.ndarray:
+    """``builtin.x_minus_log1p`` of finite ``x`` into ``out``: ``(s·s)·series(s)`` where
+    ``|x| < 0.1``, ``x - log1p(x)`` elsewhere."""
+    np.less(np.abs(x, out=scratch), _SERIES_BELOW, out=small)
+    return _two_forms(small, x, _direct_x_minus_log1p, _SERIES, out, scratch)
+
+
+def _direct_x_minus_log1p(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    np.log1p(x, out=out)
+    return np.subtract(x, out, out=out)
+
+
+def _two_forms(small: np.ndarray, x: np.ndarray,
+               direct: Callable[[np.ndarray, np.ndarray], np.ndarray],
+               coefficients: tuple[float, ...], out: np.ndarray, scratch: np.ndarray
+               ) -> np.ndarray:
+    """``out = (s·s)·series(s)`` where ``small`` (``s`` the elements of ``x`` there, the series
+    :func:`_horner` of ``coefficients``), ``direct(x)`` elsewhere.
+
+    The series is computed on the elements that take it alone (gathered and scattered by
+    index: boolean indexing costs several times more); the direct form on the whole block
+    when most elements take it, else on those elements alone. ``scratch`` (of ``x``'s size)
+    may be overwritten.
+    """
+    where = np.flatnonzero(small)
+    count = where.shape[0]
+    if 2 * count <= x.shape[0]:
+        direct(x, out)
+    else:
+        far = np.flatnonzero(np.logical_not(small, out=small))
+        if far.shape[0]:
+            part = x.take(far, out=_buffer("part", far.shape[0], x.dtype))
+            out[far] = direct(part, _buffer("direct", far.shape[0], x.dtype))
+    if count:
+        s = x.take(where, out=_buffer("s", count, x.dtype))
+        series = _horner(s, coefficients)
+        square = np.multiply(s, s, out=_buffer("square", count, x.dtype))
+        square *= series
+        out[where] = square
+    return out
+
+
+def _stand_in(t: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The record's ``where(mask, 1, y)``: ``t`` with 1 at the mask's elements (in a buffer),
+    and their indices; ``t`` itself and ``None`` when the mask is empty."""
+    at = np.flatnonzero(where)
+    if not at.shape[0]:
+        return t, None
+    stand_in = _buffer("stand_in", t.shape[0], t.dtype)
+    np.copyto(stand_in, t)
+    stand_in[at] = 1
+    return stand_in, at
+
+
+# -- Poisson ---------------------------------------------------------------------------------
+@_flat
+@np.errstate(divide="ignore", over="ignore", invalid="ignore")
+def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
+    """``builtin.poisson_deviance`` of one block: ``2 y g((ŷ - y) / y)``, ``2 ŷ`` at ``y = 0``."""
+    t, p, dtype = _inputs(t, p, dtype)
+    n = t.shape[0]
+    if not n:
+        return np.empty(0, dtype)
+    x, scratch, small = _buffer("x", n, dtype), _buffer("scratch", n, dtype), _buffer(
+        "small", n, np.bool_)
+    y, zero = t, None
+    if not np.minimum.reduce(t) > 0:  # a zero, a negative value or NaN: the record's stand-in
+        t, zero = _stand_in(t, np.equal(t, 0, out=_buffer("zero", n, np.bool_)))
+    np.subtract(p, t, out=x)
+    x /= t
+    if not _finite_sum(x):  # NaN or inf (an infinite or overflowing ratio): the record
+        return _record(builtin.poisson_deviance, y, p, dtype, params)
+    out = _x_minus_log1p(x, _buffer("out", n, dtype), scratch, small)
+    out *= t
+    if zero is not None:
+        out[zero] = p.take(zero)
+    out *= 2
+    return out
+
+
+# -- Gamma -----------------------------------------------------------------------------------
+@_flat
+@np.errstate(divide="ignore", over="ignore", invalid="ignore")
+def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
+    """``builtin.gamma_deviance`` of one block: ``2 g((y - ŷ) / ŷ)``."""
+    t, p, dtype = _inputs(t, p, dtype)
+    n = t.shape[0]
+    if not n:
+        return np.empty(0, dtype)
+    x, scratch, small = _buffer("x", n, dtype), _buffer("scratch", n, dtype), _buffer(
+        "small", n, np.bool_)
+    np.subtract(t, p, out=x)
+    x /= p
+    if not _finite_sum(x):  # an infinite prediction (the record's other form), NaN, overflow
+        return _record(builtin.gamma_deviance, t, p, dtype, params)
+    out = _x_minus_log1p(x, _buffer("out", n, dtype), scratch, small)
+    out *= 2
+    return out
+
+
+# -- Tweedie ---------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _tweedie_series(power: float) -> tuple[float, ...]:
+    """The record's coefficients ``(bᵏ⁻¹ - aᵏ⁻¹) / k!`` for k = 17 down to 2 (its Horner order)."""
+    a, b = 1 - power, 2 - power
+    factorial = 1.0
+    coefficients = []
+    for k in range(2, 18):
+        factorial *= k
+        coefficients.append((b ** (k - 1) - a ** (k - 1)) / factorial)
+    return tuple(reversed(coefficients))
+
+
+def _expm1_over(c: float, L: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``builtin._expm1_over`` of finite ``L`` away from 0: ``expm1(c L) / c``, ``L`` at ``c = 0``.
+
+    The record adds ``zero·L`` (0 when ``c`` is not 0): ``+ ±0`` changes no nonzero number,
+    and ``expm1(cL) / c`` is not 0 where ``L`` is not (``|c| >= 2⁻⁵³`` when it is not 0).
+    At ``c = 0`` it is ``expm1(±0) / 1 + L``, which is ``L``.
+    """
+    if c == 0:
+        np.copyto(out, L)
+        return out
+    np.multiply(L, c, out=out)
+    np.expm1(out, out=out)
+    out /= c
+    return out
+
+
+@_flat
+@np.errstate(divide="ignore", over="ignore", invalid="ignore")
+def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
+    """``builtin.tweedie_deviance`` of one block (``params``: ``(power,)``)."""
+    t, p, dtype = _inputs(t, p, dtype)
+    n = t.shape[0]
+    power = params[0]
+    if not n:
+        return np.empty(0, dtype)
+    if power == 0:  # the record's normal case: (ŷ - y)·(ŷ - y)
+        out = np.subtract(p, t)
+        return np.multiply(out, out, out=out)
+    if type(power) not in (float, int) or not np.minimum.reduce(p) > 0:
+        return _record(builtin.tweedie_deviance, t, p, dtype, params)  # ŷ <= 0, NaN; a NumPy power
+    a, b = 1 - power, 2 - power
+    y, edge = t, None
+    lowest = np.minimum.reduce(t)
+    if not lowest > 0:
+        # y <= 0 has the record's edge form below power 2 (y >= 0 from 1); else NaN: the record
+        if not ((lowest >= 0 and power < 2) or (lowest == lowest and power < 1)):
+            return _record(builtin.tweedie_deviance, t, p, dtype, params)
+        t, edge = _stand_in(t, np.less_equal(t, 0, out=_buffer("edge", n, np.bool_)))
+    L, scratch, small = _buffer("x", n, dtype), _buffer("scratch", n, dtype), _buffer(
+        "small", n, np.bool_)
+    np.subtract(p, t, out=L)
+    L /= t
+    np.log1p(L, out=L)
+    if not _finite_sum(L):  # ŷ = inf (the record's limit), NaN, overflow: the record
+        return _record(builtin.tweedie_deviance, y, p, dtype, params)
+    np.abs(L, out=scratch)
+    scratch *= abs(a) + abs(b)
+    np.less(scratch, _TWEEDIE_BELOW, out=small)
+
+    def direct(L: np.ndarray, out: np.ndarray) -> np.ndarray:  # (its own buffer for a part)
+        spare = scratch if out.shape[0] == n else _buffer("spare", out.shape[0], dtype)
+        _expm1_over(b, L, out)
+        out -= _expm1_over(a, L, spare)
+        return out
+
+    h = _two_forms(small, L, direct, _tweedie_series(power), _buffer("h", n, dtype),
+                   scratch)
+    out = _buffer("out", n, dtype)
+    np.copyto(out, t)
+    out **= b  # ndarray's power (sqrt at b = 0.5...), as the record's t ** b
+    out *= 2
+    out *= h
+    if edge is not None:
+        # 2 (ŷᵇ / b - linear), linear = 0 at y = 0, else y ŷᵃ / a (a and b 1 where they are 0)
+        ys, ps = y.take(edge), p.take(edge)
+        linear = np.where(ys == 0, dtype.type(0), ys * ps ** a / (a + (a == 0) * 1.0))
+        out[edge] = 2 * (ps ** b / (b + (b == 0) * 1.0) - linear)
+    return out
+
+
+def _record(function: Any, t: np.ndarray, p: np.ndarray, dtype: np.dtype, params: Params
+            ) -> np.ndarray:
+    """The record's own function on a block the kernels do not take apart."""
+    return np.asarray(function(NAMESPACE, t, p, *params))
