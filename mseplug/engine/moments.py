@@ -12,7 +12,7 @@ Array API, so it traces under ``jax.jit`` and torch and JAX differentiate it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mseplug._typing import Array, Namespace
@@ -82,7 +82,19 @@ def element_weights(xp: Namespace, c: Columns, keep: Array | None, like: Array) 
     return weight
 
 
-def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | None) -> Named:
+#: ``quantile_of(xp, term, weight, level)``: :func:`~mseplug.loss.statistics.quantile` with
+#: ``weight`` ``None`` for unit weights (a backend may select where the generic one sorts).
+QuantileOf = Callable[[Namespace, Array, "Array | None", float], Array]
+
+
+def unit_or_weighted_quantile(xp: Namespace, term: Array, weight: Array | None, level: float
+                              ) -> Array:
+    """:func:`~mseplug.loss.statistics.quantile`, with unit weights where ``weight`` is ``None``."""
+    return quantile(xp, term, xp.ones_like(term) if weight is None else weight, level)
+
+
+def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | None, *,
+                    quantile_of: QuantileOf = unit_or_weighted_quantile) -> Named:
     """The named statistics of one part (``c`` in the widest float), each of shape ``(K,)``.
 
     ``keep`` (``nan_policy="omit"``) leaves elements out: their weight is 0 and
@@ -111,8 +123,8 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
             stats[part.name] = (xp.max(masked, axis=0) if n else xp.zeros_like(stats["weight"])
                                 - float("inf"))
         elif isinstance(part, Quantile):  # of all the part's samples at once (one call only)
+            q = quantile_of(xp, term, weight, part.level)
             every = xp.ones_like(term) if weight is None else weight
-            q = quantile(xp, term, every, part.level)
             stats[part.name] = q
             stats[f"{part.name}.deviation"] = pinball_deviation(xp, term, every, q, part.level)
         elif isinstance(part, Centred):

@@ -22,13 +22,13 @@ import numpy as np
 from mseplug._typing import Array, DType, Namespace
 from mseplug.backend.numpy import kernels, walk
 from mseplug.backend.numpy import statistics as _statistics
+from mseplug.engine import moments
 from mseplug.engine import overflow as _overflow
 from mseplug.engine.backend import Backend, plain_options
 from mseplug.engine.checks import Checked
 from mseplug.engine.columns import Columns
 from mseplug.engine.finalize import finalize_grand
 from mseplug.engine.kernels import loss_statistics, loss_value_and_grad
-from mseplug.engine.moments import spec_of
 from mseplug.loss.options import Options
 from mseplug.loss.record import Bound, Loss
 
@@ -224,11 +224,13 @@ class NumpyBackend(Backend):
                         ) -> dict[str, Array]:
         """Blocked, one read of the inputs, threaded for large ones (see
         :mod:`mseplug.backend.numpy.statistics`); empty inputs and quantiles take the generic
-        definition."""
-        spec = spec_of(options)
+        definition, a median of unit weights by selection
+        (:func:`~mseplug.backend.numpy.statistics.median_by_selection`)."""
+        spec = moments.spec_of(options)
         if _statistics.supported(spec, c):
             return _statistics.part_statistics(spec, c, keep)
-        return super().part_statistics(options, c, keep)
+        return moments.part_statistics(c.xp, options, c, keep,
+                                       quantile_of=_statistics.median_by_selection)
 
     def grand_value(self, options: Options, c: Columns, params: tuple[Any, ...]
                     ) -> tuple[Any, Any]:
