@@ -244,7 +244,7 @@ class TorchBackend(Backend):
             return None
         w = weight if weight.dtype is y_pred.dtype else weight.to(y_pred.dtype)
         total_weight = w.sum()  # checked here, and the mean's divisor
-        if y_pred.device.type == "cpu":
+        if y_pred.is_cpu:
             if not K.host_checks_possible(w):
                 return None  # compiling or batched: the engine's path
             total, minimum = total_weight.item(), w.min().item()
@@ -277,8 +277,9 @@ class TorchBackend(Backend):
         device sync), while compiling and under ``torch.func``, where inf stays silent.
         """
         if (
-            value.is_cpu
-            and K.host_checks_possible(value)
+            value.is_cpu  # so not meta: K.host_checks_possible's other two conditions
+            and not K.is_compiling()
+            and not K.functorch_wrapped(value)
             and (math.isinf(value.item()) if value.ndim == 0 else bool(torch.isinf(value).any()))
             and not bool(torch.isinf(y_true).any())
             and not bool(torch.isinf(y_pred).any())

@@ -228,12 +228,13 @@ def host_checks_possible(x: Tensor) -> bool:
     ``fullgraph=True``), not on functorch-wrapped tensors (``vmap`` cannot read
     a batched value) and not on the data-less ``meta`` device.
     """
-    return not (is_compiling() or x.is_meta or _functorch_wrapped(x))
+    return not (is_compiling() or x.is_meta or functorch_wrapped(x))
 
 
 is_compiling: Callable[[], bool] = getattr(torch.compiler, "is_compiling", lambda: False)
 
 
-_functorch_wrapped: Callable[[Tensor], bool] = getattr(
+#: Whether ``x`` is a ``torch.func`` (vmap, grad) wrapper, whose values cannot be read.
+functorch_wrapped: Callable[[Tensor], bool] = getattr(
     torch._C._functorch, "is_functorch_wrapped_tensor", lambda x: False
 )
