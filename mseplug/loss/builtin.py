@@ -150,7 +150,16 @@ def poisson_deviance(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
     the prediction is close, where the direct form cancels."""
     zero = y_true == 0  # (NaN is not zero: it stays NaN)
     t = xp.where(zero, xp.ones_like(y_true), y_true)  # no division by a zero target
-    return 2 * xp.where(zero, y_pred, t * x_minus_log1p(xp, (y_pred - t) / t))
+    x = (y_pred - t) / t
+    return 2 * xp.where(zero, y_pred, t * xp.where(x == -1, x + _log_ratio(xp, t, y_pred),
+                                                   x_minus_log1p(xp, x)))
+
+
+def _log_ratio(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
+    """``log(y / ŷ)`` as ``log y - log ŷ``: where ``ŷ`` is below ``y·2⁻⁵³``, ``1 + (ŷ - y) / y``
+    rounds to 0 and ``log1p`` of it is ``-inf`` (a deviance of inf or NaN where scikit-learn's
+    is finite), and ``ŷ / y`` may underflow; apart, both logs are finite."""
+    return xp.log(y_true) - xp.log(y_pred)
 
 
 def poisson_deviance_derivative(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
@@ -244,7 +253,8 @@ def tweedie_deviance(xp: Namespace, y_true: Array, y_pred: Array, power: float) 
     safe_pred = xp.where((y_pred > 0) & ~far, y_pred, xp.ones_like(y_pred))
     # y > 0: 2 yᵇ h(L)
     t = xp.where(positive, y_true, xp.ones_like(y_true))
-    L = xp.log1p((safe_pred - t) / t)
+    ratio = (safe_pred - t) / t
+    L = xp.where(ratio == -1, -_log_ratio(xp, t, safe_pred), xp.log1p(ratio))
     small = xp.abs(L) * (abs(a) + abs(b)) < _TWEEDIE_SERIES_BELOW
     s = xp.where(small, L, xp.zeros_like(L))
     series = 0 * s

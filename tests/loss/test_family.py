@@ -295,3 +295,31 @@ def test_keras_anchors_msle_mape_and_the_poisson_gradient(rng) -> None:
     np.testing.assert_allclose(per_row("poisson_deviance", y_true, y_pred),
                                2 * np.asarray(keras["poisson_rows"])
                                + 2 * (xlogy - y_true).mean(axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "anchor", "params"), [
+    ("poisson_deviance", "mean_poisson_deviance", {}),
+    ("gamma_deviance", "mean_gamma_deviance", {}),
+    ("tweedie_deviance", "mean_tweedie_deviance", {"power": 1.0}),
+    ("tweedie_deviance", "mean_tweedie_deviance", {"power": 1.5}),
+    ("tweedie_deviance", "mean_tweedie_deviance", {"power": 3.0}),
+])
+@pytest.mark.parametrize("tiny", [1e-17, 1e-300])
+def test_a_prediction_far_below_its_target_is_scikit_learns_deviance(name, anchor, params,
+                                                                      tiny) -> None:
+    """ŷ below y·2⁻⁵³: 1 + (ŷ - y)/y rounds to 0, and log1p of it was -inf (Poisson: inf, Tweedie:
+    NaN where scikit-learn is finite). On NumPy (one element, and a long input through the
+    native kernels) and torch."""
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    torch = pytest.importorskip("torch")
+    y, p = np.array([1.0, 2.0, 3.0]), np.array([tiny, 2.5, 3.0])
+    with np.errstate(over="ignore"):  # scikit-learn's ŷ^(1-p) at power 3 overflows to its inf
+        expected = getattr(sklearn_metrics, anchor)(y, p, **params)
+    function = mseplug.get_loss(name)
+    for y_true, y_pred in ((y, p), (torch.tensor(y), torch.tensor(p)),
+                           (np.tile(y, 40_000), np.tile(p, 40_000))):
+        if np.isinf(expected):  # beyond float64 there too: inf, with the overflow warning
+            with pytest.warns(mseplug.LossOverflowWarning):
+                assert np.isinf(float(function(y_true, y_pred, **params)))
+        else:
+            assert float(function(y_true, y_pred, **params)) == pytest.approx(expected, rel=1e-13)

@@ -168,7 +168,8 @@ def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
         t, zero = _stand_in(t, np.equal(t, 0, out=_buffer("zero", n, np.bool_)))
     np.subtract(p, t, out=x)
     x /= t
-    if not _finite_sum(x):  # NaN or inf (an infinite or overflowing ratio): the record
+    if not _finite_sum(x) or not np.minimum.reduce(x) > -1:
+        # NaN or inf (an infinite or overflowing ratio), or ŷ below y·2⁻⁵³: the record
         return _record(builtin.poisson_deviance, y, p, dtype, params)
     out = _x_minus_log1p(x, _buffer("out", n, dtype), scratch, small)
     out *= t
