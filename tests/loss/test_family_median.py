@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
-from libraries import installed_backends
+from libraries import as_library, as_numpy, installed_backends
 
 import mseplug
 from mseplug.loss.statistics import Quantile, Statistics, Sum, decomposable, layout
@@ -42,28 +42,11 @@ def _sklearn(name: str, y, p, **options) -> np.ndarray:
     return np.asarray(getattr(sklearn_metrics, SKLEARN[name])(y, p, **options), np.float64)
 
 
-def _as(library: str, x, dtype: str = "float64"):
-    x = np.asarray(x, dtype)
-    if library == "numpy":
-        return x
-    if library == "torch":
-        import torch
-        return torch.tensor(x)
-    if library == "jax":
-        import jax.numpy as jnp
-        return jnp.asarray(x)
-    if library == "array_api_strict":
-        import array_api_strict
-        return array_api_strict.asarray(x)
-    if library == "dask":
-        import dask.array as da
-        return da.from_array(x, chunks=5)
-    raise AssertionError(library)
+def _as(library: str, x):
+    return as_library(library, x, chunks=5)
 
 
-def _numpy(value) -> np.ndarray:
-    value = value.compute() if hasattr(value, "compute") else value
-    return np.asarray(value.detach() if hasattr(value, "detach") else value, np.float64)
+_numpy = as_numpy
 
 
 # -- values against scikit-learn ----------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from libraries import installed_backends
+from libraries import as_library, as_numpy, installed_backends
 
 import mseplug
 from mseplug.loss.statistics import Centred, Statistics, Sum, layout
@@ -25,26 +25,10 @@ def _data(seed: int = 3, n: int = 40, k: int = 3):
 
 
 def _as(library: str, x):
-    if library == "numpy":
-        return np.asarray(x)
-    if library == "torch":
-        import torch
-        return torch.tensor(x)
-    if library == "jax":
-        import jax.numpy as jnp
-        return jnp.asarray(x)
-    if library == "array_api_strict":
-        import array_api_strict
-        return array_api_strict.asarray(x)
-    if library == "dask":
-        import dask.array as da
-        return da.from_array(np.asarray(x), chunks=7)
-    raise AssertionError(library)
+    return as_library(library, x, chunks=7)
 
 
-def _numpy(value) -> np.ndarray:
-    value = value.compute() if hasattr(value, "compute") else value
-    return np.asarray(value.detach() if hasattr(value, "detach") else value, np.float64)
+_numpy = as_numpy
 
 
 LIBRARIES = [*installed_backends(), "dask"]

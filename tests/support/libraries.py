@@ -48,3 +48,34 @@ class Lib:
         if self.name == "array_api_strict":
             return np.asarray(x._array) if hasattr(x, "_array") else np.from_dlpack(x)
         return np.asarray(x, dtype=np.float64)
+
+
+def as_library(library: str, x: Any, *, chunks: int) -> Any:
+    """``x`` (NumPy, kept in its dtype) as an array of ``library``: a backend's, or a Dask array
+    in row chunks of ``chunks``."""
+    x = np.asarray(x)
+    if library == "numpy":
+        return x
+    if library == "torch":
+        import torch
+
+        return torch.tensor(x)
+    if library == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(x)
+    if library == "array_api_strict":
+        import array_api_strict
+
+        return array_api_strict.asarray(x)
+    if library == "dask":
+        import dask.array as da
+
+        return da.from_array(x, chunks=chunks)
+    raise AssertionError(library)
+
+
+def as_numpy(value: Any) -> np.ndarray:
+    """A result of any library (a Dask one computed, a torch one detached) in float64 NumPy."""
+    value = value.compute() if hasattr(value, "compute") else value
+    return np.asarray(value.detach() if hasattr(value, "detach") else value, np.float64)
