@@ -56,6 +56,12 @@ def _buffer(name: str, n: int, dtype: Any) -> np.ndarray:
     return held[:n]
 
 
+def _ratio_buffers(n: int, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every kernel's three: the ratio (or its log), a scratch row, and where the series is
+    taken."""
+    return _buffer("x", n, dtype), _buffer("scratch", n, dtype), _buffer("small", n, np.bool_)
+
+
 def _inputs(t: np.ndarray, p: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.dtype]:
     """The block in the work dtype, flat and contiguous (as the record's temporaries are: NumPy
     may pick another loop for strided arrays)."""
@@ -161,8 +167,7 @@ def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
     n = t.shape[0]
     if not n:
         return np.empty(0, dtype)
-    x, scratch, small = _buffer("x", n, dtype), _buffer("scratch", n, dtype), _buffer(
-        "small", n, np.bool_)
+    x, scratch, small = _ratio_buffers(n, dtype)
     y, zero = t, None
     if not np.minimum.reduce(t) > 0:  # a zero, a negative value or NaN: the record's stand-in
         t, zero = _stand_in(t, np.equal(t, 0, out=_buffer("zero", n, np.bool_)))
@@ -188,8 +193,7 @@ def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarra
     n = t.shape[0]
     if not n:
         return np.empty(0, dtype)
-    x, scratch, small = _buffer("x", n, dtype), _buffer("scratch", n, dtype), _buffer(
-        "small", n, np.bool_)
+    x, scratch, small = _ratio_buffers(n, dtype)
     np.subtract(t, p, out=x)
     x /= p
     if not _finite_sum(x):  # an infinite prediction (the record's other form), NaN, overflow
@@ -250,8 +254,7 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
         if not ((lowest >= 0 and power < 2) or (lowest == lowest and power < 1)):
             return _record(builtin.tweedie_deviance, t, p, dtype, params)
         t, edge = _stand_in(t, np.less_equal(t, 0, out=_buffer("edge", n, np.bool_)))
-    L, scratch, small = _buffer("x", n, dtype), _buffer("scratch", n, dtype), _buffer(
-        "small", n, np.bool_)
+    L, scratch, small = _ratio_buffers(n, dtype)
     np.subtract(p, t, out=L)
     L /= t
     np.log1p(L, out=L)
