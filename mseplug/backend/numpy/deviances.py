@@ -70,16 +70,22 @@ def _inputs(t: np.ndarray, p: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.nd
             np.ascontiguousarray(p, dtype=dtype).reshape(-1), dtype)
 
 
-def _flat(kernel: Kernel) -> Kernel:
-    """``kernel`` of blocks of any shape (rows of several outputs too): of the flat block, the
-    losses in the block's shape (the losses are elementwise)."""
+def _block_kernel(kernel: Kernel) -> Kernel:
+    """``kernel`` of blocks of any shape (rows of several outputs too), written for one flat,
+    contiguous, non-empty block in the work dtype (:func:`_inputs`), with NumPy's warnings
+    off (an overflow is inf, as the record's); the losses come back in the block's shape
+    (they are elementwise)."""
+    quiet = np.errstate(divide="ignore", over="ignore", invalid="ignore")(kernel)
+
     @functools.wraps(kernel)
     def shaped(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
-        if t.ndim == 1 and p.ndim == 1:
-            return kernel(t, p, dtype, params)
-        shape = np.broadcast_shapes(t.shape, p.shape)
-        t, p = np.broadcast_to(t, shape), np.broadcast_to(p, shape)
-        return kernel(t, p, dtype, params).reshape(shape)
+        shape = None
+        if not (t.ndim == 1 and p.ndim == 1):
+            shape = np.broadcast_shapes(t.shape, p.shape)
+            t, p = np.broadcast_to(t, shape), np.broadcast_to(p, shape)
+        t, p, dtype = _inputs(t, p, dtype)
+        losses = quiet(t, p, dtype, params) if t.shape[0] else np.empty(0, dtype)
+        return losses if shape is None else losses.reshape(shape)
 
     return shaped
 
@@ -159,14 +165,10 @@ def _stand_in(t: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray 
 
 
 # -- Poisson ---------------------------------------------------------------------------------
-@_flat
-@np.errstate(divide="ignore", over="ignore", invalid="ignore")
+@_block_kernel
 def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
     """``builtin.poisson_deviance`` of one block: ``2 y g((ŷ - y) / y)``, ``2 ŷ`` at ``y = 0``."""
-    t, p, dtype = _inputs(t, p, dtype)
     n = t.shape[0]
-    if not n:
-        return np.empty(0, dtype)
     x, scratch, small = _ratio_buffers(n, dtype)
     y, zero = t, None
     if not np.minimum.reduce(t) > 0:  # a zero, a negative value or NaN: the record's stand-in
@@ -185,14 +187,10 @@ def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
 
 
 # -- Gamma -----------------------------------------------------------------------------------
-@_flat
-@np.errstate(divide="ignore", over="ignore", invalid="ignore")
+@_block_kernel
 def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
     """``builtin.gamma_deviance`` of one block: ``2 g((y - ŷ) / ŷ)``."""
-    t, p, dtype = _inputs(t, p, dtype)
     n = t.shape[0]
-    if not n:
-        return np.empty(0, dtype)
     x, scratch, small = _ratio_buffers(n, dtype)
     np.subtract(t, p, out=x)
     x /= p
@@ -232,15 +230,11 @@ def _expm1_over(c: float, L: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-@_flat
-@np.errstate(divide="ignore", over="ignore", invalid="ignore")
+@_block_kernel
 def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
     """``builtin.tweedie_deviance`` of one block (``params``: ``(power,)``)."""
-    t, p, dtype = _inputs(t, p, dtype)
     n = t.shape[0]
     power = params[0]
-    if not n:
-        return np.empty(0, dtype)
     if power == 0:  # the record's normal case: (ŷ - y)·(ŷ - y)
         out = np.subtract(p, t)
         return np.multiply(out, out, out=out)
