@@ -143,7 +143,19 @@ def _report(headline: str, processes: list[Any], out: Path, lines: int = 60) -> 
 def _rank_main(rank: int, world: int, init_method: str, out: str,
                work: Callable[..., Any], rank_timeout: float) -> None:
     """One rank: its output to ``rank<N>.log``, crash and hang reports, the gloo group,
-    ``work``, its result, then an orderly exit."""
+    ``work``, its result, then an exit that skips the interpreter's teardown.
+
+    Why the last step: once a model has been wrapped in ``DistributedDataParallel``,
+    torch 2.13 keeps references to the default group that ``destroy_process_group`` does
+    not drop, so the group's gloo threads outlive it. When the main thread reaches
+    ``Py_FinalizeEx`` while one of those threads is still releasing the last collective's
+    work, that release needs the GIL (the work's thread-local state holds a Python object),
+    CPython ends the thread with ``pthread_exit`` during finalization, and its unwinding
+    through a ``noexcept`` destructor is ``std::terminate``: "terminate called without an
+    active exception", SIGABRT, after the rank printed "done" (about one launch in 60 here;
+    the core's stacks show it). With its result written and its output flushed, the rank
+    leaves with ``os._exit(0)``: nothing is left to do that the teardown could lose.
+    """
     with open(Path(out, f"rank{rank}.log"), "ab", buffering=0) as log:
         os.dup2(log.fileno(), 1)  # C++ messages (terminate, gloo) and Python's prints alike
         os.dup2(log.fileno(), 2)
@@ -171,6 +183,8 @@ def _rank_main(rank: int, world: int, init_method: str, out: str,
     Path(out, f"rank{rank}.json").write_text(json.dumps(result))
     faulthandler.cancel_dump_traceback_later()
     print(f"rank {rank}: done", flush=True)
+    sys.stderr.flush()
+    os._exit(0)  # not the interpreter's teardown: see the docstring
 
 
 def measure(rank: int, world: int, out: str) -> dict[str, Any]:
