@@ -1,7 +1,10 @@
 # Both README commands work on a fresh clone: each builds what it needs in .venv.
 #   make demo   the runtime extras only (mseplug[all]: torch, JAX, scikit-learn, Dask, pyarrow)
 #   make test   adds the dev, docs and engines extras to the same .venv (tests, linters, MkDocs,
-#               Spark and Ray for their guides), then runs everything CI runs
+#               Spark and Ray for their guides), then the linters, every test not marked
+#               `slow`, and the site
+#   make test-slow  the tests marked `slow` (launches of real processes, the longest
+#               property runs); CI runs it after `make test`
 # constraints.txt pins the CPU build of torch for every install, so no multi-GB CUDA build is
 # pulled in.
 PYTHON ?= python3
@@ -13,7 +16,7 @@ RUNTIME := $(VENV)/.installed-runtime
 export RAY_USAGE_STATS_ENABLED := 0
 DEVELOP := $(VENV)/.installed-develop
 
-.PHONY: demo test bench bench-json docs docs-site clean
+.PHONY: demo test test-slow bench bench-json docs docs-site clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +34,16 @@ demo: $(RUNTIME)
 
 # pytest fails the target on any failure and on exit code 5 ("no tests ran") alike: make stops
 # on every non-zero status. Warnings are errors unless pyproject.toml allows them by name.
+# `make test` leaves out the tests marked `slow` (so it stays near ten minutes on two cores);
+# `make test-slow` runs exactly those, and CI runs both.
 test: $(DEVELOP)
 	$(BIN)/ruff check mseplug tests benchmarks docs
 	$(BIN)/mypy mseplug
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -m "not slow"
 	$(MAKE) --no-print-directory docs-site
+
+test-slow: $(DEVELOP)
+	$(BIN)/python -m pytest -q --durations=15 -m slow
 
 # The site in site/: figures drawn from mseplug (docs/make_figures.py), then MkDocs with --strict,
 # so a broken link, a bad docstring or a missing page fails. The benchmark charts and the measured
