@@ -32,6 +32,7 @@ def rows() -> list[Row]:
     return measured
 
 
+@pytest.mark.slow  # a full run of the bench, at a tiny size
 def test_every_installed_backend_has_rows(rows: list[Row]) -> None:
     expected = {name for name, module in BACKENDS.items() if importlib.util.find_spec(module)}
     assert {row.backend for row in rows} == expected
@@ -43,6 +44,7 @@ def test_every_installed_backend_has_rows(rows: list[Row]) -> None:
         assert all("jit" in row.case for row in rows if row.backend == "jax")
 
 
+@pytest.mark.slow  # a full run of the bench, at a tiny size
 def test_rows_are_in_the_shared_json_format(rows: list[Row]) -> None:
     report = json.loads(json.dumps(_bench.report(rows, TINY, [])))
     assert set(report) == {"mseplug", "machine", "date", "repeat", "rows", "scaling"}
@@ -86,6 +88,7 @@ def test_one_timing_helper_for_the_bench_and_every_benchmark_script() -> None:
         assert "perf_counter" not in source and "import timeit" not in source, script.name
 
 
+@pytest.mark.slow  # a full run of the bench, at a tiny size
 def test_run_json_prints_one_object_with_scaling_and_the_table_to_stderr(
         monkeypatch, capsys, tmp_path: Path) -> None:
     from mseplug.cli import bench_scaling as _bench_scaling
@@ -113,6 +116,7 @@ def test_run_json_prints_one_object_with_scaling_and_the_table_to_stderr(
     assert table.count("\n") == 5 and "numpy (mseplug / anchor)" in table
 
 
+@pytest.mark.slow  # a full run of the bench, at a tiny size
 def test_every_goal_is_applied_by_a_row_and_every_row_goal_is_listed(rows: list[Row]) -> None:
     """The goals of :data:`GOALS` are the ones the rows check (at the goals' size), no others."""
     from mseplug.cli import bench_cases as _bench_cases
@@ -150,6 +154,7 @@ FAMILY = {"msle", "rmsle", "mape", "poisson_deviance", "gamma_deviance", "tweedi
           "explained_variance", "max_error"}
 
 
+@pytest.mark.slow  # a full run of the bench, at a tiny size
 def test_family_rows_time_each_metric_against_scikit_learn_and_agree_with_it(rows) -> None:
     """One row per built-in with a scikit-learn function (the family, and the losses before it),
     on the same float64 data, its value within 1e-12 relative of scikit-learn's, its goal

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from loss_table import NAMES
 
 from mseplug.cli import demo as _demo
@@ -21,6 +22,7 @@ def test_aligned_rechunks_streams_of_different_sizes() -> None:
     assert np.concatenate([y for _, y in pairs]).tolist() == list(range(10))
 
 
+@pytest.mark.slow  # the whole demo in a fresh interpreter (make demo runs it too)
 def test_python_m_mseplug_demo_prints_the_table() -> None:
     result = subprocess.run([sys.executable, "-m", "mseplug", "demo"], capture_output=True,
                             text=True, timeout=300)

@@ -23,6 +23,7 @@ from loss_table import NAMES, in_domain, skip_if_refused
 import mseplug
 
 
+@pytest.mark.slow  # every backend on every drawn case
 @settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=cases())

@@ -29,6 +29,14 @@ import mseplug
 N_THREADS = 8
 
 
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) if name == "jax" else name
+                        for name in installed_backends()])
+def backend(request: pytest.FixtureRequest) -> Lib:
+    """The shared ``backend`` fixture, with JAX's cases marked ``slow``: JAX compiles a kernel
+    for each combination of options, about 20 s a case."""
+    return Lib(request.param)
+
+
 def option_grid(n_outputs: int, full: bool = True) -> Iterator[dict[str, Any]]:
     """Every loss x reduction x nan_policy x multioutput mode, with and without sample weights.
 

@@ -20,6 +20,7 @@ import pytest
 import mseplug
 
 pytest.importorskip("jax")
+pytestmark = pytest.mark.slow  # one subprocess compiling every case for 4 devices
 
 ALL_LOSSES = (*mseplug.losses(), cases.CAUCHY)
 WORKER = Path(__file__).parents[1] / "support" / "distributed_jax_worker.py"
@@ -34,7 +35,6 @@ def measured() -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("option", cases.OPTIONS)
 @pytest.mark.parametrize("loss", ALL_LOSSES)
 def test_shard_map_psum_of_statistics_is_exact(measured, loss, option) -> None:
@@ -48,7 +48,6 @@ def test_shard_map_psum_of_statistics_is_exact(measured, loss, option) -> None:
     assert found["finite_gradient"] and found["sharded_gradient"] == 4
 
 
-@pytest.mark.slow
 def test_pmap_psum_is_exact_and_a_naive_mean_is_not(measured) -> None:
     assert measured["pmap"] < 1e-12
     assert measured["naive_pmean_rmse"] > 0.01  # what the statistics are for
