@@ -252,6 +252,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # Keras starts in a subprocess
 def test_keras_anchors_msle_mape_and_the_poisson_gradient(rng) -> None:
     """Keras' MSLE is msle of values clipped at 1e-7; its MAPE is 100 times mape with epsilon
     1e-7; its Poisson loss ŷ - y log ŷ is half the deviance minus a term of y alone, so

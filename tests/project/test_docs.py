@@ -355,7 +355,14 @@ def test_each_yes_of_the_comparison_links_a_test_that_exists() -> None:
 
 
 # -- every page ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", pages_with_code(), ids=_id)
+def page_cases() -> list[Any]:
+    """Each page with code; the distributed guides (a local Spark, Ray, Dask cluster or gloo
+    ranks, started by the page) are marked ``slow``."""
+    return [pytest.param(p, marks=pytest.mark.slow) if p.name.startswith("distributed-") else p
+            for p in pages_with_code()]
+
+
+@pytest.mark.parametrize("path", page_cases(), ids=_id)
 def test_page_code_runs(path: Path, tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     code, starts = script(text)
