@@ -1,7 +1,8 @@
 """What the NumPy backend's native kernels of a loss of the pair share.
 
 A native kernel of a loss of the pair (the deviances in
-:mod:`~mseplug.backend.numpy.deviances`) takes one block of targets and
+:mod:`~mseplug.backend.numpy.deviances`, the relative errors in
+:mod:`~mseplug.backend.numpy.relative`) takes one block of targets and
 predictions and returns their losses. It is written for one flat, contiguous,
 non-empty block in the work dtype (:func:`block_kernel` makes it one), and
 works in buffers each thread reuses from block to block (:func:`buffer`: a
