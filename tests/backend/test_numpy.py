@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import mseplug
-from mseplug.backend.numpy import kernels
+from mseplug.backend.numpy import deviances, kernels
 from mseplug.backend.numpy import walk as blocks
 
 
@@ -346,3 +346,20 @@ def test_relative_kernels_are_the_record_on_any_floats(data) -> None:
         expected = np.asarray(record.pointwise(kernels.NAMESPACE, y, p, params))
     ours = kernels.kernel_for(record).pair(y, p, dtype, params)
     assert _same_bits(ours, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("coefficients", [
+    deviances._SERIES, deviances._tweedie_series(1.5), deviances._tweedie_series(3.0),
+    (0.0, 0.0, 2.0, 0.0, -1.0, 0.0, 0.5), (0.0, 0.0, 0.0), (0.0, 0.0, 3.0), (1.0, -2.0, 0.0),
+    (0.0, 1e-50, 0.0, 1.0)])
+def test_horner_is_the_records_loop_bit_for_bit(coefficients, dtype) -> None:
+    """The kernels' Horner (zero coefficients not added, leading ones skipped) is the record's
+    ``series = 0·s; series = c + s·series`` bit for bit, the sign of a zero too."""
+    rng = np.random.default_rng(3)
+    s = (rng.uniform(-0.2, 0.2, 4_000) * 10.0 ** rng.integers(-30, 1, 4_000)).astype(dtype)
+    s[:6] = [0.0, -0.0, 1e-45, -1e-45, 0.1, -0.1]
+    expected = 0 * s
+    for coefficient in coefficients:
+        expected = coefficient + s * expected
+    assert _same_bits(deviances._horner(s, coefficients).copy(), expected)

@@ -52,13 +52,25 @@ def _horner(s: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
     """``c₀`` then ``c + s·series`` for each later ``c``: the record's loop, in place.
 
     The record starts from ``c₀ + 0·s``, which is ``c₀`` bit for bit for a finite ``s`` (the
-    elements that take the series), so its first step is ``c₁ + s·c₀``.
+    elements that take the series), so its first step is ``c₁ + s·c₀``. A coefficient of 0
+    (Tweedie's every other one at power 1.5, where ``a = -b``) is not added: ``0 + v`` is ``v``
+    but for ``v = -0``, whose sign the next nonzero coefficient's step ``c + s·(±0) = c``
+    forgets; so the record's series bit for bit, with the last coefficient always added and
+    leading zeros skipped (``c + s·(±0)`` is ``c``).
     """
-    series = np.multiply(s, coefficients[0], out=buffer("series", s.shape[0], s.dtype))
-    series += coefficients[1]
-    for coefficient in coefficients[2:]:
-        series *= s
-        series += coefficient
+    series = buffer("series", s.shape[0], s.dtype)
+    first = next((i for i, c in enumerate(coefficients) if c), len(coefficients) - 1)
+    rest = coefficients[first + 1:]
+    if not rest:  # the last coefficient alone (c + s·(±0) = c, +0 for c = 0)
+        series.fill(coefficients[-1])
+        return series
+    np.multiply(s, coefficients[first], out=series)
+    last = len(rest) - 1
+    for i, coefficient in enumerate(rest):
+        if i:
+            series *= s
+        if coefficient or i == last:
+            series += coefficient
     return series
 
 
@@ -87,12 +99,12 @@ def _two_forms(small: np.ndarray, x: np.ndarray,
     when most elements take it, else on those elements alone. ``scratch`` (of ``x``'s size)
     may be overwritten.
     """
-    where = np.flatnonzero(small)
+    where = small.nonzero()[0]  # (flatnonzero's ravel costs more than it does here)
     count = where.shape[0]
     if 2 * count <= x.shape[0]:
         direct(x, out)
     else:
-        far = np.flatnonzero(np.logical_not(small, out=small))
+        far = np.logical_not(small, out=small).nonzero()[0]
         if far.shape[0]:
             part = x.take(far, out=buffer("part", far.shape[0], x.dtype))
             out[far] = direct(part, buffer("direct", far.shape[0], x.dtype))
@@ -208,7 +220,9 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
     if not _finite_sum(L):  # ŷ = inf (the record's limit), NaN, overflow: the record
         return record(builtin.tweedie_deviance, y, p, params)
     np.abs(L, out=scratch)
-    scratch *= abs(a) + abs(b)
+    scale = abs(a) + abs(b)
+    if scale != 1:  # (1 for every power in [1, 2]: x·1 is x)
+        scratch *= scale
     np.less(scratch, _TWEEDIE_BELOW, out=small)
 
     def direct(L: np.ndarray, out: np.ndarray) -> np.ndarray:  # (its own buffer for a part)
