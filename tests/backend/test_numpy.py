@@ -14,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 import mseplug
 from mseplug.backend.numpy import deviances, kernels
 from mseplug.backend.numpy import walk as blocks
+from mseplug.loss import builtin
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -91,16 +92,17 @@ def _same_bits(ours: np.ndarray, theirs: np.ndarray) -> bool:
     return bool(np.all(nan | bits))
 
 
-def _deviance_data(loss: str, params: tuple, n: int, seed: int, dtype: type, special: bool
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Targets in the loss's domain, predictions close to them (|ŷ/y - 1| < 0.1: the series)
-    or far; zeros in y where the domain has them, negative y below power 0; with ``special``
-    infinities, NaN, tiny and huge values here and there (blocks the kernels leave to the
-    record)."""
+def _deviance_data(loss: str, params: tuple, n: int, seed: int, dtype: type, special: bool,
+                   *, share: float = 0.5, near: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Targets in the loss's domain, predictions close to them (``share`` of them, with
+    |ŷ/y - 1| < ``near``: the series) or far; zeros in y where the domain has them, negative
+    y below power 0; with ``special`` infinities, NaN, tiny and huge values here and there
+    (blocks the kernels leave to the record)."""
     rng = np.random.default_rng(seed)
     y = rng.uniform(0.01, 5.0, n) * np.exp(rng.normal(0.0, 1.0, n))
-    close = rng.random(n) < 0.5
-    p = np.where(close, y * rng.uniform(0.9, 1.1, n), y * np.exp(rng.normal(0.0, 2.0, n)))
+    close = rng.random(n) < share
+    p = np.where(close, y * rng.uniform(1 - near, 1 + near, n),
+                 y * np.exp(rng.normal(0.0, 2.0, n)))
     power = params[0] if params else (1.0 if loss == "poisson_deviance" else 2.0)
     if power < 2:
         y[rng.random(n) < 0.05] = 0.0
@@ -127,9 +129,10 @@ def test_deviance_kernels_are_the_record_element_by_element(loss, params, dtype)
     record = mseplug.get_loss(loss).loss
     native = kernels.kernel_for(record)
     assert native is kernels.NATIVE[record.elementwise] and native.pair is not None
-    for seed in range(3):
+    for seed, share in ((0, 0.5), (1, 0.5), (2, 0.5), (3, 0.97)):  # (0.97: the whole block's series)
         for special in (False, True):
-            y, p = _deviance_data(loss, params, 20_000, seed, dtype, special)
+            y, p = _deviance_data(loss, params, 20_000, seed, dtype, special, share=share,
+                                  near=0.1 if share < 0.9 else 0.005)
             for start, stop in ((0, 20_000), (3, 11), (7, 8200)):  # and short, odd blocks
                 t, q = y[start:stop], p[start:stop]
                 with np.errstate(all="ignore"):
@@ -346,6 +349,24 @@ def test_relative_kernels_are_the_record_on_any_floats(data) -> None:
         expected = np.asarray(record.pointwise(kernels.NAMESPACE, y, p, params))
     ours = kernels.kernel_for(record).pair(y, p, dtype, params)
     assert _same_bits(ours, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.6, 0.9, 1.0])
+def test_x_minus_log1p_is_the_records_whatever_the_share_of_its_series(share, dtype) -> None:
+    """The series gathered (a few elements take it), the direct form gathered (most do) or the
+    series of the whole block (nearly all do): the record's ``x - log1p(x)`` bit for bit."""
+    rng = np.random.default_rng(int(10 * share))
+    n = 10_000
+    x = np.where(rng.random(n) < share, rng.uniform(-0.1, 0.1, n),
+                 rng.choice([-1.0, 1.0], n) * rng.uniform(0.1, 1e3, n)).clip(-0.999, None)
+    x[:4] = [0.0, -0.0, 1e30, -0.1] if share < 1 else [0.0, -0.0, 1e-30, 0.0999]
+    x = x.astype(dtype)
+    small = np.abs(x) < deviances._SERIES_BELOW
+    assert np.count_nonzero(small) == pytest.approx(share * n, abs=0.02 * n)
+    with np.errstate(all="ignore"):  # (as the kernels run: the far elements' series overflow)
+        ours = deviances._x_minus_log1p(x, np.empty_like(x), np.empty_like(x), np.empty(n, bool))
+        assert _same_bits(ours, np.asarray(builtin.x_minus_log1p(np, x)))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

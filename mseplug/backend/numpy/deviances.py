@@ -35,6 +35,9 @@ from mseplug.loss import builtin
 _SERIES = builtin._SERIES
 _SERIES_BELOW = builtin._SERIES_BELOW
 _TWEEDIE_BELOW = builtin._TWEEDIE_SERIES_BELOW
+#: The share of a block's elements above which the series is taken on the whole block (see
+#: :func:`_two_forms`): measured, about where a gather and a scatter cost as much.
+_WHOLE_SERIES = 0.75
 
 
 def _ratio_buffers(n: int, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,20 +97,26 @@ def _two_forms(small: np.ndarray, x: np.ndarray,
     """``out = (s·s)·series(s)`` where ``small`` (``s`` the elements of ``x`` there, the series
     :func:`_horner` of ``coefficients``), ``direct(x)`` elsewhere.
 
-    The series is computed on the elements that take it alone (gathered and scattered by
-    index: boolean indexing costs several times more); the direct form on the whole block
-    when most elements take it, else on those elements alone. ``scratch`` (of ``x``'s size)
-    may be overwritten.
+    Each form is computed on the whole block when most elements take it, else on the
+    elements that take it alone (gathered and scattered by index: boolean indexing costs
+    several times more). The series of the whole block when more than :data:`_WHOLE_SERIES`
+    of it takes the series (the other elements' values are replaced by their direct form; a
+    gather and a scatter cost more than the series of a few more elements). ``scratch``
+    (of ``x``'s size) may be overwritten.
     """
+    n = x.shape[0]
+    if np.count_nonzero(small) > _WHOLE_SERIES * n:
+        series = _horner(x, coefficients)
+        np.multiply(x, x, out=out)
+        out *= series
+        _direct_where(np.logical_not(small, out=small), x, direct, out)
+        return out
     where = small.nonzero()[0]  # (flatnonzero's ravel costs more than it does here)
     count = where.shape[0]
-    if 2 * count <= x.shape[0]:
+    if 2 * count <= n:
         direct(x, out)
     else:
-        far = np.logical_not(small, out=small).nonzero()[0]
-        if far.shape[0]:
-            part = x.take(far, out=buffer("part", far.shape[0], x.dtype))
-            out[far] = direct(part, buffer("direct", far.shape[0], x.dtype))
+        _direct_where(np.logical_not(small, out=small), x, direct, out)
     if count:
         s = x.take(where, out=buffer("s", count, x.dtype))
         series = _horner(s, coefficients)
@@ -115,6 +124,16 @@ def _two_forms(small: np.ndarray, x: np.ndarray,
         square *= series
         out[where] = square
     return out
+
+
+def _direct_where(far: np.ndarray, x: np.ndarray,
+                  direct: Callable[[np.ndarray, np.ndarray], np.ndarray], out: np.ndarray
+                  ) -> None:
+    """``out = direct(x)`` where ``far`` (a mask), on those elements alone."""
+    at = far.nonzero()[0]
+    if at.shape[0]:
+        part = x.take(at, out=buffer("part", at.shape[0], x.dtype))
+        out[at] = direct(part, buffer("direct", at.shape[0], x.dtype))
 
 
 def _stand_in(t: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
