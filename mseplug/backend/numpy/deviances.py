@@ -105,14 +105,14 @@ def _two_forms(small: np.ndarray, x: np.ndarray,
     (of ``x``'s size) may be overwritten.
     """
     n = x.shape[0]
-    if np.count_nonzero(small) > _WHOLE_SERIES * n:
+    where = small.nonzero()[0]  # (flatnonzero's ravel costs more than it does here)
+    count = where.shape[0]
+    if count > _WHOLE_SERIES * n:
         series = _horner(x, coefficients)
         np.multiply(x, x, out=out)
         out *= series
         _direct_where(np.logical_not(small, out=small), x, direct, out)
         return out
-    where = small.nonzero()[0]  # (flatnonzero's ravel costs more than it does here)
-    count = where.shape[0]
     if 2 * count <= n:
         direct(x, out)
     else:
