@@ -7,10 +7,14 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import mseplug
-from mseplug.backend.numpy import kernels
+from mseplug.backend.numpy import deviances, kernels
 from mseplug.backend.numpy import walk as blocks
+from mseplug.loss import builtin
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -88,16 +92,17 @@ def _same_bits(ours: np.ndarray, theirs: np.ndarray) -> bool:
     return bool(np.all(nan | bits))
 
 
-def _deviance_data(loss: str, params: tuple, n: int, seed: int, dtype: type, special: bool
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Targets in the loss's domain, predictions close to them (|ŷ/y - 1| < 0.1: the series)
-    or far; zeros in y where the domain has them, negative y below power 0; with ``special``
-    infinities, NaN, tiny and huge values here and there (blocks the kernels leave to the
-    record)."""
+def _deviance_data(loss: str, params: tuple, n: int, seed: int, dtype: type, special: bool,
+                   *, share: float = 0.5, near: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Targets in the loss's domain, predictions close to them (``share`` of them, with
+    |ŷ/y - 1| < ``near``: the series) or far; zeros in y where the domain has them, negative
+    y below power 0; with ``special`` infinities, NaN, tiny and huge values here and there
+    (blocks the kernels leave to the record)."""
     rng = np.random.default_rng(seed)
     y = rng.uniform(0.01, 5.0, n) * np.exp(rng.normal(0.0, 1.0, n))
-    close = rng.random(n) < 0.5
-    p = np.where(close, y * rng.uniform(0.9, 1.1, n), y * np.exp(rng.normal(0.0, 2.0, n)))
+    close = rng.random(n) < share
+    p = np.where(close, y * rng.uniform(1 - near, 1 + near, n),
+                 y * np.exp(rng.normal(0.0, 2.0, n)))
     power = params[0] if params else (1.0 if loss == "poisson_deviance" else 2.0)
     if power < 2:
         y[rng.random(n) < 0.05] = 0.0
@@ -124,9 +129,10 @@ def test_deviance_kernels_are_the_record_element_by_element(loss, params, dtype)
     record = mseplug.get_loss(loss).loss
     native = kernels.kernel_for(record)
     assert native is kernels.NATIVE[record.elementwise] and native.pair is not None
-    for seed in range(3):
+    for seed, share in ((0, 0.5), (1, 0.5), (2, 0.5), (3, 0.97)):  # (0.97: the whole block's series)
         for special in (False, True):
-            y, p = _deviance_data(loss, params, 20_000, seed, dtype, special)
+            y, p = _deviance_data(loss, params, 20_000, seed, dtype, special, share=share,
+                                  near=0.1 if share < 0.9 else 0.005)
             for start, stop in ((0, 20_000), (3, 11), (7, 8200)):  # and short, odd blocks
                 t, q = y[start:stop], p[start:stop]
                 with np.errstate(all="ignore"):
@@ -210,3 +216,171 @@ def test_the_fast_path_checks_a_domain_from_the_blocks_least_values(loss, params
         missing[n // 2] = np.nan
         assert backend.fast_value(options, missing, p, None) is None
         assert math.isnan(float(function(missing, p, **params)))
+
+
+# -- the relative errors' native kernels (MSLE, RMSLE, MAPE) -----------------------------------
+RELATIVE = [("msle", ()), ("rmsle", ()), ("mape", (2.0 ** -52,)), ("mape", (0.1,)),
+            ("mape", (1e-300,)), ("mape", (np.float64(0.5),))]  # (a NumPy scalar: the record)
+
+
+def _relative_data(loss: str, n: int, seed: int, dtype: type, special: bool
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and predictions of every size (MSLE's just above -1 too, MAPE's zeros and
+    negative values); with ``special`` infinities, NaN, ±0, tiny and huge values and values
+    outside MSLE's domain here and there (the kernels have no branch: the record's losses)."""
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(-0.99, 5.0, n) * np.exp(rng.normal(0.0, 2.0, n))
+    p = np.where(rng.random(n) < 0.5, y * rng.uniform(0.9, 1.1, n),
+                 np.exp(rng.normal(0.0, 3.0, n)) - 0.5)
+    if loss == "mape":
+        y[rng.random(n) < 0.05] = 0.0
+        y[rng.random(n) < 0.3] *= -1
+    else:
+        y = np.maximum(y, -1 + 2.0 ** -20 * rng.random(n))
+        near = rng.random(n) < 0.03
+        y[near] = -1 + 2.0 ** -rng.integers(1, 53, near.sum())
+        p = np.maximum(p, -1 + 2.0 ** -30)
+    same = rng.random(n) < 0.01  # ŷ = y exactly
+    p[same] = y[same]
+    if special:
+        k = rng.integers(0, n, 12)
+        p[k[0]], y[k[1]], p[k[2]], y[k[3]] = np.inf, np.inf, 1e-300, 1e300
+        p[k[4]], y[k[5]], p[k[6]], y[k[7]] = 1e300, 5e-324, np.nan, np.nan
+        p[k[8]], y[k[9]], p[k[10]], y[k[11]] = -np.inf, -0.0, -1.0, -3.0
+    with np.errstate(over="ignore"):
+        return y.astype(dtype), p.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("loss", "params"), RELATIVE)
+def test_relative_kernels_are_the_record_element_by_element(loss, params, dtype) -> None:
+    """The native kernel of MSLE (RMSLE's too) and MAPE gives each element the record's loss
+    bit for bit, on any values: inside and outside the domain, NaN, infinities, ±0."""
+    record = mseplug.get_loss(loss).loss
+    native = kernels.kernel_for(record)
+    assert native is kernels.NATIVE[record.elementwise] and native.pair is not None
+    assert native.block > kernels.GENERIC_BLOCK and native.piece == kernels.GENERIC_BLOCK
+    for seed in range(3):
+        for special in (False, True):
+            y, p = _relative_data(loss, 20_000, seed, dtype, special)
+            for start, stop in ((0, 20_000), (3, 11), (7, 8200), (5, 6)):
+                t, q = y[start:stop], p[start:stop]
+                with np.errstate(all="ignore"):
+                    expected = np.asarray(record.pointwise(kernels.NAMESPACE, t, q, params))
+                ours = native.pair(t, q, dtype, params)
+                assert _same_bits(ours, expected), (loss, params, seed, special, start)
+    y, p = _relative_data(loss, 9_000, 7, np.float64, True)
+    table = np.stack([y, p], axis=1)  # strided inputs: a column of a table
+    with np.errstate(all="ignore"):
+        expected = np.asarray(record.pointwise(kernels.NAMESPACE, y, p, params))
+    assert _same_bits(native.pair(table[:, 0], table[:, 1], np.float64, params), expected)
+    ours = native.pair(y.reshape(-1, 3), p.reshape(-1, 3), np.float64, params)  # rows of outputs
+    assert ours.shape == (3_000, 3) and _same_bits(ours.reshape(-1), expected)
+    # float16 inputs in the float32 work dtype, as the walk hands them over
+    with np.errstate(all="ignore"):
+        t16, p16 = y[:500].astype(np.float16), p[:500].astype(np.float16)
+        expected = np.asarray(record.pointwise(kernels.NAMESPACE, t16.astype(np.float32),
+                                               p16.astype(np.float32), params))
+    assert _same_bits(native.pair(t16, p16, np.float32, params), expected)
+
+
+@pytest.mark.parametrize("special", [False, True])
+@pytest.mark.parametrize(("loss", "params"), RELATIVE)
+def test_relative_kernels_total_the_generic_sum_bit_for_bit(loss, params, special, monkeypatch
+                                                            ) -> None:
+    """Over many blocks (and threads) the native kernel's total is the generic kernel's bit for
+    bit, weighted too; and a call's value is the engine's (the generic path)."""
+    record = mseplug.get_loss(loss).loss
+    native, generic = kernels.kernel_for(record), kernels.generic_kernel(record)
+    y, p = _relative_data(loss, 3 * kernels.DEVIANCE_BLOCK + 1_234, 11, np.float64, special)
+    for n in (kernels.GENERIC_BLOCK + 1, kernels.DEVIANCE_BLOCK - 5, y.shape[0]):
+        for dtype in (np.float64, np.float32):
+            with np.errstate(all="ignore"):
+                t, q = y[:n].astype(dtype), p[:n].astype(dtype)
+                ours = blocks.flat_total(native, t, q, dtype, params)
+                theirs = blocks.flat_total(generic, t, q, dtype, params)
+            assert ours == theirs or (math.isnan(ours) and math.isnan(theirs)), (n, dtype)
+    w = np.random.default_rng(2).uniform(0.0, 2.0, y.shape[0])
+    with np.errstate(all="ignore"):
+        ours_w = blocks.weighted_flat_totals(native, y, p, w, np.float64, params)
+        theirs_w = blocks.weighted_flat_totals(generic, y, p, w, np.float64, params)
+    assert _same_bits(ours_w[0], theirs_w[0]) and _same_bits(ours_w[1], theirs_w[1])
+    big_y = np.tile(y, blocks.PARALLEL_MIN // y.shape[0] + 1)
+    big_p = np.tile(p, blocks.PARALLEL_MIN // p.shape[0] + 1)
+    monkeypatch.setenv("MSEPLUG_NUM_THREADS", "2")
+    with np.errstate(all="ignore"):
+        ours = blocks.parallel_total(native, big_y, big_p, np.float64, params)
+        theirs = blocks.parallel_total(generic, big_y, big_p, np.float64, params)
+    assert ours == theirs or (math.isnan(ours) and math.isnan(theirs))
+    assert math.isfinite(ours) != special  # (the special values make it inf or NaN)
+
+
+@pytest.mark.parametrize("loss", ["msle", "rmsle", "mape"])
+def test_relative_calls_are_the_engines_value_bit_for_bit(loss) -> None:
+    """The fast path (native kernel, MSLE's domain from the blocks' least values) and the
+    engine's general path give one value, for a long input and a short one."""
+    from mseplug.engine import pipeline
+    from mseplug.loss.options import make_options
+
+    function = mseplug.get_loss(loss)
+    options = make_options(function.loss, params={})
+    backend = mseplug.get_backend(np.ones(3))
+    for n in (50, 5 * kernels.DEVIANCE_BLOCK + 3):
+        y, p = _relative_data(loss, n, n, np.float64, False)
+        fast = backend.fast_value(options, y, p, None)
+        assert isinstance(fast, np.ndarray)
+        engine = pipeline.engine_value(backend, options, y, p, None)
+        assert _same_bits(fast, engine) and _same_bits(function(y, p), fast)
+        assert _same_bits(function(y.reshape(-1, 1), p.reshape(-1, 1)), fast)  # one column
+
+
+@given(data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_relative_kernels_are_the_record_on_any_floats(data) -> None:
+    """Any floats (NaN, infinities, subnormals) of either dtype and any epsilon: the record."""
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    loss = data.draw(st.sampled_from(["msle", "mape"]))
+    n = data.draw(st.integers(1, 40))
+    values = hnp.arrays(dtype, n, elements=hnp.from_dtype(np.dtype(dtype)))
+    y, p = data.draw(values), data.draw(values)
+    params = (data.draw(st.floats(1e-300, 1e300)),) if loss == "mape" else ()
+    record = mseplug.get_loss(loss).loss
+    with np.errstate(all="ignore"):
+        expected = np.asarray(record.pointwise(kernels.NAMESPACE, y, p, params))
+    ours = kernels.kernel_for(record).pair(y, p, dtype, params)
+    assert _same_bits(ours, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.6, 0.9, 1.0])
+def test_x_minus_log1p_is_the_records_whatever_the_share_of_its_series(share, dtype) -> None:
+    """The series gathered (a few elements take it), the direct form gathered (most do) or the
+    series of the whole block (nearly all do): the record's ``x - log1p(x)`` bit for bit."""
+    rng = np.random.default_rng(int(10 * share))
+    n = 10_000
+    x = np.where(rng.random(n) < share, rng.uniform(-0.1, 0.1, n),
+                 rng.choice([-1.0, 1.0], n) * rng.uniform(0.1, 1e3, n)).clip(-0.999, None)
+    x[:4] = [0.0, -0.0, 1e30, -0.1] if share < 1 else [0.0, -0.0, 1e-30, 0.0999]
+    x = x.astype(dtype)
+    small = np.abs(x) < deviances._SERIES_BELOW
+    assert np.count_nonzero(small) == pytest.approx(share * n, abs=0.02 * n)
+    with np.errstate(all="ignore"):  # (as the kernels run: the far elements' series overflow)
+        ours = deviances._x_minus_log1p(x, np.empty_like(x), np.empty_like(x), np.empty(n, bool))
+        assert _same_bits(ours, np.asarray(builtin.x_minus_log1p(np, x)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("coefficients", [
+    deviances._SERIES, deviances._tweedie_series(1.5), deviances._tweedie_series(3.0),
+    (0.0, 0.0, 2.0, 0.0, -1.0, 0.0, 0.5), (0.0, 0.0, 0.0), (0.0, 0.0, 3.0), (1.0, -2.0, 0.0),
+    (0.0, 1e-50, 0.0, 1.0)])
+def test_horner_is_the_records_loop_bit_for_bit(coefficients, dtype) -> None:
+    """The kernels' Horner (zero coefficients not added, leading ones skipped) is the record's
+    ``series = 0·s; series = c + s·series`` bit for bit, the sign of a zero too."""
+    rng = np.random.default_rng(3)
+    s = (rng.uniform(-0.2, 0.2, 4_000) * 10.0 ** rng.integers(-30, 1, 4_000)).astype(dtype)
+    s[:6] = [0.0, -0.0, 1e-45, -1e-45, 0.1, -0.1]
+    expected = 0 * s
+    for coefficient in coefficients:
+        expected = coefficient + s * expected
+    assert _same_bits(deviances._horner(s, coefficients).copy(), expected)

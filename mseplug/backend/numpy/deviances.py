@@ -6,8 +6,8 @@ where ``ŷ`` is close to ``y`` is evaluated on every element (16 terms, about
 30 operations) and chosen by ``where``. Here a block computes the direct form
 on every element and the series only on the elements that take it (a boolean
 mask's indices, gathered and scattered back), in buffers each thread reuses from
-block to block (a fresh array of a block's size costs more than the arithmetic on it): the
-losses a kernel returns are valid until the thread's next call.
+block to block (:mod:`~mseplug.backend.numpy.pairs`): the losses a kernel returns
+are valid until the thread's next call.
 
 Each element goes through the record's operations in the record's order, so
 its loss is the record's bit for bit; blocks the kernels do not take apart
@@ -23,71 +23,27 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from mseplug.backend.numpy.namespace import NAMESPACE
+from mseplug.backend.numpy.pairs import Params, block_kernel, buffer, record
 from mseplug.loss import builtin
-
-Params = tuple[Any, ...]
-Kernel = Callable[[np.ndarray, np.ndarray, Any, Params], np.ndarray]
 
 #: Coefficients of ``x - log1p(x)``'s series, highest first (the record's).
 _SERIES = builtin._SERIES
 _SERIES_BELOW = builtin._SERIES_BELOW
 _TWEEDIE_BELOW = builtin._TWEEDIE_SERIES_BELOW
-
-_local = threading.local()
-
-
-def _buffer(name: str, n: int, dtype: Any) -> np.ndarray:
-    """This thread's buffer ``name`` of ``n`` elements of ``dtype``, reused from block to block:
-    a fresh array of a block's size costs more than the arithmetic on it (new pages)."""
-    found = getattr(_local, "buffers", None)
-    if found is None:
-        found = _local.buffers = {}
-    key = (name, np.dtype(dtype).char)
-    held = found.get(key)
-    if held is None or held.shape[0] < n:
-        held = found[key] = np.empty(max(n, 1 << 10), dtype)
-    return held[:n]
+#: The share of a block's elements above which the series is taken on the whole block (see
+#: :func:`_two_forms`): measured, about where a gather and a scatter cost as much.
+_WHOLE_SERIES = 0.75
 
 
 def _ratio_buffers(n: int, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every kernel's three: the ratio (or its log), a scratch row, and where the series is
     taken."""
-    return _buffer("x", n, dtype), _buffer("scratch", n, dtype), _buffer("small", n, np.bool_)
-
-
-def _inputs(t: np.ndarray, p: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.dtype]:
-    """The block in the work dtype, flat and contiguous (as the record's temporaries are: NumPy
-    may pick another loop for strided arrays)."""
-    dtype = np.dtype(dtype)
-    return (np.ascontiguousarray(t, dtype=dtype).reshape(-1),
-            np.ascontiguousarray(p, dtype=dtype).reshape(-1), dtype)
-
-
-def _block_kernel(kernel: Kernel) -> Kernel:
-    """``kernel`` of blocks of any shape (rows of several outputs too), written for one flat,
-    contiguous, non-empty block in the work dtype (:func:`_inputs`), with NumPy's warnings
-    off (an overflow is inf, as the record's); the losses come back in the block's shape
-    (they are elementwise)."""
-    quiet = np.errstate(divide="ignore", over="ignore", invalid="ignore")(kernel)
-
-    @functools.wraps(kernel)
-    def shaped(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
-        shape = None
-        if not (t.ndim == 1 and p.ndim == 1):
-            shape = np.broadcast_shapes(t.shape, p.shape)
-            t, p = np.broadcast_to(t, shape), np.broadcast_to(p, shape)
-        t, p, dtype = _inputs(t, p, dtype)
-        losses = quiet(t, p, dtype, params) if t.shape[0] else np.empty(0, dtype)
-        return losses if shape is None else losses.reshape(shape)
-
-    return shaped
+    return buffer("x", n, dtype), buffer("scratch", n, dtype), buffer("small", n, np.bool_)
 
 
 def _finite_sum(x: np.ndarray) -> bool:
@@ -99,13 +55,25 @@ def _horner(s: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
     """``c₀`` then ``c + s·series`` for each later ``c``: the record's loop, in place.
 
     The record starts from ``c₀ + 0·s``, which is ``c₀`` bit for bit for a finite ``s`` (the
-    elements that take the series), so its first step is ``c₁ + s·c₀``.
+    elements that take the series), so its first step is ``c₁ + s·c₀``. A coefficient of 0
+    (Tweedie's every other one at power 1.5, where ``a = -b``) is not added: ``0 + v`` is ``v``
+    but for ``v = -0``, whose sign the next nonzero coefficient's step ``c + s·(±0) = c``
+    forgets; so the record's series bit for bit, with the last coefficient always added and
+    leading zeros skipped (``c + s·(±0)`` is ``c``).
     """
-    series = np.multiply(s, coefficients[0], out=_buffer("series", s.shape[0], s.dtype))
-    series += coefficients[1]
-    for coefficient in coefficients[2:]:
-        series *= s
-        series += coefficient
+    series = buffer("series", s.shape[0], s.dtype)
+    first = next((i for i, c in enumerate(coefficients) if c), len(coefficients) - 1)
+    rest = coefficients[first + 1:]
+    if not rest:  # the last coefficient alone (c + s·(±0) = c, +0 for c = 0)
+        series.fill(coefficients[-1])
+        return series
+    np.multiply(s, coefficients[first], out=series)
+    last = len(rest) - 1
+    for i, coefficient in enumerate(rest):
+        if i:
+            series *= s
+        if coefficient or i == last:
+            series += coefficient
     return series
 
 
@@ -129,27 +97,43 @@ def _two_forms(small: np.ndarray, x: np.ndarray,
     """``out = (s·s)·series(s)`` where ``small`` (``s`` the elements of ``x`` there, the series
     :func:`_horner` of ``coefficients``), ``direct(x)`` elsewhere.
 
-    The series is computed on the elements that take it alone (gathered and scattered by
-    index: boolean indexing costs several times more); the direct form on the whole block
-    when most elements take it, else on those elements alone. ``scratch`` (of ``x``'s size)
-    may be overwritten.
+    Each form is computed on the whole block when most elements take it, else on the
+    elements that take it alone (gathered and scattered by index: boolean indexing costs
+    several times more). The series of the whole block when more than :data:`_WHOLE_SERIES`
+    of it takes the series (the other elements' values are replaced by their direct form; a
+    gather and a scatter cost more than the series of a few more elements). ``scratch``
+    (of ``x``'s size) may be overwritten.
     """
-    where = np.flatnonzero(small)
+    n = x.shape[0]
+    where = small.nonzero()[0]  # (flatnonzero's ravel costs more than it does here)
     count = where.shape[0]
-    if 2 * count <= x.shape[0]:
+    if count > _WHOLE_SERIES * n:
+        series = _horner(x, coefficients)
+        np.multiply(x, x, out=out)
+        out *= series
+        _direct_where(np.logical_not(small, out=small), x, direct, out)
+        return out
+    if 2 * count <= n:
         direct(x, out)
     else:
-        far = np.flatnonzero(np.logical_not(small, out=small))
-        if far.shape[0]:
-            part = x.take(far, out=_buffer("part", far.shape[0], x.dtype))
-            out[far] = direct(part, _buffer("direct", far.shape[0], x.dtype))
+        _direct_where(np.logical_not(small, out=small), x, direct, out)
     if count:
-        s = x.take(where, out=_buffer("s", count, x.dtype))
+        s = x.take(where, out=buffer("s", count, x.dtype))
         series = _horner(s, coefficients)
-        square = np.multiply(s, s, out=_buffer("square", count, x.dtype))
+        square = np.multiply(s, s, out=buffer("square", count, x.dtype))
         square *= series
         out[where] = square
     return out
+
+
+def _direct_where(far: np.ndarray, x: np.ndarray,
+                  direct: Callable[[np.ndarray, np.ndarray], np.ndarray], out: np.ndarray
+                  ) -> None:
+    """``out = direct(x)`` where ``far`` (a mask), on those elements alone."""
+    at = far.nonzero()[0]
+    if at.shape[0]:
+        part = x.take(at, out=buffer("part", at.shape[0], x.dtype))
+        out[at] = direct(part, buffer("direct", at.shape[0], x.dtype))
 
 
 def _stand_in(t: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -158,27 +142,27 @@ def _stand_in(t: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray 
     at = np.flatnonzero(where)
     if not at.shape[0]:
         return t, None
-    stand_in = _buffer("stand_in", t.shape[0], t.dtype)
+    stand_in = buffer("stand_in", t.shape[0], t.dtype)
     np.copyto(stand_in, t)
     stand_in[at] = 1
     return stand_in, at
 
 
 # -- Poisson ---------------------------------------------------------------------------------
-@_block_kernel
+@block_kernel
 def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
     """``builtin.poisson_deviance`` of one block: ``2 y g((ŷ - y) / y)``, ``2 ŷ`` at ``y = 0``."""
     n = t.shape[0]
     x, scratch, small = _ratio_buffers(n, dtype)
     y, zero = t, None
     if not np.minimum.reduce(t) > 0:  # a zero, a negative value or NaN: the record's stand-in
-        t, zero = _stand_in(t, np.equal(t, 0, out=_buffer("zero", n, np.bool_)))
+        t, zero = _stand_in(t, np.equal(t, 0, out=buffer("zero", n, np.bool_)))
     np.subtract(p, t, out=x)
     x /= t
     if not _finite_sum(x) or not np.minimum.reduce(x) > -1:
         # NaN or inf (an infinite or overflowing ratio), or ŷ below y·2⁻⁵³: the record
-        return _record(builtin.poisson_deviance, y, p, dtype, params)
-    out = _x_minus_log1p(x, _buffer("out", n, dtype), scratch, small)
+        return record(builtin.poisson_deviance, y, p, params)
+    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small)
     out *= t
     if zero is not None:
         out[zero] = p.take(zero)
@@ -187,7 +171,7 @@ def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
 
 
 # -- Gamma -----------------------------------------------------------------------------------
-@_block_kernel
+@block_kernel
 def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
     """``builtin.gamma_deviance`` of one block: ``2 g((y - ŷ) / ŷ)``."""
     n = t.shape[0]
@@ -195,8 +179,8 @@ def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarra
     np.subtract(t, p, out=x)
     x /= p
     if not _finite_sum(x):  # an infinite prediction (the record's other form), NaN, overflow
-        return _record(builtin.gamma_deviance, t, p, dtype, params)
-    out = _x_minus_log1p(x, _buffer("out", n, dtype), scratch, small)
+        return record(builtin.gamma_deviance, t, p, params)
+    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small)
     out *= 2
     return out
 
@@ -230,7 +214,7 @@ def _expm1_over(c: float, L: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-@_block_kernel
+@block_kernel
 def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
     """``builtin.tweedie_deviance`` of one block (``params``: ``(power,)``)."""
     n = t.shape[0]
@@ -239,34 +223,36 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
         out = np.subtract(p, t)
         return np.multiply(out, out, out=out)
     if type(power) not in (float, int) or not np.minimum.reduce(p) > 0:
-        return _record(builtin.tweedie_deviance, t, p, dtype, params)  # ŷ <= 0, NaN; a NumPy power
+        return record(builtin.tweedie_deviance, t, p, params)  # ŷ <= 0, NaN; a NumPy power
     a, b = 1 - power, 2 - power
     y, edge = t, None
     lowest = np.minimum.reduce(t)
     if not lowest > 0:
         # y <= 0 has the record's edge form below power 2 (y >= 0 from 1); else NaN: the record
         if not ((lowest >= 0 and power < 2) or (lowest == lowest and power < 1)):
-            return _record(builtin.tweedie_deviance, t, p, dtype, params)
-        t, edge = _stand_in(t, np.less_equal(t, 0, out=_buffer("edge", n, np.bool_)))
+            return record(builtin.tweedie_deviance, t, p, params)
+        t, edge = _stand_in(t, np.less_equal(t, 0, out=buffer("edge", n, np.bool_)))
     L, scratch, small = _ratio_buffers(n, dtype)
     np.subtract(p, t, out=L)
     L /= t
     np.log1p(L, out=L)
     if not _finite_sum(L):  # ŷ = inf (the record's limit), NaN, overflow: the record
-        return _record(builtin.tweedie_deviance, y, p, dtype, params)
+        return record(builtin.tweedie_deviance, y, p, params)
     np.abs(L, out=scratch)
-    scratch *= abs(a) + abs(b)
+    scale = abs(a) + abs(b)
+    if scale != 1:  # (1 for every power in [1, 2]: x·1 is x)
+        scratch *= scale
     np.less(scratch, _TWEEDIE_BELOW, out=small)
 
     def direct(L: np.ndarray, out: np.ndarray) -> np.ndarray:  # (its own buffer for a part)
-        spare = scratch if out.shape[0] == n else _buffer("spare", out.shape[0], dtype)
+        spare = scratch if out.shape[0] == n else buffer("spare", out.shape[0], dtype)
         _expm1_over(b, L, out)
         out -= _expm1_over(a, L, spare)
         return out
 
-    h = _two_forms(small, L, direct, _tweedie_series(power), _buffer("h", n, dtype),
+    h = _two_forms(small, L, direct, _tweedie_series(power), buffer("h", n, dtype),
                    scratch)
-    out = _buffer("out", n, dtype)
+    out = buffer("out", n, dtype)
     np.copyto(out, t)
     out **= b  # ndarray's power (sqrt at b = 0.5...), as the record's t ** b
     out *= 2
@@ -277,9 +263,3 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
         linear = np.where(ys == 0, dtype.type(0), ys * ps ** a / (a + (a == 0) * 1.0))
         out[edge] = 2 * (ps ** b / (b + (b == 0) * 1.0) - linear)
     return out
-
-
-def _record(function: Any, t: np.ndarray, p: np.ndarray, dtype: np.dtype, params: Params
-            ) -> np.ndarray:
-    """The record's own function on a block the kernels do not take apart."""
-    return np.asarray(function(NAMESPACE, t, p, *params))

@@ -3,7 +3,8 @@
 A block kernel turns one block of a loss's inputs (a cache-sized slice) into
 its losses, or straight into their sum (``np.dot`` for squares: one read of
 the residual). The built-in losses of the residual have native kernels here,
-and the deviances (:mod:`~mseplug.backend.numpy.deviances`) too (:data:`NATIVE`,
+the deviances (:mod:`~mseplug.backend.numpy.deviances`) and the relative errors
+(:mod:`~mseplug.backend.numpy.relative`) too (:data:`NATIVE`,
 keyed by their elementwise function, so a record rebuilt in a Dask worker finds
 its kernel too); every other loss gets :func:`generic_kernel`, its own
 definition applied block by block. :mod:`~mseplug.backend.numpy.walk`
@@ -23,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mseplug.backend.numpy import deviances
+from mseplug.backend.numpy import deviances, relative
 from mseplug.backend.numpy.namespace import NAMESPACE
 from mseplug.loss import builtin
 from mseplug.loss.record import Loss
@@ -148,7 +149,7 @@ def _no_residual_losses(d: np.ndarray, params: Params) -> np.ndarray:
     raise AssertionError("a loss of the pair is summed through BlockKernel.pair")
 
 
-#: Elements per block of the deviances' kernels: :data:`GENERIC_BLOCK`'s pieces, several at
+#: Elements per block of the pair kernels: :data:`GENERIC_BLOCK`'s pieces, several at
 #: once (fewer Python calls per element), their temporaries still in L2.
 DEVIANCE_BLOCK = 8 * GENERIC_BLOCK
 
@@ -161,7 +162,7 @@ def _pair_kernel(pair: Callable[[np.ndarray, np.ndarray, Any, Params], np.ndarra
 
 
 #: The NumPy backend's native kernels, by the elementwise function of the loss they compute
-#: (its function of the residual, or of the pair for the deviances).
+#: (its function of the residual, or of the pair for the deviances and relative errors).
 NATIVE: dict[Callable[..., Any], BlockKernel] = {
     builtin.squared_error: SQUARED,
     builtin.absolute_error: ABSOLUTE,
@@ -169,6 +170,8 @@ NATIVE: dict[Callable[..., Any], BlockKernel] = {
     builtin.poisson_deviance: _pair_kernel(deviances.poisson),
     builtin.gamma_deviance: _pair_kernel(deviances.gamma),
     builtin.tweedie_deviance: _pair_kernel(deviances.tweedie),
+    builtin.squared_log_error: _pair_kernel(relative.squared_log_error),
+    builtin.absolute_percentage_error: _pair_kernel(relative.absolute_percentage_error),
 }
 
 
