@@ -124,9 +124,10 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
                                 - float("inf"))
         elif isinstance(part, Quantile):  # of all the part's samples at once (one call only)
             q = quantile_of(xp, term, weight, part.level)
-            every = xp.ones_like(term) if weight is None else weight
             stats[part.name] = q
-            stats[f"{part.name}.deviation"] = pinball_deviation(xp, term, every, q, part.level)
+            if part.deviation:  # only where the record's finalize reads it
+                every = xp.ones_like(term) if weight is None else weight
+                stats[f"{part.name}.deviation"] = pinball_deviation(xp, term, every, q, part.level)
         elif isinstance(part, Centred):
             if n and keep is None:
                 shift = term[0, :]
