@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import mseplug
-from mseplug.backend.numpy import median as selection
 from mseplug.backend.numpy import statistics as fast
 from mseplug.backend.numpy import walk
 from mseplug.backend.numpy.backend import NumpyBackend
@@ -154,42 +153,3 @@ def test_float32_targets_far_from_zero_keep_their_digits() -> None:
         assert value == pytest.approx(reference(y64, p64), rel=1e-12)
         got = mseplug.get_loss(name)(y, p)  # a float32 value: the float64 one rounded
         assert got.dtype == np.float32 and float(got) == pytest.approx(value, rel=2**-24)
-
-
-# -- a median of unit weights: selected, not sorted ------------------------------------------
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 8, 1000, 1001])
-@pytest.mark.parametrize("outputs", [1, 3])
-def test_a_median_by_selection_is_the_sorted_quantile_bit_for_bit(n, outputs) -> None:
-    """numpy.partition's middle value(s) are the generic sort's: the same median, ties, signed
-    zeros and NaN columns included; weights and other levels take the generic sort."""
-    from mseplug.loss.statistics import quantile
-
-    rng = np.random.default_rng(n * 10 + outputs)
-    for data in (rng.standard_normal((n, outputs)),
-                 rng.integers(-2, 3, (n, outputs)).astype(np.float64),  # many ties
-                 np.where(rng.random((n, outputs)) < 0.1, np.nan, rng.standard_normal((n, outputs)))):
-        ones = np.ones_like(data)
-        got = selection.median_by_selection(np, data, None, 0.5)
-        expected = quantile(np, data, ones, 0.5)
-        np.testing.assert_array_equal(got, expected)
-        assert np.array_equal(np.signbit(got), np.signbit(expected))
-        weight = rng.random((n, outputs))
-        np.testing.assert_array_equal(selection.median_by_selection(np, data, weight, 0.5),
-                                      quantile(np, data, weight, 0.5))
-        np.testing.assert_array_equal(selection.median_by_selection(np, data, None, 0.9),
-                                      quantile(np, data, ones, 0.9))
-
-
-def test_the_medians_on_numpy_equal_scikit_learns_by_selection() -> None:
-    sklearn_metrics = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(3)
-    y = rng.integers(-5, 6, (20_001, 2)).astype(np.float64)
-    p = y + rng.integers(-3, 4, (20_001, 2))
-    for n in (20_000, 20_001):
-        assert np.array_equal(
-            mseplug.median_absolute_error(y[:n], p[:n], multioutput="raw_values"),
-            sklearn_metrics.median_absolute_error(y[:n], p[:n], multioutput="raw_values"))
-        np.testing.assert_allclose(
-            mseplug.d2_absolute_error(y[:n], p[:n], multioutput="raw_values"),
-            sklearn_metrics.d2_absolute_error_score(y[:n], p[:n], multioutput="raw_values"),
-            rtol=1e-12)

@@ -21,8 +21,8 @@ The order statistics are values of the column, so the median is the same, bit
 for bit, as a full partition's (NaN where the column holds NaN: its elements
 then do not all fall in the four counts and the gathered set). The partition
 decides instead where the bracket misses (a sample unlike its column, which a
-fixed seed makes reproducible), and where the median is a zero of a term that
-may hold both signed zeros (they compare equal: which a partition puts in the
+fixed seed makes reproducible), and where the median is a zero of a column that
+holds both signed zeros (they compare equal: which a partition puts in the
 middle is its own). The blocks' counts and gathered elements are combined in
 block order, so the result does not depend on the number of threads.
 """
@@ -176,6 +176,8 @@ class _Counts(NamedTuple):
     at_high: int
     above: int
     between: np.ndarray
+    #: The signs of the zeros among the ties counted, not kept: 1 for -0.0, 2 for +0.0.
+    zero_signs: int = 0
 
 
 def middle_ranks(n: int) -> tuple[int, int]:
@@ -206,8 +208,9 @@ def bracket(sample: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 def bracketed_median(source: _Source, *, unsigned_zeros: bool = False) -> np.ndarray | None:
     """The median of each column of ``source`` (``(n, K)``, ``n >= 1``) from a bracket (see the
     module docstring), the same bit for bit as :func:`partitioned_median`'s; ``None`` where the
-    bracket misses a middle rank of some column, or a median is 0 and the term may hold -0.0
-    (``unsigned_zeros``: it holds none), for the caller to partition."""
+    bracket misses a middle rank of some column, or a median is 0 and the column holds both
+    -0.0 and +0.0 (``unsigned_zeros``: the term holds no -0.0), for the caller to
+    partition."""
     n, k = source.shape
     with np.errstate(all="ignore"):
         sample = np.sort(source.rows(sample_positions(n)), axis=0)  # NaN sorts last
@@ -218,11 +221,10 @@ def bracketed_median(source: _Source, *, unsigned_zeros: bool = False) -> np.nda
     for j in range(k):
         column = [block[j] for block in blocks]  # in block order
         low, high = float(lo[j]), float(hi[j])
-        between = np.concatenate([counts.between for counts in column])
-        ties_low = int(np.count_nonzero(between == low))  # those the blocks kept
-        ties_high = int(np.count_nonzero(between == high)) if low != high else 0
-        if ties_low or ties_high:
-            between = between[(between > low) & (between < high)]
+        kept = np.concatenate([counts.between for counts in column])
+        ties_low = int(np.count_nonzero(kept == low))  # those the blocks kept
+        ties_high = int(np.count_nonzero(kept == high)) if low != high else 0
+        between = kept[(kept > low) & (kept < high)] if ties_low or ties_high else kept
         runs = (sum(counts.below for counts in column),
                 sum(counts.at_low for counts in column) + ties_low, between.size,
                 sum(counts.at_high for counts in column) + ties_high,
@@ -234,8 +236,12 @@ def bracketed_median(source: _Source, *, unsigned_zeros: bool = False) -> np.nda
         if picked is None:
             return None
         value[j] = picked[0] if ranks[0] == ranks[1] else (picked[0] + picked[1]) / 2
-        if value[j] == 0 and not unsigned_zeros:
-            return None
+        if value[j] == 0 and not unsigned_zeros:  # every zero of the column is in the bracket
+            signs = _zero_signs(kept)
+            for counts in column:
+                signs |= counts.zero_signs
+            if signs == 3:  # both zeros: which one a partition puts in the middle is its own
+                return None
     return value
 
 
@@ -313,10 +319,18 @@ def _counts(x: np.ndarray, lo: float, hi: float) -> _Counts:
     inner = x >= lo
     inner &= x <= hi
     between = x[np.flatnonzero(inner)]  # (faster than a boolean index, for few elements)
-    at_low = at_high = 0
+    at_low = at_high = signs = 0
     if between.size > x.size // 8:  # many ties at a bound: counted, not kept
         at_low = int(np.count_nonzero(between == lo))
         at_high = int(np.count_nonzero(between == hi)) if lo != hi else 0
+        if lo == 0 or hi == 0:
+            signs = _zero_signs(between)
         between = between[(between > lo) & (between < hi)]
     return _Counts(int(np.count_nonzero(x < lo)), at_low, at_high, int(np.count_nonzero(x > hi)),
-                   between)
+                   between, signs)
+
+
+def _zero_signs(x: np.ndarray) -> int:
+    """The signs of the zeros among ``x``: 1 for a -0.0, 2 for a +0.0 (0: no zero)."""
+    negative = np.signbit(x[x == 0])
+    return int(negative.any()) | 2 * int(not negative.all())
