@@ -115,6 +115,25 @@ def test_many_threads_and_one_give_the_same_median(monkeypatch) -> None:
         assert _bits(got) == _bits(expected)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_ties_counted_in_some_blocks_and_kept_in_others(seed) -> None:
+    """Blocks that hold many copies of a value near the middle count them (not kept); blocks
+    with few keep them: the copies of both kinds add up, so the ranks are the partition's."""
+    rng = np.random.default_rng(seed)
+    rows = selection.BLOCK
+    n = 6 * rows + int(rng.integers(0, 2))
+    data = rng.standard_normal(n)
+    values = rng.choice([0.05, 0.1, -0.1], size=2, replace=False)
+    for start in range(0, n, rows):
+        block = data[start:start + rows]  # (a view)
+        share = 0.3 if rng.random() < 0.5 else 0.02  # above or below a block's eighth
+        for value in values:
+            block[rng.random(block.size) < share] = value
+    data = data[:, None]
+    got = selection.bracketed_median(selection._Term(data))
+    assert got is not None and _bits(got) == _bits(selection.partitioned_median(data))
+
+
 # -- the fallback ----------------------------------------------------------------------------------
 def _counting_partitions(monkeypatch) -> list[int]:
     calls: list[int] = []

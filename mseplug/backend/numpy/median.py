@@ -10,16 +10,16 @@ selected as Floyd and Rivest do, from a bracket:
    two of its values ``lo <= hi`` a few standard deviations either side of the
    middle rank(s) bracket the middle values with high probability;
 2. one pass over the column, in cache-sized blocks over the walk's threads
-   (:mod:`~mseplug.backend.numpy.walk`), counts the elements below ``lo``,
-   equal to ``lo``, equal to ``hi`` and above ``hi``, and gathers the few
-   strictly between (a built-in term is formed block by block in a reused
-   buffer, never as a full-size array);
-3. the middle rank(s) fall among those counts, or in the gathered elements,
+   (:mod:`~mseplug.backend.numpy.walk`), counts the elements below ``lo`` and
+   above ``hi`` and gathers the few from ``lo`` to ``hi`` (a block that holds
+   many ties at a bound counts them instead); a built-in term is formed block
+   by block in a reused buffer, never as a full-size array;
+3. the middle rank(s) fall among the gathered elements (or the ties counted),
    which a partition of that small set selects.
 
 The order statistics are values of the column, so the median is the same, bit
 for bit, as a full partition's (NaN where the column holds NaN: its elements
-then do not all fall in the four counts and the gathered set). The partition
+then do not all fall in the counts and the gathered set). The partition
 decides instead where the bracket misses (a sample unlike its column, which a
 fixed seed makes reproducible), and where the median is a zero of a column that
 holds both signed zeros (they compare equal: which a partition puts in the
@@ -75,7 +75,7 @@ def quantile_of(xp: Any, part: Quantile, true: np.ndarray, pred: np.ndarray,
     formed block by block in that pass from ``true`` and ``pred`` (float64, ``(n, K)``), never
     as a whole. Shorter columns, and a bracket that misses, take a partition.
     """
-    n, k = pred.shape
+    n, k = pred.shape if pred.ndim == 2 else (0, 0)
     if weight is None and part.level == 0.5 and n >= MIN_ROWS and k <= MAX_COLUMNS:
         fast = FAST.get(part.term)
         source: _Source | None = None
@@ -188,10 +188,13 @@ def middle_ranks(n: int) -> tuple[int, int]:
 
 def sample_positions(n: int) -> np.ndarray:
     """The sampled rows of a column of ``n`` rows: about ``8·√n`` (see :data:`SAMPLE_RANGE`),
-    drawn with :data:`SEED` (with replacement), in increasing order (read front to back)."""
+    one drawn (with :data:`SEED`) from each of that many equal stretches of the column, so in
+    increasing order (read front to back, no sort) and spread over all of it."""
     low, high = SAMPLE_RANGE
     size = min(n, max(low, min(high, int(8 * math.sqrt(n)))))
-    return np.sort(np.random.default_rng(SEED).integers(0, n, size=size))
+    offsets = np.random.default_rng(SEED).random(size)
+    positions = ((np.arange(size) + offsets) * (n / size)).astype(np.int64)
+    return np.minimum(positions, n - 1, out=positions)
 
 
 def bracket(sample: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -221,18 +224,17 @@ def bracketed_median(source: _Source, *, unsigned_zeros: bool = False) -> np.nda
     for j in range(k):
         column = [block[j] for block in blocks]  # in block order
         low, high = float(lo[j]), float(hi[j])
+        # in order: the elements below, the copies of lo counted, the kept ones (from lo to
+        # hi: with the copies of lo and hi the blocks kept, which sort to their ends), the
+        # copies of hi counted, the elements above
         kept = np.concatenate([counts.between for counts in column])
-        ties_low = int(np.count_nonzero(kept == low))  # those the blocks kept
-        ties_high = int(np.count_nonzero(kept == high)) if low != high else 0
-        between = kept[(kept > low) & (kept < high)] if ties_low or ties_high else kept
-        runs = (sum(counts.below for counts in column),
-                sum(counts.at_low for counts in column) + ties_low, between.size,
-                sum(counts.at_high for counts in column) + ties_high,
+        runs = (sum(counts.below for counts in column), sum(counts.at_low for counts in column),
+                kept.size, sum(counts.at_high for counts in column),
                 sum(counts.above for counts in column))
         if sum(runs) < n:  # a NaN is in none of them: the column's median is NaN
             value[j] = np.nan
             continue
-        picked = _order_statistics(runs[:4], low, high, between, ranks)
+        picked = _order_statistics(runs[:4], low, high, kept, ranks)
         if picked is None:
             return None
         value[j] = picked[0] if ranks[0] == ranks[1] else (picked[0] + picked[1]) / 2
@@ -249,8 +251,9 @@ def _order_statistics(runs: tuple[int, int, int, int], lo: float, hi: float,
                       between: np.ndarray, ranks: tuple[int, int]) -> list[float] | None:
     """The order statistics of ``ranks`` in a column whose sorted values are ``below``
     elements under ``lo``, ``at_low`` copies of ``lo``, the ``inside`` elements ``between``
-    (strictly), ``at_high`` copies of ``hi`` and the rest above (``runs``: those four counts);
-    ``None`` where a rank is not among those in the bracket."""
+    (from ``lo`` to ``hi``, in any order), ``at_high`` copies of ``hi`` and the rest above
+    (``runs``: those four counts); ``None`` where a rank is not among those in the
+    bracket."""
     below, at_low, inside, at_high = runs
     values: list[float | None] = []
     wanted: list[int] = []
