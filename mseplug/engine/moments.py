@@ -82,15 +82,21 @@ def element_weights(xp: Namespace, c: Columns, keep: Array | None, like: Array) 
     return weight
 
 
-#: ``quantile_of(xp, term, weight, level)``: :func:`~mseplug.loss.statistics.quantile` with
-#: ``weight`` ``None`` for unit weights (a backend may select where the generic one sorts).
-QuantileOf = Callable[[Namespace, Array, "Array | None", float], Array]
+#: ``quantile_of(xp, part, true, pred, weight, term)``: the :class:`Quantile` ``part``'s ``q``
+#: (:func:`~mseplug.loss.statistics.quantile`) of its term of ``true`` and ``pred``; ``weight``
+#: ``None`` for unit weights, ``term`` the term when the caller formed it already (it needs it
+#: besides), else ``None``. A backend may form the term its own way (the same values) and
+#: select where the generic one sorts.
+QuantileOf = Callable[[Namespace, Quantile, Array, Array, "Array | None", "Array | None"], Array]
 
 
-def unit_or_weighted_quantile(xp: Namespace, term: Array, weight: Array | None, level: float
-                              ) -> Array:
-    """:func:`~mseplug.loss.statistics.quantile`, with unit weights where ``weight`` is ``None``."""
-    return quantile(xp, term, xp.ones_like(term) if weight is None else weight, level)
+def unit_or_weighted_quantile(xp: Namespace, part: Quantile, true: Array, pred: Array,
+                              weight: Array | None, term: Array | None) -> Array:
+    """:func:`~mseplug.loss.statistics.quantile` of the part's term, with unit weights where
+    ``weight`` is ``None`` (the term formed here where ``term`` is ``None``)."""
+    if term is None:
+        term = part.term(xp, true, pred)
+    return quantile(xp, term, xp.ones_like(term) if weight is None else weight, part.level)
 
 
 def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | None, *,
@@ -116,17 +122,21 @@ def part_statistics(xp: Namespace, options: Options, c: Columns, keep: Array | N
         weight = element_weights(xp, c, keep, pred)
         stats = {"weight": xp.sum(weight, axis=0)}
     for part in spec.parts:
+        if isinstance(part, Quantile):  # of all the part's samples at once (one call only)
+            # the term here only where the deviation needs it too: else quantile_of's to form
+            term = part.term(xp, true, pred) if part.deviation else None
+            q = quantile_of(xp, part, true, pred, weight, term)
+            stats[part.name] = q
+            if term is not None:  # only where the record's finalize reads it
+                every = xp.ones_like(term) if weight is None else weight
+                stats[f"{part.name}.deviation"] = pinball_deviation(xp, term, every, q, part.level)
+            continue
         term = part.term(xp, true, pred)
         if isinstance(part, Maximum):
             masked = (term if keep is None
                       else xp.where(keep, term, xp.full_like(term, -float("inf"))))
             stats[part.name] = (xp.max(masked, axis=0) if n else xp.zeros_like(stats["weight"])
                                 - float("inf"))
-        elif isinstance(part, Quantile):  # of all the part's samples at once (one call only)
-            q = quantile_of(xp, term, weight, part.level)
-            every = xp.ones_like(term) if weight is None else weight
-            stats[part.name] = q
-            stats[f"{part.name}.deviation"] = pinball_deviation(xp, term, every, q, part.level)
         elif isinstance(part, Centred):
             if n and keep is None:
                 shift = term[0, :]

@@ -753,7 +753,8 @@ def d2_absolute_error_gradient(xp: Namespace, stats: Mapping[str, Array], y_true
 
 MEDIAN_ABSOLUTE_ERROR = Loss(
     "median_absolute_error", None, statistics=Statistics(
-        (Quantile("absolute_residual", _absolute_residual),), median_absolute_error_finalize,
+        (Quantile("absolute_residual", _absolute_residual, deviation=False),),
+        median_absolute_error_finalize,
         gradient=median_absolute_error_gradient),
     anchors={"sklearn": "median_absolute_error"},
     doc="""Median absolute error, the (weighted) median of ``|yᵢ - ŷᵢ|``.

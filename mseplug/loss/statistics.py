@@ -13,7 +13,8 @@ named per-output statistics it needs, each one of
   ``Σ w q² - (Σ w q)²/Σ w`` (float32 targets of mean 10⁶ keep their digits);
 - :class:`Maximum`: ``maxᵢ f(yᵢ, ŷᵢ)``, unweighted;
 - :class:`Quantile`: the weighted quantile ``q`` of ``f(yᵢ, ŷᵢ)`` (the median
-  by default) and the weighted pinball deviation ``Σ w·ρ(f - q)`` about it.
+  by default) and, unless the record says its ``finalize`` does not read it
+  (``deviation=False``), the weighted pinball deviation ``Σ w·ρ(f - q)`` about it.
   No statistic of parts gives a quantile of the whole exactly, so a record
   with one is *not decomposable*: it is computed in one call over all the
   samples at once, and streaming, sufficient statistics and collectives
@@ -44,7 +45,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, TypeAlias
 
 from mseplug._typing import Array, Namespace
@@ -101,15 +102,39 @@ class Quantile:
     count. A NaN term makes its output NaN.
 
     Not decomposable: its layout entries combine by ``"none"``.
+
+    Parameters
+    ----------
+    name : str
+        The statistic's name (``<name>.deviation`` for the deviation).
+    term : callable
+        ``term(xp, y_true, y_pred)``: one value per element, ``(n, K)``.
+    level : float, default 0.5
+        The quantile's level, in ``[0, 1]``.
+    deviation : bool, default True
+        Whether ``<name>.deviation`` is a statistic of the record. A record whose
+        ``finalize`` never reads it (the median absolute error's) says ``False``:
+        it is then neither computed (a pass over every element fewer) nor in the
+        layout (:func:`layout`), on every backend. Keyword-only.
+
+    Examples
+    --------
+    >>> median = Statistics((Quantile("q", lambda xp, t, p: t, deviation=False),),
+    ...                     lambda xp, stats: stats["q"])
+    >>> layout(median)
+    (('weight', 'sum'), ('q', 'none'))
     """
 
     name: str
     term: Term
     level: float = 0.5
+    deviation: bool = field(default=True, kw_only=True)
 
     def __post_init__(self) -> None:
         if isinstance(self.level, bool) or not 0.0 <= float(self.level) <= 1.0:
             raise ValueError(f"Quantile level must be a number in [0, 1]; got {self.level!r}")
+        if not isinstance(self.deviation, bool):
+            raise TypeError(f"Quantile deviation must be True or False; got {self.deviation!r}")
 
 
 Part: TypeAlias = "Sum | Centred | Maximum | Quantile"
@@ -182,7 +207,9 @@ def layout(spec: Statistics) -> tuple[tuple[str, Combine], ...]:
             keys += [(f"{part.name}.shift", "shift"), (f"{part.name}.sum", "sum"),
                      (f"{part.name}.squares", "sum")]
         elif isinstance(part, Quantile):
-            keys += [(part.name, "none"), (f"{part.name}.deviation", "none")]
+            keys.append((part.name, "none"))
+            if part.deviation:
+                keys.append((f"{part.name}.deviation", "none"))
         else:
             keys.append((part.name, "max" if isinstance(part, Maximum) else "sum"))
     return tuple(keys)

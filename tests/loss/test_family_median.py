@@ -338,3 +338,43 @@ def test_a_registered_quantile_metric_works_in_one_call() -> None:
 
         registry._functions.pop("q90_absolute_error_example", None)
         registry._records.pop("q90_absolute_error_example", None)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_the_deviation_is_computed_only_where_the_finalize_reads_it(library, monkeypatch) -> None:
+    """median_absolute_error's finalize reads its median only (``deviation=False``): no pinball
+    deviation is computed, nor in its layout; d2_absolute_error's reads the target's."""
+    if library == "dask":
+        pytest.importorskip("dask.array")
+    from mseplug.engine import moments
+
+    calls: list[float] = []
+    original = moments.pinball_deviation
+
+    def counted(xp, term, weight, centre, level):
+        calls.append(level)
+        return original(xp, term, weight, centre, level)
+
+    monkeypatch.setattr(moments, "pinball_deviation", counted)
+    y, p, w = _data(4, 9, 2, ties=False)
+    for name, deviations in (("median_absolute_error", []), ("d2_absolute_error", [0.5])):
+        spec = mseplug.get_loss(name).loss.statistics
+        keys = [key for key, _ in layout(spec)]
+        assert any(key.endswith(".deviation") for key in keys) == bool(deviations)
+        for options in ({}, {"sample_weight": w}):
+            calls.clear()
+            converted = {key: _as(library, value) for key, value in options.items()}
+            got = _numpy(mseplug.get_loss(name)(_as(library, y), _as(library, p), **converted,
+                                                multioutput="raw_values"))
+            np.testing.assert_allclose(got, _sklearn(name, y, p, **options,
+                                                     multioutput="raw_values"), rtol=1e-12)
+            assert calls == deviations, (name, options)
+
+
+def test_a_quantile_deviation_is_true_or_false() -> None:
+    term = lambda xp, t, p: t  # noqa: E731
+    assert Quantile("q", term).deviation
+    spec = Statistics((Quantile("q", term, 0.9, deviation=False),), lambda xp, stats: stats["q"])
+    assert layout(spec) == (("weight", "sum"), ("q", "none"))
+    with pytest.raises(TypeError, match="deviation must be True or False"):
+        Quantile("q", term, deviation=1)  # type: ignore[arg-type]

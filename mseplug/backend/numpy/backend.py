@@ -21,6 +21,7 @@ import numpy as np
 
 from mseplug._typing import Array, DType, Namespace
 from mseplug.backend.numpy import kernels, walk
+from mseplug.backend.numpy import median as _median
 from mseplug.backend.numpy import statistics as _statistics
 from mseplug.engine import moments
 from mseplug.engine import overflow as _overflow
@@ -225,12 +226,11 @@ class NumpyBackend(Backend):
         """Blocked, one read of the inputs, threaded for large ones (see
         :mod:`mseplug.backend.numpy.statistics`); empty inputs and quantiles take the generic
         definition, a median of unit weights by selection
-        (:func:`~mseplug.backend.numpy.statistics.median_by_selection`)."""
+        (:func:`~mseplug.backend.numpy.median.quantile_of`)."""
         spec = moments.spec_of(options)
         if _statistics.supported(spec, c):
             return _statistics.part_statistics(spec, c, keep)
-        return moments.part_statistics(c.xp, options, c, keep,
-                                       quantile_of=_statistics.median_by_selection)
+        return moments.part_statistics(c.xp, options, c, keep, quantile_of=_median.quantile_of)
 
     def grand_value(self, options: Options, c: Columns, params: tuple[Any, ...]
                     ) -> tuple[Any, Any]:

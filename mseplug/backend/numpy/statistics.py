@@ -37,7 +37,7 @@ from mseplug.backend.numpy import walk
 from mseplug.backend.numpy.kernels import dot
 from mseplug.engine.columns import Columns
 from mseplug.loss import builtin
-from mseplug.loss.statistics import Centred, Maximum, Statistics, decomposable, layout, quantile
+from mseplug.loss.statistics import Centred, Maximum, Statistics, decomposable, layout
 
 _FLOAT64 = np.dtype(np.float64)
 #: Elements of a block (its rows: this over the number of outputs): its float64 buffers stay in
@@ -266,27 +266,3 @@ def _flat_block(spec: Statistics, t: np.ndarray, p: np.ndarray, w: np.ndarray | 
         term = _term(part, t, p, term_buffer)
         out.append(float(np.add.reduce(term)) if w is None else dot(w, term))
     return out
-
-
-def median_by_selection(xp: Any, term: np.ndarray, weight: np.ndarray | None, level: float
-                        ) -> np.ndarray:
-    """:func:`mseplug.loss.statistics.quantile`, by selection where every weight is 1 and the
-    level is ½ (``numpy.median``'s partition, linear time, where the generic quantile sorts).
-
-    With unit weights the generic ranks are the middle one of an odd count, and the two
-    middle ones of an even count, averaged as ``(first + second) / 2``: the same values, so
-    the same median bit for bit (NaN where a column holds NaN). Weighted quantiles, other
-    levels and empty parts take the generic sort.
-    """
-    n = term.shape[0]
-    if weight is not None or level != 0.5 or n == 0:
-        return quantile(xp, term, np.ones_like(term) if weight is None else weight, level)
-    middle = n // 2
-    if n % 2:
-        selected = np.partition(term, middle, axis=0)
-        value = selected[middle].copy()
-    else:
-        selected = np.partition(term, (middle - 1, middle), axis=0)
-        value = (selected[middle - 1] + selected[middle]) / 2
-    missing = np.isnan(np.max(term, axis=0))  # max propagates NaN
-    return np.where(missing, np.nan, value)
