@@ -118,6 +118,15 @@ def assert_statistics(found: Any, expected: Any, want: tuple[Any, Any],
     representable (``want``: the exact sums); else not a finite number, and a warning said so
     when mseplug's own statistics overflowed (``ours_overflowed``; not when only the caller's sum
     of finite parts did)."""
+    S = np.abs(np.asarray(want[0], np.float64))
+    if np.any((S > 0) & (S < np.finfo(np.float64).tiny)):
+        # Plain float64 sums below the normal range keep only a few bits, and XLA flushes them
+        # to 0 (docs/conventions.md, "Subnormals"); the one call and the Accumulator, checked
+        # on the same case, scale the weights and keep every digit. A finite loss is still due.
+        found = np.asarray(to_numpy(found), np.float64).ravel()
+        assert np.all(np.isfinite(found) | np.isnan(np.asarray(expected, np.float64).ravel())), \
+            f"{what}: {found} from statistics below float64's normal range"
+        return
     if representable(*want):
         assert_close(found, expected, RTOL, what)
         assert_quiet(records, expected, what)
