@@ -374,8 +374,8 @@ def chunkings(draw: st.DrawFn, n: int) -> tuple[int, ...]:
 
 
 # -- an independent float64 reference of the sufficient statistics -------------------------------
-def reference_statistics(case: Case) -> tuple[np.ndarray, np.ndarray]:
-    """``S = Σ wᵢ eᵢ`` and ``W = Σ wᵢ`` per output over kept elements, by hand (tests/reference.py)."""
+def weighted_terms(case: Case) -> tuple[np.ndarray, np.ndarray]:
+    """``wᵢ eᵢ`` and ``wᵢ`` per element and output, 0 where dropped, by hand (tests/reference.py)."""
     from reference import definition
 
     spec = definition(case.loss)
@@ -388,7 +388,21 @@ def reference_statistics(case: Case) -> tuple[np.ndarray, np.ndarray]:
         if case.nan_policy == "omit":
             drop = np.isnan(t) | np.isnan(p)
             e, wk = np.where(drop, 0.0, e), np.where(drop, 0.0, wk)
-        return np.sum(wk * e, axis=0), np.sum(wk, axis=0)
+        return wk * e, wk
+
+
+def reference_statistics(case: Case) -> tuple[np.ndarray, np.ndarray]:
+    """``S = Σ wᵢ eᵢ`` and ``W = Σ wᵢ`` per output over kept elements, by hand (tests/reference.py)."""
+    products, weights = weighted_terms(case)
+    with np.errstate(all="ignore"):  # a sum beyond float64 is inf, as the contract's
+        return np.sum(products, axis=0), np.sum(weights, axis=0)
+
+
+def subnormal_products(case: Case) -> bool:
+    """Whether some ``wᵢ eᵢ`` is below float64's normal range (and not 0): plain sums of them,
+    as ``sufficient_statistics`` returns, keep few of its bits, and XLA flushes it to 0."""
+    products = np.abs(weighted_terms(case)[0])
+    return bool(np.any((products > 0) & (products < np.finfo(np.float64).tiny)))
 
 
 # -- anchors --------------------------------------------------------------------------------------
