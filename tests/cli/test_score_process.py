@@ -124,6 +124,12 @@ def test_a_closed_pipe_after_part_of_the_output_is_quiet(tmp_path: Path) -> None
 
 
 # -- 5. Ctrl-C -------------------------------------------------------------------------------------
+def _default_ctrl_c() -> None:
+    """In the child before it runs Python: SIGINT's default, which Python replaces with its
+    KeyboardInterrupt handler (it leaves an inherited "ignore" alone)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
 @pytest.mark.parametrize("sent", [b"", b"price\n1.5\n"], ids=["nothing", "a-header-then-nothing"])
 def test_ctrl_c_exits_130_without_a_traceback(tmp_path: Path, sent: bytes) -> None:
@@ -131,25 +137,30 @@ def test_ctrl_c_exits_130_without_a_traceback(tmp_path: Path, sent: bytes) -> No
     (tmp_path / "t.csv").write_text("price\n1\n2\n3\n")
     fifo = tmp_path / "p.csv"
     os.mkfifo(fifo)
-    child = subprocess.Popen([sys.executable, "-m", "mseplug", "score", str(tmp_path / "t.csv"),
-                              str(fifo), "--metric", "mse", "--no-progress"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    writer = None
-    deadline = time.monotonic() + 120
-    while writer is None:  # wait for the child to open the pipe (until then, opening fails)
+    # Ctrl-C's default action in the child, whatever the test's own process inherited: a
+    # command started in the background of a shell without job control (`make test &`) has
+    # SIGINT ignored, and so would every child it starts.
+    with subprocess.Popen([sys.executable, "-m", "mseplug", "score", str(tmp_path / "t.csv"),
+                           str(fifo), "--metric", "mse", "--no-progress"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=_default_ctrl_c) as child:  # its pipes closed on any exit
+        writer = None
+        deadline = time.monotonic() + 120
+        while writer is None:  # wait for the child to open the pipe (until then, opening fails)
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as error:
+                assert (error.errno == errno.ENXIO and time.monotonic() < deadline
+                        and child.poll() is None)
+                time.sleep(0.05)
         try:
-            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as error:
-            assert error.errno == errno.ENXIO and time.monotonic() < deadline and child.poll() is None
-            time.sleep(0.05)
-    try:
-        os.write(writer, sent)
-        time.sleep(0.5)  # the child now waits in a read
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=60)
-    finally:
-        os.close(writer)
-        child.kill()
+            os.write(writer, sent)
+            time.sleep(0.5)  # the child now waits in a read
+            child.send_signal(signal.SIGINT)
+            out, err = child.communicate(timeout=60)
+        finally:
+            os.close(writer)
+            child.kill()
     assert child.returncode == cli.EXIT_INTERRUPTED == 130, err
     assert "Traceback" not in err and err.count("\n") <= 1 and out == "", err
 
