@@ -124,10 +124,14 @@ def test_a_closed_pipe_after_part_of_the_output_is_quiet(tmp_path: Path) -> None
 
 
 # -- 5. Ctrl-C -------------------------------------------------------------------------------------
-def _default_ctrl_c() -> None:
-    """In the child before it runs Python: SIGINT's default, which Python replaces with its
-    KeyboardInterrupt handler (it leaves an inherited "ignore" alone)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+#: ``python -m mseplug`` with Ctrl-C raising KeyboardInterrupt, whatever the test's own process
+#: inherited: a command started in the background of a shell without job control (`make test &`)
+#: has SIGINT ignored, and Python keeps an inherited "ignore" (as would every child it starts).
+#: (Not ``preexec_fn``: it forks, and JAX, loaded by earlier tests, warns about forks.)
+PYTHON_M_WITH_CTRL_C = ("import runpy, signal, sys; "
+                        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                        "sys.argv[0] = 'mseplug'; "
+                        "runpy.run_module('mseplug', run_name='__main__', alter_sys=True)")
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
@@ -137,13 +141,10 @@ def test_ctrl_c_exits_130_without_a_traceback(tmp_path: Path, sent: bytes) -> No
     (tmp_path / "t.csv").write_text("price\n1\n2\n3\n")
     fifo = tmp_path / "p.csv"
     os.mkfifo(fifo)
-    # Ctrl-C's default action in the child, whatever the test's own process inherited: a
-    # command started in the background of a shell without job control (`make test &`) has
-    # SIGINT ignored, and so would every child it starts.
-    with subprocess.Popen([sys.executable, "-m", "mseplug", "score", str(tmp_path / "t.csv"),
-                           str(fifo), "--metric", "mse", "--no-progress"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          preexec_fn=_default_ctrl_c) as child:  # its pipes closed on any exit
+    with subprocess.Popen([sys.executable, "-c", PYTHON_M_WITH_CTRL_C, "score",
+                           str(tmp_path / "t.csv"), str(fifo), "--metric", "mse", "--no-progress"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as child:  # its pipes closed on any exit
         writer = None
         deadline = time.monotonic() + 120
         while writer is None:  # wait for the child to open the pipe (until then, opening fails)
