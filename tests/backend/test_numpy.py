@@ -150,17 +150,12 @@ def test_deviance_kernels_are_the_record_element_by_element(loss, params, dtype)
     assert ours.shape == (3_000, 3) and _same_bits(ours.reshape(-1), expected)
 
 
-@pytest.mark.parametrize("special", [False, True])
-@pytest.mark.parametrize(("loss", "params"), DEVIANCES)
-def test_deviance_kernels_total_the_generic_sum_bit_for_bit(loss, params, special, monkeypatch
-                                                            ) -> None:
-    """Over many blocks (and threads) the native kernel's total is the generic kernel's, the
-    record block by block, bit for bit: the same losses summed in the same pieces and order;
-    so are the weighted totals."""
-    record = mseplug.get_loss(loss).loss
-    native, generic = kernels.kernel_for(record), kernels.generic_kernel(record)
-    y, p = _deviance_data(loss, params, 3 * kernels.DEVIANCE_BLOCK + 1_234, 11, np.float64,
-                          special)
+def _native_totals_are_the_generic_ones(native: kernels.BlockKernel, generic: kernels.BlockKernel,
+                                        y: np.ndarray, p: np.ndarray, params: tuple[float, ...],
+                                        monkeypatch: pytest.MonkeyPatch) -> float:
+    """The native kernel's totals are the generic kernel's bit for bit: one block and several,
+    float64 and float32, weighted, and over threads (more than PARALLEL_MIN elements, the sum
+    still in order); returns the threaded total."""
     for n in (kernels.GENERIC_BLOCK + 1, kernels.DEVIANCE_BLOCK - 5, y.shape[0]):
         for dtype in (np.float64, np.float32):
             with np.errstate(all="ignore"):
@@ -181,6 +176,21 @@ def test_deviance_kernels_total_the_generic_sum_bit_for_bit(loss, params, specia
         ours = blocks.parallel_total(native, big_y, big_p, np.float64, params)
         theirs = blocks.parallel_total(generic, big_y, big_p, np.float64, params)
     assert ours == theirs or (math.isnan(ours) and math.isnan(theirs))
+    return ours
+
+
+@pytest.mark.parametrize("special", [False, True])
+@pytest.mark.parametrize(("loss", "params"), DEVIANCES)
+def test_deviance_kernels_total_the_generic_sum_bit_for_bit(loss, params, special, monkeypatch
+                                                            ) -> None:
+    """Over many blocks (and threads) the native kernel's total is the generic kernel's, the
+    record block by block, bit for bit: the same losses summed in the same pieces and order;
+    so are the weighted totals."""
+    record = mseplug.get_loss(loss).loss
+    native, generic = kernels.kernel_for(record), kernels.generic_kernel(record)
+    y, p = _deviance_data(loss, params, 3 * kernels.DEVIANCE_BLOCK + 1_234, 11, np.float64,
+                          special)
+    _native_totals_are_the_generic_ones(native, generic, y, p, params, monkeypatch)
 
 
 @pytest.mark.parametrize(("loss", "params"), [("poisson_deviance", {}), ("gamma_deviance", {}),
@@ -293,25 +303,7 @@ def test_relative_kernels_total_the_generic_sum_bit_for_bit(loss, params, specia
     record = mseplug.get_loss(loss).loss
     native, generic = kernels.kernel_for(record), kernels.generic_kernel(record)
     y, p = _relative_data(loss, 3 * kernels.DEVIANCE_BLOCK + 1_234, 11, np.float64, special)
-    for n in (kernels.GENERIC_BLOCK + 1, kernels.DEVIANCE_BLOCK - 5, y.shape[0]):
-        for dtype in (np.float64, np.float32):
-            with np.errstate(all="ignore"):
-                t, q = y[:n].astype(dtype), p[:n].astype(dtype)
-                ours = blocks.flat_total(native, t, q, dtype, params)
-                theirs = blocks.flat_total(generic, t, q, dtype, params)
-            assert ours == theirs or (math.isnan(ours) and math.isnan(theirs)), (n, dtype)
-    w = np.random.default_rng(2).uniform(0.0, 2.0, y.shape[0])
-    with np.errstate(all="ignore"):
-        ours_w = blocks.weighted_flat_totals(native, y, p, w, np.float64, params)
-        theirs_w = blocks.weighted_flat_totals(generic, y, p, w, np.float64, params)
-    assert _same_bits(ours_w[0], theirs_w[0]) and _same_bits(ours_w[1], theirs_w[1])
-    big_y = np.tile(y, blocks.PARALLEL_MIN // y.shape[0] + 1)
-    big_p = np.tile(p, blocks.PARALLEL_MIN // p.shape[0] + 1)
-    monkeypatch.setenv("MSEPLUG_NUM_THREADS", "2")
-    with np.errstate(all="ignore"):
-        ours = blocks.parallel_total(native, big_y, big_p, np.float64, params)
-        theirs = blocks.parallel_total(generic, big_y, big_p, np.float64, params)
-    assert ours == theirs or (math.isnan(ours) and math.isnan(theirs))
+    ours = _native_totals_are_the_generic_ones(native, generic, y, p, params, monkeypatch)
     assert math.isfinite(ours) != special  # (the special values make it inf or NaN)
 
 
