@@ -188,7 +188,8 @@ def dispatch(
     array of another backend (a JAX array with a torch prediction, say) is
     handed over as NumPy by the backend that owns it.
     """
-    pred_owner, true_owner = backend_of(y_pred), backend_of(y_true)
+    pred_owner = backend_of(y_pred)
+    true_owner = pred_owner if type(y_true) is type(y_pred) else backend_of(y_true)
     if backend is not None:
         chosen = backend_by_name(backend)
     else:

@@ -174,9 +174,10 @@ def finalize_grand(xp: Namespace, options: Options, statistic: Array, output_sha
                    root: Root) -> Array:
     """The loss value from one grand statistic over every element (the outputs share one
     weight: see ``needs_columns``): its root for RMSE, in the outputs' shape for
-    ``"raw_values"`` (then there is one output)."""
+    ``"raw_values"`` (then there is one output; a scalar already has the empty shape, so
+    the fast paths, which pass it, skip the look at ``multioutput``)."""
     value = root(xp, statistic) if options.loss.root else statistic
-    return xp.reshape(value, output_shape) if options.raw else value
+    return xp.reshape(value, output_shape) if output_shape and options.raw else value
 
 
 def root_gradient_factor(xp: Namespace, mean: Array) -> Array:

@@ -58,7 +58,7 @@ def test_a_few_elements_in_python_floats_equal_numpys_sums_bit_for_bit(n, dtype)
     rng = np.random.default_rng(n)
     for kernel in (kernels.SQUARED, kernels.ABSOLUTE, kernels.HUBER):
         a, b = rng.standard_normal(n).astype(dtype), (3 * rng.standard_normal(n)).astype(dtype)
-        assert blocks.small_total(kernel.scalar, a, b, (0.7,)) == \
+        assert blocks.flat_total(kernel, a, b, a.dtype, (0.7,)) == \
             blocks._single_block_total(kernel, a, b, (0.7,))
     values = rng.standard_normal(n * 8)
     assert blocks.pairwise_sum(values.tolist()) == float(np.add.reduce(values))

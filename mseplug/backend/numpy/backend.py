@@ -255,7 +255,7 @@ class NumpyBackend(Backend):
             return None
         dtype = y_pred.dtype
         n = y_pred.size
-        if not (y_true.dtype == dtype and y_pred.ndim == 1 and y_true.ndim == 1
+        if not (y_true.dtype is dtype and y_pred.ndim == 1 and y_true.ndim == 1
                 and y_true.size == n and n):
             return None
         work = _WORK.get(dtype) or _work_dtype(dtype)
@@ -273,10 +273,11 @@ class NumpyBackend(Backend):
             if not (_inside(least_true, bounds.get("y_true"))
                     and _inside(least_pred, bounds.get("y_pred"))):
                 return None  # outside (the engine says where) or NaN (the engine's to take)
-        statistic, _ = _grand(options, total, n)
+        statistic = total / n if options.reduction == "mean" else total  # (_grand's, inline)
         value = finalize_grand(kernels.NAMESPACE, options, statistic, (), self.sqrt)
         if abs(value) <= (_LARGEST_FLOAT64 if dtype is _FLOAT64 else _largest(dtype)):
-            return np.asarray(value, dtype=dtype)  # the common case: it fits the dtype
+            # the common case: it fits the dtype (a scalar's 0-d array: half np.asarray's cost)
+            return dtype.type(value).__array__()
         value = _in_dtype(value, dtype)  # inf or NaN: from finite inputs?
         _warn_if_overflowed(value, y_true, y_pred)
         return value

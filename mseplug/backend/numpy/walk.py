@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mseplug.backend.numpy.kernels import BlockKernel, Params, Scalar, dot
+from mseplug.backend.numpy.kernels import BlockKernel, Params, dot
 
 #: Inputs with at most this many elements are summed in Python floats (see ``kernels``).
 SMALL = 16
@@ -101,8 +101,9 @@ def pairwise_sum(values: list[float]) -> float:
     if n < 16:  # one unrolled block of eight, then the rest in order (no copy of the eight)
         total = ((values[0] + values[1]) + (values[2] + values[3])) + (
             (values[4] + values[5]) + (values[6] + values[7]))
-        for value in values[8:]:
-            total += value
+        if n > 8:  # (no empty slice for eight)
+            for value in values[8:]:
+                total += value
         return total
     r = values[:8]
     whole = n - n % 8
@@ -113,11 +114,6 @@ def pairwise_sum(values: list[float]) -> float:
     for value in values[whole:]:
         total += value
     return total
-
-
-def small_total(scalar: Scalar, y_true: Any, y_pred: Any, params: Params) -> float:
-    """``Σ e(y_pred - y_true)`` over 1-D float arrays of at most :data:`SMALL` elements."""
-    return pairwise_sum(scalar(y_true.tolist(), y_pred.tolist(), params))
 
 
 # -- one long input ------------------------------------------------------------------------------
@@ -138,7 +134,8 @@ def flat_total(kernel: BlockKernel, y_true: Any, y_pred: Any, dtype: Any, params
     """
     n = y_pred.shape[0]
     if n <= SMALL and kernel.scalar is not None and y_pred.dtype.kind == "f":
-        return small_total(kernel.scalar, y_true, y_pred, params)
+        # a few elements: Python floats, summed in NumPy's order (no array temporaries)
+        return pairwise_sum(kernel.scalar(y_true.tolist(), y_pred.tolist(), params))
     if n <= BLOCK:
         return _single_block_total(kernel, y_true, y_pred, params)
     if kernel.float64:
