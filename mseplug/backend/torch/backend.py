@@ -38,6 +38,7 @@ import torch
 from mseplug._typing import Array, DType, Namespace
 from mseplug.backend.torch import kernels as K
 from mseplug.backend.torch.fused import FUSED_MIN, fused_loss
+from mseplug.backend.torch.kernels import functorch_wrapped, is_compiling
 from mseplug.engine import overflow as _overflow
 from mseplug.engine import validation as v
 from mseplug.engine.backend import Backend, plain_options
@@ -276,14 +277,14 @@ class TorchBackend(Backend):
         Costs one read of a CPU scalar; skipped on accelerators (it would be a
         device sync), while compiling and under ``torch.func``, where inf stays silent.
         """
-        if (
-            value.is_cpu  # so not meta: K.host_checks_possible's other two conditions
-            and not K.is_compiling()
-            and not K.functorch_wrapped(value)
-            and (math.isinf(value.item()) if value.ndim == 0 else bool(torch.isinf(value).any()))
-            and not bool(torch.isinf(y_true).any())
-            and not bool(torch.isinf(y_pred).any())
-        ):
+        if not value.is_cpu or is_compiling() or functorch_wrapped(value):
+            return value  # (not meta either: K.host_checks_possible's other two conditions)
+        if value.ndim == 0:
+            if not math.isinf(value.item()):
+                return value  # the common case: one read of a CPU scalar
+        elif not bool(torch.isinf(value).any()):
+            return value
+        if not (bool(torch.isinf(y_true).any()) or bool(torch.isinf(y_pred).any())):
             _overflow.warn(value.dtype)
         return value
 
@@ -347,13 +348,14 @@ def _plain(y_true: Any, y_pred: Any) -> bool:
     """The tensors the unweighted fast path takes: two of one shape (at most 2-D, so the
     engine's ``(n, K)`` columns are views of them), dtype (float32/64) and device, not empty.
     Nothing there needs a check."""
+    if not (isinstance(y_pred, Tensor) and isinstance(y_true, Tensor)):
+        return False
+    dtype = y_pred.dtype  # (each attribute of a tensor costs a call: read once)
     return (
-        isinstance(y_pred, Tensor)
-        and isinstance(y_true, Tensor)
+        dtype in K.NATIVE_DTYPES
+        and y_true.dtype is dtype
         and y_pred.ndim <= 2
         and y_true.shape == y_pred.shape
-        and y_true.dtype is y_pred.dtype
-        and y_pred.dtype in K.NATIVE_DTYPES
         and ((y_true.is_cpu and y_pred.is_cpu) or y_true.device == y_pred.device)
         and y_pred.numel() > 0
     )
