@@ -270,7 +270,8 @@ def lean_update(acc: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> bool:
         isinstance(y_pred, Tensor) and isinstance(y_true, Tensor)
         and y_pred.ndim == 1 and y_true.shape == y_pred.shape
         and y_true.dtype is y_pred.dtype and y_pred.dtype in K.NATIVE_DTYPES
-        and y_true.device == y_pred.device and y_pred.shape[0]
+        and ((y_true.is_cpu and y_pred.is_cpu) or y_true.device == y_pred.device)
+        and y_pred.shape[0]
         and options.nan_policy != "omit" and options.loss.domain is None
         and isinstance(options.multioutput, str)
         and acc.output_shape in (None, ())
@@ -316,7 +317,8 @@ def lean_update(acc: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> bool:
     if narrow(options, y_pred.dtype):
         if (isinstance(exponent, int) and exponent == 0
                 and isinstance(acc.exponent, int) and acc.exponent == 0
-                and isinstance(state, Tensor) and state.device == total.device
+                and isinstance(state, Tensor)
+                and ((state.is_cpu and total.is_cpu) or state.device == total.device)
                 and (acc._deferred is None or not acc._deferred.watch)):
             # The common step: both in the weights' own units, nothing to watch.
             acc.total = state + total
