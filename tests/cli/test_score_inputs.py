@@ -60,6 +60,16 @@ def test_a_csv_without_header_scores_every_row(tmp_path: Path, capsys) -> None:
     assert code == 0 and "(3 rows, column '1' (no header line in t.csv, p.csv)" in out
 
 
+def test_files_of_rows_without_outputs_are_an_error_naming_the_shape(tmp_path: Path, capsys
+                                                                      ) -> None:
+    """Arrays of shape (n, 0) have no value to score: exit 2 with one line naming the shape,
+    not a ZeroDivisionError (as for the loss functions and the Accumulator)."""
+    np.save(tmp_path / "t.npy", np.zeros((5, 0)))
+    np.save(tmp_path / "p.npy", np.zeros((5, 0)))
+    err = error_of(capsys, tmp_path / "t.npy", tmp_path / "p.npy", "--metric", "mse,rmse")
+    assert "no outputs (shape (5, 0))" in err and "Error" not in err
+
+
 def test_np_savetxt_one_column(tmp_path: Path, capsys, rng) -> None:
     truth, pred = rng.normal(size=1000), rng.normal(size=1000)
     np.savetxt(tmp_path / "t.csv", truth)  # '%.18e', one value per line, no header
