@@ -2,9 +2,10 @@
 
 The records (:mod:`mseplug.loss.builtin`) write each deviance for every
 Array API namespace as a choice of arrays: the series that keeps the digits
-where ``ŷ`` is close to ``y`` is evaluated on every element (16 terms, about
-30 operations) and chosen by ``where``. Here a block computes the direct form
-on every element and the series only on the elements that take it (a boolean
+where ``ŷ`` is close to ``y`` is evaluated on every element (17 operations for
+``x - log1p(x)``'s, about 30 for Tweedie's) and chosen by ``where``. Here a
+block computes the direct form on every element and the series only on the
+elements that take it (a boolean
 mask's indices, gathered and scattered back), in buffers each thread reuses from
 block to block (:mod:`~mseplug.backend.numpy.pairs`): the losses a kernel returns
 are valid until the thread's next call.
@@ -31,7 +32,7 @@ import numpy as np
 from mseplug.backend.numpy.pairs import Params, block_kernel, buffer, record
 from mseplug.loss import builtin
 
-#: Coefficients of ``x - log1p(x)``'s series, highest first (the record's).
+#: Coefficients of ``x - log1p(x)``'s series in ``u²``, highest first (the record's).
 _SERIES = builtin._SERIES
 _SERIES_BELOW = builtin._SERIES_BELOW
 _TWEEDIE_BELOW = builtin._TWEEDIE_SERIES_BELOW
@@ -79,10 +80,10 @@ def _horner(s: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
 
 def _x_minus_log1p(x: np.ndarray, out: np.ndarray, scratch: np.ndarray, small: np.ndarray
                    ) -> np.ndarray:
-    """``builtin.x_minus_log1p`` of finite ``x`` into ``out``: ``(s·s)·series(s)`` where
-    ``|x| < 0.1``, ``x - log1p(x)`` elsewhere."""
+    """``builtin.x_minus_log1p`` of finite ``x`` into ``out``: its series in ``u = x / (2 + x)``
+    where ``|x| < 0.1`` (:func:`_x_minus_log1p_series`), ``x - log1p(x)`` elsewhere."""
     np.less(np.abs(x, out=scratch), _SERIES_BELOW, out=small)
-    return _two_forms(small, x, _direct_x_minus_log1p, _SERIES, out, scratch)
+    return _two_forms(small, x, _direct_x_minus_log1p, _x_minus_log1p_series, out, scratch)
 
 
 def _direct_x_minus_log1p(x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -90,12 +91,27 @@ def _direct_x_minus_log1p(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.subtract(x, out, out=out)
 
 
+def _x_minus_log1p_series(s: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The record's ``s u - (u w) S(w)``, ``u = s / (2 + s)``, ``w = u u``, ``S`` the Horner of
+    :data:`_SERIES` in ``w``, in the record's operations (``out`` of ``s``'s size)."""
+    n = s.shape[0]
+    u = np.add(s, 2, out=buffer("u", n, s.dtype))
+    np.divide(s, u, out=u)
+    w = np.multiply(u, u, out=buffer("w", n, s.dtype))
+    series = _horner(w, _SERIES)
+    np.multiply(u, w, out=w)
+    w *= series
+    np.multiply(s, u, out=out)
+    out -= w
+    return out
+
+
 def _two_forms(small: np.ndarray, x: np.ndarray,
                direct: Callable[[np.ndarray, np.ndarray], np.ndarray],
-               coefficients: tuple[float, ...], out: np.ndarray, scratch: np.ndarray
-               ) -> np.ndarray:
-    """``out = (s·s)·series(s)`` where ``small`` (``s`` the elements of ``x`` there, the series
-    :func:`_horner` of ``coefficients``), ``direct(x)`` elsewhere.
+               series: Callable[[np.ndarray, np.ndarray], np.ndarray],
+               out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """``out = series(x)`` where ``small``, ``direct(x)`` elsewhere (each ``form(x, out)``
+    writes the form of ``x`` into ``out``, of ``x``'s size, and returns it).
 
     Each form is computed on the whole block when most elements take it, else on the
     elements that take it alone (gathered and scattered by index: boolean indexing costs
@@ -108,9 +124,7 @@ def _two_forms(small: np.ndarray, x: np.ndarray,
     where = small.nonzero()[0]  # (flatnonzero's ravel costs more than it does here)
     count = where.shape[0]
     if count > _WHOLE_SERIES * n:
-        series = _horner(x, coefficients)
-        np.multiply(x, x, out=out)
-        out *= series
+        series(x, out)
         _direct_where(np.logical_not(small, out=small), x, direct, out)
         return out
     if 2 * count <= n:
@@ -119,10 +133,7 @@ def _two_forms(small: np.ndarray, x: np.ndarray,
         _direct_where(np.logical_not(small, out=small), x, direct, out)
     if count:
         s = x.take(where, out=buffer("s", count, x.dtype))
-        series = _horner(s, coefficients)
-        square = np.multiply(s, s, out=buffer("square", count, x.dtype))
-        square *= series
-        out[where] = square
+        out[where] = series(s, buffer("square", count, x.dtype))
     return out
 
 
@@ -250,8 +261,14 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
         out -= _expm1_over(a, L, spare)
         return out
 
-    h = _two_forms(small, L, direct, _tweedie_series(power), buffer("h", n, dtype),
-                   scratch)
+    coefficients = _tweedie_series(power)
+
+    def series(s: np.ndarray, out: np.ndarray) -> np.ndarray:  # the record's (s·s)·series(s)
+        np.multiply(s, s, out=out)
+        out *= _horner(s, coefficients)
+        return out
+
+    h = _two_forms(small, L, direct, series, buffer("h", n, dtype), scratch)
     out = buffer("out", n, dtype)
     np.copyto(out, t)
     out **= b  # ndarray's power (sqrt at b = 0.5...), as the record's t ** b
