@@ -199,14 +199,8 @@ def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarra
 # -- Tweedie ---------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=64)
 def _tweedie_series(power: float) -> tuple[float, ...]:
-    """The record's coefficients ``(bᵏ⁻¹ - aᵏ⁻¹) / k!`` for k = 17 down to 2 (its Horner order)."""
-    a, b = 1 - power, 2 - power
-    factorial = 1.0
-    coefficients = []
-    for k in range(2, 18):
-        factorial *= k
-        coefficients.append((b ** (k - 1) - a ** (k - 1)) / factorial)
-    return tuple(reversed(coefficients))
+    """The record's coefficients ``(bᵏ⁻¹ - aᵏ⁻¹) / k!``, k = 12 down to 2 (its Horner order)."""
+    return tuple(builtin._tweedie_coefficients(1 - power, 2 - power))
 
 
 def _expm1_over(c: float, L: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -249,6 +243,31 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
     np.log1p(L, out=L)
     if not _finite_sum(L):  # ŷ = inf (the record's limit), NaN, overflow: the record
         return record(builtin.tweedie_deviance, y, p, params)
+    if power == 1.5:  # the record's h = 8 sinh(L/4)², on every element
+        h = np.multiply(L, 0.25, out=buffer("h", n, dtype))
+        np.sinh(h, out=h)
+        h *= h
+        h *= 8
+    else:
+        h = _tweedie_h(L, a, b, power, scratch, small)
+    out = buffer("out", n, dtype)
+    np.copyto(out, t)
+    out **= b  # ndarray's power (sqrt at b = 0.5...), as the record's t ** b
+    out *= 2
+    out *= h
+    if edge is not None:
+        # 2 (ŷᵇ / b - linear), linear = 0 at y = 0, else y ŷᵃ / a (a and b 1 where they are 0)
+        ys, ps = y.take(edge), p.take(edge)
+        linear = np.where(ys == 0, dtype.type(0), ys * ps ** a / (a + (a == 0) * 1.0))
+        out[edge] = 2 * (ps ** b / (b + (b == 0) * 1.0) - linear)
+    return out
+
+
+def _tweedie_h(L: np.ndarray, a: float, b: float, power: float, scratch: np.ndarray,
+               small: np.ndarray) -> np.ndarray:
+    """The record's ``h(L)`` of finite ``L`` (``buffer("h")``): its series where
+    ``|L| (|a| + |b|) < 0.2``, ``expm1(bL)/b - expm1(aL)/a`` elsewhere."""
+    n, dtype = L.shape[0], L.dtype
     np.abs(L, out=scratch)
     scale = abs(a) + abs(b)
     if scale != 1:  # (1 for every power in [1, 2]: x·1 is x)
@@ -268,15 +287,4 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
         out *= _horner(s, coefficients)
         return out
 
-    h = _two_forms(small, L, direct, series, buffer("h", n, dtype), scratch)
-    out = buffer("out", n, dtype)
-    np.copyto(out, t)
-    out **= b  # ndarray's power (sqrt at b = 0.5...), as the record's t ** b
-    out *= 2
-    out *= h
-    if edge is not None:
-        # 2 (ŷᵇ / b - linear), linear = 0 at y = 0, else y ŷᵃ / a (a and b 1 where they are 0)
-        ys, ps = y.take(edge), p.take(edge)
-        linear = np.where(ys == 0, dtype.type(0), ys * ps ** a / (a + (a == 0) * 1.0))
-        out[edge] = 2 * (ps ** b / (b + (b == 0) * 1.0) - linear)
-    return out
+    return _two_forms(small, L, direct, series, buffer("h", n, dtype), scratch)
