@@ -78,11 +78,21 @@ def _horner(s: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
     return series
 
 
-def _x_minus_log1p(x: np.ndarray, out: np.ndarray, scratch: np.ndarray, small: np.ndarray
-                   ) -> np.ndarray:
+def _finite_magnitude(x: np.ndarray, magnitude: np.ndarray) -> bool:
+    """``|x|`` into ``magnitude``, and whether every element is finite (the largest ``|x|``
+    is finite, not NaN): one pass besides the ``|x|`` the kernel needs anyway."""
+    np.abs(x, out=magnitude)
+    return bool(np.maximum.reduce(magnitude) < math.inf)
+
+
+def _x_minus_log1p(x: np.ndarray, out: np.ndarray, scratch: np.ndarray, small: np.ndarray,
+                   magnitude: bool = False) -> np.ndarray:
     """``builtin.x_minus_log1p`` of finite ``x`` into ``out``: its series in ``u = x / (2 + x)``
-    where ``|x| < 0.1`` (:func:`_x_minus_log1p_series`), ``x - log1p(x)`` elsewhere."""
-    np.less(np.abs(x, out=scratch), _SERIES_BELOW, out=small)
+    where ``|x| < 0.1`` (:func:`_x_minus_log1p_series`), ``x - log1p(x)`` elsewhere.
+    ``scratch`` holds ``|x|`` already when ``magnitude`` (:func:`_finite_magnitude`)."""
+    if not magnitude:
+        np.abs(x, out=scratch)
+    np.less(scratch, _SERIES_BELOW, out=small)
     return _two_forms(small, x, _direct_x_minus_log1p, _x_minus_log1p_series, out, scratch)
 
 
@@ -170,10 +180,10 @@ def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
         t, zero = _stand_in(t, np.equal(t, 0, out=buffer("zero", n, np.bool_)))
     np.subtract(p, t, out=x)
     x /= t
-    if not _finite_sum(x) or not np.minimum.reduce(x) > -1:
+    if not _finite_magnitude(x, scratch) or not np.minimum.reduce(x) > -1:
         # NaN or inf (an infinite or overflowing ratio), or ŷ below y·2⁻⁵³: the record
         return record(builtin.poisson_deviance, y, p, params)
-    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small)
+    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small, magnitude=True)
     out *= t
     if zero is not None:
         out[zero] = p.take(zero)
@@ -189,9 +199,9 @@ def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarra
     x, scratch, small = _ratio_buffers(n, dtype)
     np.subtract(t, p, out=x)
     x /= p
-    if not _finite_sum(x):  # an infinite prediction (the record's other form), NaN, overflow
+    if not _finite_magnitude(x, scratch):  # ŷ = inf (the record's other form), NaN, overflow
         return record(builtin.gamma_deviance, t, p, params)
-    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small)
+    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small, magnitude=True)
     out *= 2
     return out
 
