@@ -132,8 +132,9 @@ _SERIES_BELOW = 0.1
 
 
 def x_minus_log1p(xp: Namespace, x: Array) -> Array:
-    """``g(x) = x - log(1 + x)`` for ``x > -1``: about ``x²/2`` near 0, exact to rounding there
-    too, where the direct difference of two numbers near ``x`` would cancel.
+    """``g(x) = x - log(1 + x)`` for ``x > -1``: about ``x²/2`` near 0, and accurate to a few
+    units in the last place there too, where the direct difference of two numbers near ``x``
+    would cancel.
 
     For ``|x| < 0.1`` (:data:`_SERIES_BELOW`) it is taken through ``u = x / (2 + x)``: there
     ``log1p(x) = 2 atanh(u)`` and ``x - 2u = x u``, so
@@ -241,8 +242,7 @@ _TWEEDIE_SERIES_BELOW = 0.2
 def _tweedie_coefficients(a: Any, b: Any) -> list[Any]:
     """``(bᵏ⁻¹ - aᵏ⁻¹) / k!`` for k in :data:`_TWEEDIE_TERMS` (highest first: Horner's order);
     ``a`` and ``b`` numbers, maybe traced."""
-    factorials = {k: float(math.factorial(k)) for k in _TWEEDIE_TERMS}
-    return [(b ** (k - 1) - a ** (k - 1)) / factorials[k] for k in _TWEEDIE_TERMS]
+    return [(b ** (k - 1) - a ** (k - 1)) / float(math.factorial(k)) for k in _TWEEDIE_TERMS]
 
 
 def _expm1_over(xp: Namespace, c: Any, L: Array) -> Array:
@@ -264,7 +264,7 @@ def tweedie_deviance(xp: Namespace, y_true: Array, y_pred: Array, power: float) 
     (``ŷ`` close to ``y``), so the deviance is exact to rounding there too, as Poisson's and
     Gamma's are. At power 1.5 given as a number (``a = -b = -1/2``), ``h`` is
     ``4 (cosh(L/2) - 1) = 8 sinh(L/4)²``, which cancels nowhere: that form on every element,
-    no series (a traced power takes the general form, equal to rounding). For ``y <= 0``
+    no series (a traced power takes the general form: the same value to rounding). For ``y <= 0``
     (powers below 2) no term cancels: the direct form. The power may be a traced JAX value:
     every branch is a choice of arrays (with harmless values where a branch is not taken: no
     warning).
