@@ -141,8 +141,9 @@ def x_minus_log1p(xp: Namespace, x: Array) -> Array:
 
     ``g(x) = x u - u³ S(u²)``, ``S(w) = 2/3 + 2w/5 + 2w²/7 + ... + 2w⁵/13`` (:data:`_SERIES`),
 
-    two terms of which the second is at most ``|u|/3`` of the first (no cancellation), and a
-    series in ``u² < 0.0028`` whose first omitted term, ``2u¹⁵/15``, is below 2e-18 of ``g``.
+    two terms of which the second is about ``|u|/3`` of the first, under 2 % (no
+    cancellation), and a series in ``u² < 0.0028`` whose first omitted term, ``2u¹⁵/15``, is
+    below 2e-18 of ``g``.
     Elsewhere the direct form; ``inf`` at ``x = inf``.
     """
     small = xp.abs(x) < _SERIES_BELOW
