@@ -2,12 +2,14 @@
 
 The records (:mod:`mseplug.loss.builtin`) write each deviance for every
 Array API namespace as a choice of arrays: the series that keeps the digits
-where ``ŷ`` is close to ``y`` is evaluated on every element (16 terms, about
-30 operations) and chosen by ``where``. Here a block computes the direct form
-on every element and the series only on the elements that take it (a boolean
-mask's indices, gathered and scattered back), in buffers each thread reuses from
-block to block (:mod:`~mseplug.backend.numpy.pairs`): the losses a kernel returns
-are valid until the thread's next call.
+where ``ŷ`` is close to ``y`` is evaluated on every element (17 operations for
+``x - log1p(x)``'s, about 23 for Tweedie's) and chosen by ``where``. Here a
+block computes the direct form on every element and the series only on the
+elements that take it (a boolean mask's indices, gathered and scattered back),
+in buffers each thread reuses from block to block
+(:mod:`~mseplug.backend.numpy.pairs`): the losses a kernel returns are valid
+until the thread's next call. Tweedie's at power 1.5 has one form that cancels
+nowhere, ``8 sinh(L/4)²``, on every element: no series, no mask.
 
 Each element goes through the record's operations in the record's order, so
 its loss is the record's bit for bit; blocks the kernels do not take apart
@@ -31,7 +33,7 @@ import numpy as np
 from mseplug.backend.numpy.pairs import Params, block_kernel, buffer, record
 from mseplug.loss import builtin
 
-#: Coefficients of ``x - log1p(x)``'s series, highest first (the record's).
+#: Coefficients of ``x - log1p(x)``'s series in ``u²``, highest first (the record's).
 _SERIES = builtin._SERIES
 _SERIES_BELOW = builtin._SERIES_BELOW
 _TWEEDIE_BELOW = builtin._TWEEDIE_SERIES_BELOW
@@ -77,12 +79,22 @@ def _horner(s: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
     return series
 
 
-def _x_minus_log1p(x: np.ndarray, out: np.ndarray, scratch: np.ndarray, small: np.ndarray
-                   ) -> np.ndarray:
-    """``builtin.x_minus_log1p`` of finite ``x`` into ``out``: ``(s·s)·series(s)`` where
-    ``|x| < 0.1``, ``x - log1p(x)`` elsewhere."""
-    np.less(np.abs(x, out=scratch), _SERIES_BELOW, out=small)
-    return _two_forms(small, x, _direct_x_minus_log1p, _SERIES, out, scratch)
+def _finite_magnitude(x: np.ndarray, magnitude: np.ndarray) -> bool:
+    """``|x|`` into ``magnitude``, and whether every element is finite (the largest ``|x|``
+    is finite, not NaN): one pass besides the ``|x|`` the kernel needs anyway."""
+    np.abs(x, out=magnitude)
+    return bool(np.maximum.reduce(magnitude) < math.inf)
+
+
+def _x_minus_log1p(x: np.ndarray, out: np.ndarray, scratch: np.ndarray, small: np.ndarray,
+                   magnitude: bool = False) -> np.ndarray:
+    """``builtin.x_minus_log1p`` of finite ``x`` into ``out``: its series in ``u = x / (2 + x)``
+    where ``|x| < 0.1`` (:func:`_x_minus_log1p_series`), ``x - log1p(x)`` elsewhere.
+    ``scratch`` holds ``|x|`` already when ``magnitude`` (:func:`_finite_magnitude`)."""
+    if not magnitude:
+        np.abs(x, out=scratch)
+    np.less(scratch, _SERIES_BELOW, out=small)
+    return _two_forms(small, x, _direct_x_minus_log1p, _x_minus_log1p_series, out, scratch)
 
 
 def _direct_x_minus_log1p(x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -90,12 +102,27 @@ def _direct_x_minus_log1p(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.subtract(x, out, out=out)
 
 
+def _x_minus_log1p_series(s: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The record's ``s u - (u w) S(w)``, ``u = s / (2 + s)``, ``w = u u``, ``S`` the Horner of
+    :data:`_SERIES` in ``w``, in the record's operations (``out`` of ``s``'s size)."""
+    n = s.shape[0]
+    u = np.add(s, 2, out=buffer("u", n, s.dtype))
+    np.divide(s, u, out=u)
+    w = np.multiply(u, u, out=buffer("w", n, s.dtype))
+    series = _horner(w, _SERIES)
+    np.multiply(u, w, out=w)
+    w *= series
+    np.multiply(s, u, out=out)
+    out -= w
+    return out
+
+
 def _two_forms(small: np.ndarray, x: np.ndarray,
                direct: Callable[[np.ndarray, np.ndarray], np.ndarray],
-               coefficients: tuple[float, ...], out: np.ndarray, scratch: np.ndarray
-               ) -> np.ndarray:
-    """``out = (s·s)·series(s)`` where ``small`` (``s`` the elements of ``x`` there, the series
-    :func:`_horner` of ``coefficients``), ``direct(x)`` elsewhere.
+               series: Callable[[np.ndarray, np.ndarray], np.ndarray],
+               out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """``out = series(x)`` where ``small``, ``direct(x)`` elsewhere (each ``form(x, out)``
+    writes the form of ``x`` into ``out``, of ``x``'s size, and returns it).
 
     Each form is computed on the whole block when most elements take it, else on the
     elements that take it alone (gathered and scattered by index: boolean indexing costs
@@ -108,9 +135,7 @@ def _two_forms(small: np.ndarray, x: np.ndarray,
     where = small.nonzero()[0]  # (flatnonzero's ravel costs more than it does here)
     count = where.shape[0]
     if count > _WHOLE_SERIES * n:
-        series = _horner(x, coefficients)
-        np.multiply(x, x, out=out)
-        out *= series
+        series(x, out)
         _direct_where(np.logical_not(small, out=small), x, direct, out)
         return out
     if 2 * count <= n:
@@ -119,10 +144,7 @@ def _two_forms(small: np.ndarray, x: np.ndarray,
         _direct_where(np.logical_not(small, out=small), x, direct, out)
     if count:
         s = x.take(where, out=buffer("s", count, x.dtype))
-        series = _horner(s, coefficients)
-        square = np.multiply(s, s, out=buffer("square", count, x.dtype))
-        square *= series
-        out[where] = square
+        out[where] = series(s, buffer("square", count, x.dtype))
     return out
 
 
@@ -159,10 +181,10 @@ def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
         t, zero = _stand_in(t, np.equal(t, 0, out=buffer("zero", n, np.bool_)))
     np.subtract(p, t, out=x)
     x /= t
-    if not _finite_sum(x) or not np.minimum.reduce(x) > -1:
+    if not _finite_magnitude(x, scratch) or not np.minimum.reduce(x) > -1:
         # NaN or inf (an infinite or overflowing ratio), or ŷ below y·2⁻⁵³: the record
         return record(builtin.poisson_deviance, y, p, params)
-    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small)
+    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small, magnitude=True)
     out *= t
     if zero is not None:
         out[zero] = p.take(zero)
@@ -178,9 +200,9 @@ def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarra
     x, scratch, small = _ratio_buffers(n, dtype)
     np.subtract(t, p, out=x)
     x /= p
-    if not _finite_sum(x):  # an infinite prediction (the record's other form), NaN, overflow
+    if not _finite_magnitude(x, scratch):  # ŷ = inf (the record's other form), NaN, overflow
         return record(builtin.gamma_deviance, t, p, params)
-    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small)
+    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small, magnitude=True)
     out *= 2
     return out
 
@@ -188,14 +210,8 @@ def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarra
 # -- Tweedie ---------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=64)
 def _tweedie_series(power: float) -> tuple[float, ...]:
-    """The record's coefficients ``(bᵏ⁻¹ - aᵏ⁻¹) / k!`` for k = 17 down to 2 (its Horner order)."""
-    a, b = 1 - power, 2 - power
-    factorial = 1.0
-    coefficients = []
-    for k in range(2, 18):
-        factorial *= k
-        coefficients.append((b ** (k - 1) - a ** (k - 1)) / factorial)
-    return tuple(reversed(coefficients))
+    """The record's coefficients ``(bᵏ⁻¹ - aᵏ⁻¹) / k!``, k = 12 down to 2 (its Horner order)."""
+    return tuple(builtin._tweedie_coefficients(1 - power, 2 - power))
 
 
 def _expm1_over(c: float, L: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -238,6 +254,31 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
     np.log1p(L, out=L)
     if not _finite_sum(L):  # ŷ = inf (the record's limit), NaN, overflow: the record
         return record(builtin.tweedie_deviance, y, p, params)
+    if power == 1.5:  # the record's h = 8 sinh(L/4)², on every element
+        h = np.multiply(L, 0.25, out=buffer("h", n, dtype))
+        np.sinh(h, out=h)
+        h *= h
+        h *= 8
+    else:
+        h = _tweedie_h(L, a, b, power, scratch, small)
+    out = buffer("out", n, dtype)
+    np.copyto(out, t)
+    out **= b  # ndarray's power (sqrt at b = 0.5...), as the record's t ** b
+    out *= 2
+    out *= h
+    if edge is not None:
+        # 2 (ŷᵇ / b - linear), linear = 0 at y = 0, else y ŷᵃ / a (a and b 1 where they are 0)
+        ys, ps = y.take(edge), p.take(edge)
+        linear = np.where(ys == 0, dtype.type(0), ys * ps ** a / (a + (a == 0) * 1.0))
+        out[edge] = 2 * (ps ** b / (b + (b == 0) * 1.0) - linear)
+    return out
+
+
+def _tweedie_h(L: np.ndarray, a: float, b: float, power: float, scratch: np.ndarray,
+               small: np.ndarray) -> np.ndarray:
+    """The record's ``h(L)`` of finite ``L`` (``buffer("h")``): its series where
+    ``|L| (|a| + |b|) < 0.2``, ``expm1(bL)/b - expm1(aL)/a`` elsewhere."""
+    n, dtype = L.shape[0], L.dtype
     np.abs(L, out=scratch)
     scale = abs(a) + abs(b)
     if scale != 1:  # (1 for every power in [1, 2]: x·1 is x)
@@ -250,16 +291,11 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
         out -= _expm1_over(a, L, spare)
         return out
 
-    h = _two_forms(small, L, direct, _tweedie_series(power), buffer("h", n, dtype),
-                   scratch)
-    out = buffer("out", n, dtype)
-    np.copyto(out, t)
-    out **= b  # ndarray's power (sqrt at b = 0.5...), as the record's t ** b
-    out *= 2
-    out *= h
-    if edge is not None:
-        # 2 (ŷᵇ / b - linear), linear = 0 at y = 0, else y ŷᵃ / a (a and b 1 where they are 0)
-        ys, ps = y.take(edge), p.take(edge)
-        linear = np.where(ys == 0, dtype.type(0), ys * ps ** a / (a + (a == 0) * 1.0))
-        out[edge] = 2 * (ps ** b / (b + (b == 0) * 1.0) - linear)
-    return out
+    coefficients = _tweedie_series(power)
+
+    def series(s: np.ndarray, out: np.ndarray) -> np.ndarray:  # the record's (s·s)·series(s)
+        np.multiply(s, s, out=out)
+        out *= _horner(s, coefficients)
+        return out
+
+    return _two_forms(small, L, direct, series, buffer("h", n, dtype), scratch)
