@@ -276,7 +276,7 @@ class NumpyBackend(Backend):
         statistic = total / n if options.reduction == "mean" else total  # (_grand's, inline)
         value = finalize_grand(kernels.NAMESPACE, options, statistic, (), self.sqrt)
         if abs(value) <= (_LARGEST_FLOAT64 if dtype is _FLOAT64 else _largest(dtype)):
-            # the common case: it fits the dtype (a scalar's 0-d array: half np.asarray's cost)
+            # the common case: it fits the dtype (a scalar's 0-d array, cheaper than np.asarray)
             return dtype.type(value).__array__()
         value = _in_dtype(value, dtype)  # inf or NaN: from finite inputs?
         _warn_if_overflowed(value, y_true, y_pred)

@@ -48,11 +48,6 @@ def _ratio_buffers(n: int, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return buffer("x", n, dtype), buffer("scratch", n, dtype), buffer("small", n, np.bool_)
 
 
-def _finite_sum(x: np.ndarray) -> bool:
-    """Whether every element is finite (a finite sum has no inf and no NaN): one fast pass."""
-    return math.isfinite(float(np.add.reduce(x)))
-
-
 def _horner(s: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
     """``c₀`` then ``c + s·series`` for each later ``c``: the record's loop, in place.
 
@@ -81,18 +76,16 @@ def _horner(s: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
 
 def _finite_magnitude(x: np.ndarray, magnitude: np.ndarray) -> bool:
     """``|x|`` into ``magnitude``, and whether every element is finite (the largest ``|x|``
-    is finite, not NaN): one pass besides the ``|x|`` the kernel needs anyway."""
+    is finite, not NaN): one pass besides the ``|x|`` the kernels' series masks need."""
     np.abs(x, out=magnitude)
     return bool(np.maximum.reduce(magnitude) < math.inf)
 
 
-def _x_minus_log1p(x: np.ndarray, out: np.ndarray, scratch: np.ndarray, small: np.ndarray,
-                   magnitude: bool = False) -> np.ndarray:
+def _x_minus_log1p(x: np.ndarray, out: np.ndarray, scratch: np.ndarray, small: np.ndarray
+                   ) -> np.ndarray:
     """``builtin.x_minus_log1p`` of finite ``x`` into ``out``: its series in ``u = x / (2 + x)``
     where ``|x| < 0.1`` (:func:`_x_minus_log1p_series`), ``x - log1p(x)`` elsewhere.
-    ``scratch`` holds ``|x|`` already when ``magnitude`` (:func:`_finite_magnitude`)."""
-    if not magnitude:
-        np.abs(x, out=scratch)
+    ``scratch`` holds ``|x|`` (:func:`_finite_magnitude`) and may be overwritten."""
     np.less(scratch, _SERIES_BELOW, out=small)
     return _two_forms(small, x, _direct_x_minus_log1p, _x_minus_log1p_series, out, scratch)
 
@@ -184,7 +177,7 @@ def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
     if not _finite_magnitude(x, scratch) or not np.minimum.reduce(x) > -1:
         # NaN or inf (an infinite or overflowing ratio), or ŷ below y·2⁻⁵³: the record
         return record(builtin.poisson_deviance, y, p, params)
-    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small, magnitude=True)
+    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small)
     out *= t
     if zero is not None:
         out[zero] = p.take(zero)
@@ -202,7 +195,7 @@ def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarra
     x /= p
     if not _finite_magnitude(x, scratch):  # ŷ = inf (the record's other form), NaN, overflow
         return record(builtin.gamma_deviance, t, p, params)
-    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small, magnitude=True)
+    out = _x_minus_log1p(x, buffer("out", n, dtype), scratch, small)
     out *= 2
     return out
 
@@ -252,7 +245,7 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
     np.subtract(p, t, out=L)
     L /= t
     np.log1p(L, out=L)
-    if not _finite_sum(L):  # ŷ = inf (the record's limit), NaN, overflow: the record
+    if not _finite_magnitude(L, scratch):  # ŷ = inf (the record's limit), NaN, overflow
         return record(builtin.tweedie_deviance, y, p, params)
     if power == 1.5:  # the record's h = 8 sinh(L/4)², on every element
         h = np.multiply(L, 0.25, out=buffer("h", n, dtype))
@@ -277,9 +270,9 @@ def tweedie(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
 def _tweedie_h(L: np.ndarray, a: float, b: float, power: float, scratch: np.ndarray,
                small: np.ndarray) -> np.ndarray:
     """The record's ``h(L)`` of finite ``L`` (``buffer("h")``): its series where
-    ``|L| (|a| + |b|) < 0.2``, ``expm1(bL)/b - expm1(aL)/a`` elsewhere."""
+    ``|L| (|a| + |b|) < 0.2``, ``expm1(bL)/b - expm1(aL)/a`` elsewhere. ``scratch`` holds
+    ``|L|`` (:func:`_finite_magnitude`) and may be overwritten."""
     n, dtype = L.shape[0], L.dtype
-    np.abs(L, out=scratch)
     scale = abs(a) + abs(b)
     if scale != 1:  # (1 for every power in [1, 2]: x·1 is x)
         scratch *= scale
