@@ -139,11 +139,13 @@ def x_minus_log1p(xp: Namespace, x: Array) -> Array:
     For ``|x| < 0.1`` (:data:`_SERIES_BELOW`) it is taken through ``u = x / (2 + x)``: there
     ``log1p(x) = 2 atanh(u)`` and ``x - 2u = x u``, so
 
-    ``g(x) = x u - u³ S(u²)``, ``S(w) = 2/3 + 2w/5 + 2w²/7 + ... + 2w⁵/13`` (:data:`_SERIES`),
+    ``g(x) = x u - u³ S(u²) = u (x - w S(w))``, ``w = u²``,
+    ``S(w) = 2/3 + 2w/5 + 2w²/7 + ... + 2w⁵/13`` (:data:`_SERIES`):
 
-    two terms of which the second is about ``|u|/3`` of the first, under 2 % (no
-    cancellation), and a series in ``u² < 0.0028`` whose first omitted term, ``2u¹⁵/15``, is
-    below 2e-18 of ``g``.
+    ``w S(w)`` is about ``|x|/6`` of ``x``, under 2 % (no cancellation), and the series in
+    ``w < 0.0028`` has a first omitted term, ``2w⁶/15``, below 2e-18 of ``g``. Within 2 units
+    in the last place of ``g`` (against 40-digit arithmetic), where the direct form just
+    above 0.1 is within 8.
     Elsewhere the direct form; ``inf`` at ``x = inf``.
     """
     small = xp.abs(x) < _SERIES_BELOW
@@ -155,7 +157,7 @@ def x_minus_log1p(xp: Namespace, x: Array) -> Array:
         series = coefficient + w * series
     far = xp.where(small, xp.ones_like(x), x)
     direct = xp.where(far == float("inf"), far, far - xp.log1p(far))  # inf - log1p(inf): inf
-    return xp.where(small, s * u - (u * w) * series, direct)
+    return xp.where(small, u * (s - w * series), direct)
 
 
 def poisson_deviance(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
