@@ -156,7 +156,7 @@ def _native_totals_are_the_generic_ones(native: kernels.BlockKernel, generic: ke
     """The native kernel's totals are the generic kernel's bit for bit: one block and several,
     float64 and float32, weighted, and over threads (more than PARALLEL_MIN elements, the sum
     still in order); returns the threaded total."""
-    for n in (kernels.GENERIC_BLOCK + 1, kernels.DEVIANCE_BLOCK - 5, y.shape[0]):
+    for n in (kernels.GENERIC_BLOCK + 1, kernels.PIECED_BLOCK - 5, y.shape[0]):
         for dtype in (np.float64, np.float32):
             with np.errstate(all="ignore"):
                 t, q = y[:n].astype(dtype), p[:n].astype(dtype)
@@ -188,7 +188,7 @@ def test_deviance_kernels_total_the_generic_sum_bit_for_bit(loss, params, specia
     so are the weighted totals."""
     record = mseplug.get_loss(loss).loss
     native, generic = kernels.kernel_for(record), kernels.generic_kernel(record)
-    y, p = _deviance_data(loss, params, 3 * kernels.DEVIANCE_BLOCK + 1_234, 11, np.float64,
+    y, p = _deviance_data(loss, params, 3 * kernels.PIECED_BLOCK + 1_234, 11, np.float64,
                           special)
     _native_totals_are_the_generic_ones(native, generic, y, p, params, monkeypatch)
 
@@ -208,7 +208,7 @@ def test_the_fast_path_checks_a_domain_from_the_blocks_least_values(loss, params
     options = make_options(function.loss, params=params)
     backend = mseplug.get_backend(np.ones(3))
     rng = np.random.default_rng(4)
-    for n in (100, kernels.DEVIANCE_BLOCK - 3, 3 * kernels.DEVIANCE_BLOCK + 5):
+    for n in (100, kernels.PIECED_BLOCK - 3, 3 * kernels.PIECED_BLOCK + 5):
         y = rng.uniform(0.5, 5.0, n)
         p = y * rng.uniform(0.7, 1.3, n)
         if loss != "gamma_deviance" and params.get("power", 1.0) < 2:
@@ -302,7 +302,7 @@ def test_relative_kernels_total_the_generic_sum_bit_for_bit(loss, params, specia
     bit, weighted too; and a call's value is the engine's (the generic path)."""
     record = mseplug.get_loss(loss).loss
     native, generic = kernels.kernel_for(record), kernels.generic_kernel(record)
-    y, p = _relative_data(loss, 3 * kernels.DEVIANCE_BLOCK + 1_234, 11, np.float64, special)
+    y, p = _relative_data(loss, 3 * kernels.PIECED_BLOCK + 1_234, 11, np.float64, special)
     ours = _native_totals_are_the_generic_ones(native, generic, y, p, params, monkeypatch)
     assert math.isfinite(ours) != special  # (the special values make it inf or NaN)
 
@@ -317,7 +317,7 @@ def test_relative_calls_are_the_engines_value_bit_for_bit(loss) -> None:
     function = mseplug.get_loss(loss)
     options = make_options(function.loss, params={})
     backend = mseplug.get_backend(np.ones(3))
-    for n in (50, 5 * kernels.DEVIANCE_BLOCK + 3):
+    for n in (50, 5 * kernels.PIECED_BLOCK + 3):
         y, p = _relative_data(loss, n, n, np.float64, False)
         fast = backend.fast_value(options, y, p, None)
         assert isinstance(fast, np.ndarray)
@@ -341,6 +341,45 @@ def test_relative_kernels_are_the_record_on_any_floats(data) -> None:
         expected = np.asarray(record.pointwise(kernels.NAMESPACE, y, p, params))
     ours = kernels.kernel_for(record).pair(y, p, dtype, params)
     assert _same_bits(ours, expected)
+
+
+# -- the pinball loss's native kernel -----------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("alpha", [0.5, 0.1, 0.9, 1.0, np.float64(0.3)])
+def test_pinball_kernel_is_the_record_element_by_element(alpha, dtype) -> None:
+    """max(-α·r, (1 - α)·r) in place gives each element the record's loss bit for bit: NaN,
+    infinities and signed zeros too, rows of several outputs, and a NumPy α (not a weak scalar:
+    the record's own function, whose float32 residuals become float64)."""
+    rng = np.random.default_rng(8)
+    r = (rng.standard_normal(5_000) * np.exp(rng.normal(0, 5, 5_000))).astype(dtype)
+    r[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, np.finfo(dtype).max]
+    params = (alpha,)
+    with np.errstate(all="ignore"):
+        expected = np.asarray(builtin.pinball(kernels.NAMESPACE, r, alpha))
+        ours = kernels.PINBALL.block_losses(r.copy(), params)
+        rows = kernels.PINBALL.block_losses(r.reshape(-1, 2).copy(), params)
+    assert _same_bits(ours, expected) and _same_bits(rows.reshape(-1), expected)
+    assert ours.dtype == (np.float64 if type(alpha) is not float else dtype)
+    assert kernels.kernel_for(mseplug.get_loss("pinball").loss) is kernels.PINBALL
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.9])
+def test_pinball_kernel_totals_the_generic_sum_bit_for_bit(alpha, monkeypatch) -> None:
+    """Blocks of PIECED_BLOCK summed in GENERIC_BLOCK pieces: the generic kernel's total bit for
+    bit (one block, several, float32, weighted, over threads), and a call's value is it."""
+    record = mseplug.get_loss("pinball").loss
+    rng = np.random.default_rng(13)
+    n = 3 * kernels.PIECED_BLOCK + 1_234
+    y = rng.standard_normal(n)
+    p = y + rng.standard_normal(n) * np.exp(rng.normal(0.0, 3.0, n))
+    total = _native_totals_are_the_generic_ones(kernels.PINBALL, kernels.generic_kernel(record),
+                                                y, p, (alpha,), monkeypatch)
+    copies = blocks.PARALLEL_MIN // n + 1  # (the threaded total's input: the data tiled)
+    exact = math.fsum(builtin.pinball(np, np.tile(p - y, copies), alpha).tolist())
+    assert total == pytest.approx(exact, rel=1e-13)
+    value = float(mseplug.pinball(y, p, alpha=alpha))
+    generic = blocks.flat_total(kernels.generic_kernel(record), y, p, np.float64, (alpha,)) / n
+    assert value == generic
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -60,19 +60,18 @@ def block_sum(kernel: BlockKernel, t: np.ndarray, p: np.ndarray, out: np.ndarray
               spare: np.ndarray | None, dtype: Any, params: Params) -> float:
     """``Σ`` of one block's losses, as a float (its pieces' sums added in order)."""
     if kernel.piece:
-        return in_order(piece_sums(kernel, t, p, dtype, params))
+        return in_order(piece_sums(kernel, t, p, out, dtype, params))
     if kernel.pair is not None:
         return float(np.add.reduce(kernel.pair(t, p, dtype, params), dtype=np.float64))
     d = residual(t, p, out, dtype)
     return kernel.block_sum(d, d if spare is None else spare, params)
 
 
-def piece_sums(kernel: BlockKernel, t: np.ndarray, p: np.ndarray, dtype: Any, params: Params
-               ) -> list[float]:
-    """The sums of each ``kernel.piece`` elements of one block's losses (a pair kernel), each
-    NumPy's pairwise sum in float64, as a block of that size alone would have it."""
-    assert kernel.pair is not None
-    losses = kernel.pair(t, p, dtype, params)
+def piece_sums(kernel: BlockKernel, t: np.ndarray, p: np.ndarray, out: np.ndarray | None,
+               dtype: Any, params: Params) -> list[float]:
+    """The sums of each ``kernel.piece`` elements of one block's losses, each NumPy's pairwise
+    sum in float64, as a block of that size alone would have it."""
+    losses = block_losses(kernel, t, p, out, dtype, params)
     piece = kernel.piece
     whole = losses.shape[0] // piece * piece
     sums = np.add.reduce(losses[:whole].reshape(-1, piece), axis=1, dtype=np.float64).tolist()
@@ -226,7 +225,8 @@ def _take_blocks(kernel: BlockKernel, a: Any, b: Any, n: int, dtype: Any, params
             if least is not None:
                 least[index] = (_least(a[start:stop]), _least(b[start:stop]))
             if kernel.piece:
-                sums[index] = piece_sums(kernel, a[start:stop], b[start:stop], dtype, params)
+                sums[index] = piece_sums(kernel, a[start:stop], b[start:stop],
+                                         buffer[: stop - start], dtype, params)
                 continue
             sums[index] = block_sum(kernel, a[start:stop], b[start:stop], buffer[: stop - start],
                                     spare[: stop - start], dtype, params)
