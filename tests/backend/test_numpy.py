@@ -389,9 +389,10 @@ def test_x_minus_log1p_is_the_records_whatever_the_share_of_its_series(share, dt
     series of the whole block (nearly all do): the record's ``x - log1p(x)`` bit for bit."""
     rng = np.random.default_rng(int(10 * share))
     n = 10_000
-    x = np.where(rng.random(n) < share, rng.uniform(-0.1, 0.1, n),
-                 rng.choice([-1.0, 1.0], n) * rng.uniform(0.1, 1e3, n)).clip(-0.999, None)
-    x[:4] = [0.0, -0.0, 1e30, -0.1] if share < 1 else [0.0, -0.0, 1e-30, 0.0999]
+    below = deviances._SERIES_BELOW  # (the switch itself takes the direct form)
+    x = np.where(rng.random(n) < share, rng.uniform(-below, below, n),
+                 rng.choice([-1.0, 1.0], n) * rng.uniform(below, 1e3, n)).clip(-0.999, None)
+    x[:4] = [0.0, -0.0, 1e30, -below] if share < 1 else [0.0, -0.0, 1e-30, 0.999 * below]
     x = x.astype(dtype)
     small = np.abs(x) < deviances._SERIES_BELOW
     assert np.count_nonzero(small) == pytest.approx(share * n, abs=0.02 * n)
