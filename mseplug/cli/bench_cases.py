@@ -119,8 +119,9 @@ GOAL = {goal.key: goal for goal in GOALS}
 #: The parameters a family row times its loss at (else the defaults): Tweedie's compound
 #: Poisson-Gamma power, not its default 0 (which is the MSE).
 FAMILY_PARAMS: dict[str, dict[str, float]] = {"tweedie_deviance": {"power": 1.5}}
-#: Repeats of a family row (scikit-learn takes 0.1-1 s per call at 10⁷ elements).
-FAMILY_REPEAT = 3
+#: Repeats of a family row (scikit-learn takes 0.1-3 s per call at 10⁷ elements): enough for
+#: a median that one disturbed timing on a shared machine does not move.
+FAMILY_REPEAT = 7
 #: The largest relative difference of a family row's two values (float64).
 FAMILY_RTOL = 1e-12
 
