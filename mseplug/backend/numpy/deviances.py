@@ -84,11 +84,20 @@ def _finite_magnitude(x: np.ndarray, magnitude: np.ndarray) -> bool:
 def _x_minus_log1p(x: np.ndarray, out: np.ndarray, scratch: np.ndarray, small: np.ndarray
                    ) -> np.ndarray:
     """``builtin.x_minus_log1p`` of ``x`` into ``out``: its series in ``u = x / (2 + x)``
-    where ``|x| < 0.1`` (:func:`_x_minus_log1p_series`), ``x - log1p(x)`` elsewhere (NaN or
-    inf where ``x`` is NaN, infinite or at most -1: the record's is then another form).
-    ``scratch`` holds ``|x|`` and may be overwritten, or be ``out``."""
+    where ``|x| <`` :data:`_SERIES_BELOW` (:func:`_x_minus_log1p_series`), ``x - log1p(x)``
+    elsewhere (NaN or inf where ``x`` is NaN, infinite or at most -1: the record's is then
+    another form). ``scratch`` holds ``|x|`` and may be overwritten, or be ``out``."""
     np.less(scratch, _SERIES_BELOW, out=small)
     return _two_forms(small, x, _direct_x_minus_log1p, _x_minus_log1p_series, out, scratch)
+
+
+def _finite_g(x: np.ndarray, scratch: np.ndarray, small: np.ndarray) -> np.ndarray | None:
+    """``builtin.x_minus_log1p`` of a block's ratios into ``scratch``, or ``None`` where the
+    record takes another form somewhere: every such ratio (NaN, ``±inf``, at most -1) makes
+    its ``g`` NaN or inf, so one check after ``g`` is the only one (Poisson's and Gamma's)."""
+    np.abs(x, out=scratch)
+    g = _x_minus_log1p(x, scratch, scratch, small)  # (|x| is read once, for the mask)
+    return g if np.maximum.reduce(g) < math.inf else None  # (NaN is not below inf)
 
 
 def _direct_x_minus_log1p(x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -173,13 +182,11 @@ def poisson(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndar
     ``g``: anything else makes some ``g`` NaN or inf (``x = ±inf`` or NaN where ``y`` is 0, NaN
     or inf; ``log1p`` of ``x <= -1``), and the block is taken again by :func:`_poisson_edges`.
     """
-    n = t.shape[0]
-    x, scratch, small = _ratio_buffers(n, dtype)
+    x, scratch, small = _ratio_buffers(t.shape[0], dtype)
     np.subtract(p, t, out=x)
     x /= t
-    np.abs(x, out=scratch)
-    out = _x_minus_log1p(x, scratch, scratch, small)  # (|x| is read once, for the mask)
-    if not np.maximum.reduce(out) < math.inf:  # (NaN is not below inf)
+    out = _finite_g(x, scratch, small)
+    if out is None:
         return _poisson_edges(t, p, dtype, params)
     out *= t
     out *= 2
@@ -209,14 +216,15 @@ def _poisson_edges(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> 
 # -- Gamma -----------------------------------------------------------------------------------
 @block_kernel
 def gamma(t: np.ndarray, p: np.ndarray, dtype: Any, params: Params) -> np.ndarray:
-    """``builtin.gamma_deviance`` of one block: ``2 g((y - ŷ) / ŷ)``."""
-    n = t.shape[0]
-    x, scratch, small = _ratio_buffers(n, dtype)
+    """``builtin.gamma_deviance`` of one block: ``2 g((y - ŷ) / ŷ)``; the record's own function
+    where a ratio is NaN, infinite (``ŷ = inf`` is the record's other form, or an overflow) or
+    at most -1 (``y <= 0``, outside the domain)."""
+    x, scratch, small = _ratio_buffers(t.shape[0], dtype)
     np.subtract(t, p, out=x)
     x /= p
-    if not _finite_magnitude(x, scratch):  # ŷ = inf (the record's other form), NaN, overflow
+    out = _finite_g(x, scratch, small)
+    if out is None:
         return record(builtin.gamma_deviance, t, p, params)
-    out = _x_minus_log1p(x, scratch, scratch, small)  # (|x| is read once, for the mask)
     out *= 2
     return out
 

@@ -148,8 +148,13 @@ def _pinball_losses(d: np.ndarray, params: Params) -> np.ndarray:
     return np.maximum(under, d, out=d)
 
 
-def _pinball_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
-    return float(np.add.reduce(_pinball_losses(d, params), dtype=np.float64))
+def _summed(block_losses: Callable[[np.ndarray, Params], np.ndarray]
+            ) -> Callable[[np.ndarray, np.ndarray, Params], float]:
+    """The ``block_sum`` of a kernel that forms its losses: their pairwise sum in float64."""
+    def block_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
+        return float(np.add.reduce(block_losses(d, params), dtype=np.float64))
+
+    return block_sum
 
 
 SQUARED = BlockKernel(_squared_sum, _squared_losses, scalar=_squared_scalar)
@@ -183,7 +188,7 @@ def _pair_kernel(pair: Callable[[np.ndarray, np.ndarray, Any, Params], np.ndarra
 
 #: The pinball loss's three operations in place, in large blocks summed as
 #: :func:`generic_kernel`'s (its record's function block by block, bit for bit).
-PINBALL = BlockKernel(_pinball_sum, _pinball_losses, block=PIECED_BLOCK, piece=GENERIC_BLOCK)
+PINBALL = BlockKernel(_summed(_pinball_losses), _pinball_losses, block=PIECED_BLOCK, piece=GENERIC_BLOCK)
 
 
 #: The NumPy backend's native kernels, by the elementwise function of the loss they compute
@@ -214,10 +219,7 @@ def generic_kernel(loss: Loss) -> BlockKernel:
     def block_losses(d: np.ndarray, params: Params) -> np.ndarray:
         return np.asarray(loss.of_residual(xp, d, params))
 
-    def block_sum(d: np.ndarray, spare: np.ndarray, params: Params) -> float:
-        return float(np.add.reduce(block_losses(d, params), dtype=np.float64))
-
-    return BlockKernel(block_sum, block_losses, block=GENERIC_BLOCK)
+    return BlockKernel(_summed(block_losses), block_losses, block=GENERIC_BLOCK)
 
 
 def kernel_for(loss: Loss) -> BlockKernel:
